@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what the tests need (Debian's Python packages for interop
+# tests, PostgreSQL for the BT backend), builds once, runs the tests, and prints one closing line
+# "N passed, N failed[, N skipped]". Exit code 0 only when nothing failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+have_py_module() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
+have_py_module numpy || need_pkgs+=(python3-numpy)
+have_py_module lz4 || need_pkgs+=(python3-lz4)
+have_py_module h5py || need_pkgs+=(python3-h5py)
+have_py_module fasteners || need_pkgs+=(python3-fasteners)
+have_py_module snappy || need_pkgs+=(python3-snappy)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: ${need_pkgs[*]}" >&2
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null 2>&1 \
+      || echo "warning: apt-get install failed for ${need_pkgs[*]}" >&2
+  else
+    echo "warning: missing ${need_pkgs[*]} and cannot apt-get install them" >&2
+  fi
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+: "${SYCONN_FUZZ_SECONDS:=20}"
+export SYCONN_FUZZ_SECONDS
+
+build_log=$(mktemp)
+if ! dotnet build SyConn.Backend.slnx -c Release -nologo -v q >"$build_log" 2>&1; then
+  tail -n 60 "$build_log"
+  echo "build failed" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+results="TestResults"
+rm -rf "$results"
+dotnet test SyConn.Backend.slnx -c Release --no-build --nologo \
+  --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
+  --results-directory "$results" 2>&1 | grep -vE '^\s+Passed |^\s*$' | tail -n 200
+test_rc=${PIPESTATUS[0]}
+
+passed=0 failed=0 skipped=0
+shopt -s nullglob
+trx_files=("$results"/*.trx "$results"/*/*.trx)
+for trx in "${trx_files[@]}"; do
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  get() { echo "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  p=$(get passed); f=$(get failed); e=$(get error); t=$(get timeout); ne=$(get notExecuted); ab=$(get aborted)
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0} + ${t:-0} + ${ab:-0}))
+  skipped=$((skipped + ${ne:-0}))
+done
+if [ ${#trx_files[@]} -eq 0 ] || { [ "$test_rc" != 0 ] && [ "$failed" = 0 ]; }; then
+  echo "test run did not complete (exit $test_rc)" >&2
+  failed=$((failed + 1))
+fi
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" = 0 ]

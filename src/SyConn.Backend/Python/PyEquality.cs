@@ -1,0 +1,140 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using SyConn.Backend.Arrays;
+
+namespace SyConn.Backend.Python;
+
+/// <summary>
+/// Python's <c>==</c> and <c>hash()</c> on the value model: numbers compare by value across
+/// bool, int, float, complex and numpy scalars; bytes and bytearray by content; tuples, lists and
+/// dicts element-wise; sets regardless of order; ndarrays by dtype, shape and content.
+/// </summary>
+public static class PyEquality
+{
+    /// <summary>An equality comparer with Python's dict-key semantics (thread-safe, stateless).</summary>
+    public static readonly IEqualityComparer<object> Comparer = new KeyComparer();
+
+    /// <summary>Python's <c>a == b</c> (ndarrays: whole-array equality).</summary>
+    public static bool AreEqual(object? a, object? b) => AreEqual(a, b, 0);
+
+    private static bool AreEqual(object? a, object? b, int depth)
+    {
+        if (ReferenceEquals(a, b)) return true;
+        a ??= PyNone.Value;
+        b ??= PyNone.Value;
+        if (depth > 1000) throw new InvalidOperationException("structure too deep to compare");
+        if (a is NpScalar sa && sa.DType.Kind != 'V') a = sa.ToObject();
+        if (b is NpScalar sb && sb.DType.Kind != 'V') b = sb.ToObject();
+        if (IsNumber(a) && IsNumber(b)) return NumbersEqual(a, b);
+        switch (a)
+        {
+            case string s: return b is string t && string.Equals(s, t, StringComparison.Ordinal);
+            case PyNone: return b is PyNone;
+            case PyBytes ba: return BytesOf(b) is { } bb && ba.Data.Span.SequenceEqual(bb.Span);
+            case PyByteArray bra: return BytesOf(b) is { } bb2 && bra.Data.Span.SequenceEqual(bb2.Span);
+            case PyTuple ta:
+                if (b is not PyTuple tb || ta.Count != tb.Count) return false;
+                for (int i = 0; i < ta.Count; i++) if (!AreEqual(ta[i], tb[i], depth + 1)) return false;
+                return true;
+            case PyList la:
+                if (b is not PyList lb || la.Count != lb.Count) return false;
+                for (int i = 0; i < la.Count; i++) if (!AreEqual(la[i], lb[i], depth + 1)) return false;
+                return true;
+            case PyDict da:
+                if (b is not PyDict db || da.Count != db.Count) return false;
+                foreach (var kv in da)
+                    if (!db.TryGetValue(kv.Key, out var v) || !AreEqual(kv.Value, v, depth + 1)) return false;
+                return true;
+            case PySet seta:
+                return b is PySet setb && seta.SetEquals(setb);
+            case NdArray na: return b is NdArray nb && na.Equals(nb);
+            case DType dta: return b is DType dtb && dta.Equals(dtb);
+            default: return a.Equals(b);
+        }
+    }
+
+    private static ReadOnlyMemory<byte>? BytesOf(object o) => o switch
+    {
+        PyBytes b => b.Data,
+        PyByteArray ba => (ReadOnlyMemory<byte>)ba.Data,
+        _ => null,
+    };
+
+    private static bool IsNumber(object o) => o is bool or long or int or ulong or BigInteger or double or float or Complex;
+
+    private static bool NumbersEqual(object a, object b)
+    {
+        if (PyInt.TryGetBigInteger(a, out var ia) && PyInt.TryGetBigInteger(b, out var ib)) return ia == ib;
+        var ca = ToComplex(a);
+        var cb = ToComplex(b);
+        if (ca.Imaginary != cb.Imaginary) return false;
+        // Exact comparison of an integer with a float, as Python does.
+        if (PyInt.TryGetBigInteger(a, out ia)) return IntEqualsFloat(ia, cb.Real);
+        if (PyInt.TryGetBigInteger(b, out ib)) return IntEqualsFloat(ib, ca.Real);
+        return ca.Real == cb.Real;
+    }
+
+    private static bool IntEqualsFloat(BigInteger i, double d) =>
+        !double.IsNaN(d) && !double.IsInfinity(d) && Math.Truncate(d) == d && new BigInteger(d) == i;
+
+    private static Complex ToComplex(object o) => o switch
+    {
+        Complex c => c,
+        double d => d,
+        float f => f,
+        _ => PyInt.TryGetBigInteger(o, out var b) ? (double)b : double.NaN,
+    };
+
+    private sealed class KeyComparer : IEqualityComparer<object>
+    {
+        public new bool Equals(object? x, object? y) => AreEqual(x, y);
+
+        public int GetHashCode(object obj) => Hash(obj, 0);
+
+        private static int Hash(object? obj, int depth)
+        {
+            if (depth > 100) return 0;
+            switch (obj)
+            {
+                case null or PyNone: return 0x5a5a;
+                case long l: return l.GetHashCode();
+                case string s: return string.GetHashCode(s, StringComparison.Ordinal);
+                case bool b: return (b ? 1L : 0L).GetHashCode();
+                case int i: return ((long)i).GetHashCode();
+                case BigInteger bi: return bi >= long.MinValue && bi <= long.MaxValue ? ((long)bi).GetHashCode() : bi.GetHashCode();
+                case ulong u: return u <= long.MaxValue ? ((long)u).GetHashCode() : new BigInteger(u).GetHashCode();
+                case double d: return HashFloat(d);
+                case float f: return HashFloat(f);
+                case Complex c: return c.Imaginary == 0 ? HashFloat(c.Real) : c.GetHashCode();
+                case NpScalar s: return s.DType.Kind == 'V' ? s.Raw.Length : Hash(s.ToObject(), depth + 1);
+                case PyBytes pb: return pb.GetHashCode();
+                case PyTuple t:
+                {
+                    var h = new HashCode();
+                    h.Add(t.Count);
+                    foreach (var item in t) h.Add(Hash(item, depth + 1));
+                    return h.ToHashCode();
+                }
+                case PySet set:
+                {
+                    int h = set.Count;
+                    foreach (var item in set) h ^= Hash(item, depth + 1);
+                    return h;
+                }
+                case DType dt: return dt.GetHashCode();
+                default: return RuntimeHelpers.GetHashCode(obj);
+            }
+        }
+
+        private static int HashFloat(double d)
+        {
+            if (Math.Truncate(d) == d && !double.IsInfinity(d))
+            {
+                if (d >= -9.2233720368547758E18 && d < 9.2233720368547758E18) return ((long)d).GetHashCode();
+                var bi = new BigInteger(d);
+                return bi.GetHashCode();
+            }
+            return d.GetHashCode();
+        }
+    }
+}
