@@ -27,6 +27,8 @@ public static class Cli
     private static IEnumerable<Command> Commands()
     {
         yield return DumpCommand.Create();
+        yield return StoreCommands.Get();
+        yield return StoreCommands.Keys();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>

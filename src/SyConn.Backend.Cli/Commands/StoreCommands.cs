@@ -1,0 +1,139 @@
+using System.CommandLine;
+using System.Text.Json;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+
+namespace SyConn.Backend.Cli.Commands;
+
+/// <summary><c>get</c> and <c>keys</c>: read one entry, or list the keys, of any store.</summary>
+public static class StoreCommands
+{
+    internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    internal static Option<string?> AsOption() => new("--as") { Description = "Store class (AttributeDict, CompressedStorage, MeshStorage, SkeletonStorage, VoxelStorageL, VoxelStorageClass, VoxelStorageDyn, VoxelStorageLazyLoading, BinarySearchStore); guessed from the file name when omitted." };
+
+    internal static StoreClass ResolveClass(string path, string? asName)
+    {
+        if (asName is not null)
+        {
+            try { return StoreFactory.ParseClass(asName); }
+            catch (ArgumentException e) { throw new UsageException(e.Message, "--as"); }
+        }
+        return StoreFactory.GuessFromFileName(path)
+            ?? throw new UsageException($"cannot tell the store class from the file name '{Path.GetFileName(path)}'; pass --as CLASS", path);
+    }
+
+    internal static StoreKey ParseKey(string text)
+    {
+        try { return StoreKey.Parse(text); }
+        catch (FormatException e) { throw new UsageException(e.Message, "KEY"); }
+    }
+
+    internal static void RequireFile(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"no such file", path);
+    }
+
+    /// <summary>Creates <c>get PATH KEY</c>.</summary>
+    public static Command Get()
+    {
+        var path = new Argument<string>("path") { Description = "The store file." };
+        var key = new Argument<string>("key") { Description = "A decimal integer, str:NAME or tuple:A,B (negative numbers after --)." };
+        var asOpt = AsOption();
+        var json = new Option<bool>("--json") { Description = "Print typed JSON (the MANIFEST's getter form)." };
+        var colarr = new Option<bool>("--load-colarr") { Description = "MeshStorage: also return the colour/label array." };
+        var cmd = new Command("get", "Print what the store's getter returns for KEY.") { path, key, asOpt, json, colarr };
+        cmd.SetAction((ParseResult r) =>
+        {
+            var p = r.GetValue(path)!;
+            var cls = ResolveClass(p, r.GetValue(asOpt));
+            var k = ParseKey(r.GetValue(key)!);
+            RequireFile(p);
+            object value;
+            if (cls == StoreClass.VoxelStorageLazyLoading)
+            {
+                using var s = new VoxelStorageLazyLoading(p);
+                value = s[k];
+            }
+            else if (cls == StoreClass.BinarySearchStore)
+                throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", p);
+            else
+            {
+                using var s = StoreFactory.OpenPickleStore(p, cls, StoreOptions.Default, r.GetValue(colarr));
+                value = StoreFactory.GetAsPython(s, k);
+            }
+            var o = r.InvocationConfiguration.Output;
+            if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(value).ToJsonString(Indented));
+            else o.WriteLine(Describe.Value(value));
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Creates <c>keys PATH</c>.</summary>
+    public static Command Keys()
+    {
+        var path = new Argument<string>("path") { Description = "The store file." };
+        var asOpt = AsOption();
+        var json = new Option<bool>("--json") { Description = "Print the keys as a typed JSON list." };
+        var cmd = new Command("keys", "List the keys of a store, one per line (decimal ints, str:NAME, tuple:A,B).") { path, asOpt, json };
+        cmd.SetAction((ParseResult r) =>
+        {
+            var p = r.GetValue(path)!;
+            var cls = ResolveClass(p, r.GetValue(asOpt));
+            RequireFile(p);
+            List<StoreKey> keys;
+            if (cls == StoreClass.VoxelStorageLazyLoading)
+            {
+                using var s = new VoxelStorageLazyLoading(p);
+                keys = s.Keys.ToList();
+            }
+            else if (cls == StoreClass.BinarySearchStore)
+                throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", p);
+            else
+            {
+                using var s = StoreFactory.OpenPickleStore(p, cls, StoreOptions.Default);
+                keys = s.Keys.ToList();
+            }
+            var o = r.InvocationConfiguration.Output;
+            if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(new PyList(keys.Select(k => k.PythonValue))).ToJsonString(Indented));
+            else foreach (var k in keys) o.WriteLine(k.ToString());
+            return 0;
+        });
+        return cmd;
+    }
+}
+
+/// <summary>Human-readable rendering of Python values for the CLI.</summary>
+internal static class Describe
+{
+    public static string Value(object? v, int indent = 0)
+    {
+        var pad = new string(' ', indent);
+        switch (v)
+        {
+            case Arrays.NdArray a:
+            {
+                var s = $"{a}";
+                if (a.Objects is null && a.DType.IsNumeric && a.Size > 0)
+                {
+                    var n = a.ToNativeC();
+                    long shown = Math.Min(a.Size, 12);
+                    var items = Enumerable.Range(0, (int)shown).Select(i => PyRepr.Repr(n.GetItem(i) is ulong u ? PyInt.From(u) : n.GetItem(i)));
+                    s += " [" + string.Join(", ", items) + (a.Size > shown ? ", ..." : "") + "]";
+                }
+                return s;
+            }
+            case PyDict d:
+                if (d.Count == 0) return "{}";
+                return "{\n" + string.Join(",\n", d.Select(kv => $"{pad}  {PyRepr.Repr(kv.Key)}: {Value(kv.Value, indent + 2)}")) + $"\n{pad}}}";
+            case PyList l:
+                if (l.Count == 0) return "[]";
+                return "[\n" + string.Join(",\n", l.Select(x => $"{pad}  {Value(x, indent + 2)}")) + $"\n{pad}]";
+            case PyTuple t:
+                return "(\n" + string.Join(",\n", t.Select(x => $"{pad}  {Value(x, indent + 2)}")) + $"\n{pad})";
+            default: return PyRepr.Repr(v);
+        }
+    }
+}

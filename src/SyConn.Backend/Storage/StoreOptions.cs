@@ -1,0 +1,84 @@
+using Microsoft.Extensions.Logging;
+using SyConn.Backend.Formats.Pickle;
+
+namespace SyConn.Backend.Storage;
+
+/// <summary>What to do when a store file exists but cannot be read.</summary>
+public enum CorruptFilePolicy
+{
+    /// <summary>Raise <see cref="InvalidDataException"/> and leave the file untouched (default).</summary>
+    Throw,
+
+    /// <summary>
+    /// Rename the damaged file to <c>&lt;name&gt;.corrupt-&lt;UTC time&gt;</c>, log a warning and start with an
+    /// empty store. Nothing is deleted: the damaged bytes stay available for recovery.
+    /// </summary>
+    MoveAside,
+}
+
+/// <summary>
+/// Options of a store, named after SyConn's storage arguments (<c>read_only</c>, <c>cache_decomp</c>,
+/// <c>disable_locking</c>, <c>max_delay</c>, <c>timeout</c>, <c>max_nb_attempts</c>) plus our additions.
+/// </summary>
+public sealed record StoreOptions
+{
+    /// <summary>
+    /// <c>read_only</c> (default true, as upstream). A read-only store holds the lock only while reading and
+    /// refuses <see cref="StorageBase.Push"/> unless <see cref="AllowReadOnlyPush"/> is set. A writable store
+    /// creates missing folders and, with locking on, holds the lock from pull until push.
+    /// </summary>
+    public bool ReadOnly { get; init; } = true;
+
+    /// <summary><c>cache_decomp</c>: keep decoded values in memory so repeated reads of a key decode once.</summary>
+    public bool CacheDecomp { get; init; }
+
+    /// <summary><c>disable_locking</c> (default true, as upstream: no locking unless asked for).</summary>
+    public bool DisableLocking { get; init; } = true;
+
+    /// <summary><c>max_delay</c> in seconds: an upper bound on the back-off between lock attempts (ours is milliseconds).</summary>
+    public double MaxDelay { get; init; } = 100;
+
+    /// <summary><c>timeout</c> in seconds: give up acquiring the lock after this long (default 1000, as upstream).</summary>
+    public double Timeout { get; init; } = 1000;
+
+    /// <summary><c>max_nb_attempts</c>: upstream splits <see cref="Timeout"/> into this many attempts; the total wait is still <see cref="Timeout"/>.</summary>
+    public int MaxNbAttempts { get; init; } = 100;
+
+    /// <summary>
+    /// Push is durable by default: the file and its folder are fsynced, so a push that returned survives a
+    /// power cut. <c>false</c> skips the fsyncs (as upstream, which never fsyncs): faster, and still
+    /// crash-safe against process kills (the rename is atomic), but a power cut may lose the last pushes.
+    /// </summary>
+    public bool Durable { get; init; } = true;
+
+    /// <summary>Allow <see cref="StorageBase.Push"/> on a read-only store (upstream always allows it; we refuse by default).</summary>
+    public bool AllowReadOnlyPush { get; init; }
+
+    /// <summary>What to do with a file that cannot be read (default: raise and keep it).</summary>
+    public CorruptFilePolicy OnCorruptFile { get; init; } = CorruptFilePolicy.Throw;
+
+    /// <summary>Pickle protocol used by push (default 5, what current SyConn writes; 2 and 4 are possible).</summary>
+    public int PickleProtocol { get; init; } = 5;
+
+    /// <summary>Limits of the pickle reader (null: defaults).</summary>
+    public PickleReadOptions? PickleOptions { get; init; }
+
+    /// <summary>Receives warnings (mesh length mismatches, moved-aside files, overridden paths); null for none.</summary>
+    public ILogger? Logger { get; init; }
+
+    /// <summary>Read-only defaults (as upstream).</summary>
+    public static StoreOptions Default { get; } = new();
+
+    /// <summary>A writable store without locking.</summary>
+    public static StoreOptions Writable { get; } = new() { ReadOnly = false };
+
+    /// <summary>A writable store with locking on.</summary>
+    public static StoreOptions WritableLocked { get; } = new() { ReadOnly = false, DisableLocking = false };
+
+    internal LockOptions ToLockOptions() => new()
+    {
+        Timeout = TimeSpan.FromSeconds(Math.Max(0, Timeout)),
+        MaxNbAttempts = MaxNbAttempts,
+        MaxDelay = TimeSpan.FromSeconds(Math.Max(0, MaxDelay)),
+    };
+}

@@ -1,0 +1,65 @@
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Lz4;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using static SyConn.Backend.Stores.EntryParsing;
+
+namespace SyConn.Backend.Stores;
+
+/// <summary>
+/// SyConn's <c>CompressedStorage</c>: one numpy array per key, kept as
+/// <c>{'arr': [LZ4 blocks], 'sh': (-1, ...), 'dt': dtype.str}</c>.
+/// </summary>
+/// <remarks>
+/// The getter returns a C-ordered array in native byte order; an empty array comes back with shape
+/// <c>(0,)</c>, as upstream. Not thread-safe (see <see cref="StorageBase"/>); process-safe with locking on.
+/// </remarks>
+public class CompressedStorage : Storage<NdArray>
+{
+    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
+    public CompressedStorage(string path, StoreOptions? options = null) : this(new FileStoreBackend(path), options) { }
+
+    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
+    public CompressedStorage(IStoreBackend backend, StoreOptions? options = null) : base(backend, options)
+    {
+        Pull();
+    }
+
+    /// <summary>Constructor for derived stores that pull themselves.</summary>
+    protected CompressedStorage(IStoreBackend backend, StoreOptions? options, bool pull) : base(backend, options)
+    {
+        if (pull) Pull();
+    }
+
+    /// <inheritdoc/>
+    protected override NdArray Decode(StoreKey key, object raw) => DecodeEntry(raw, Where(this, key));
+
+    /// <inheritdoc/>
+    protected override object Encode(StoreKey key, NdArray value) => EncodeEntry(value);
+
+    /// <summary>The raw entry of an array: <c>{'arr': LZ4LIST, 'sh': tuple, 'dt': str}</c>.</summary>
+    /// <exception cref="ArgumentException">0-d or object arrays, or an array with rows but no bytes (shape (3, 0)).</exception>
+    public static PyDict EncodeEntry(NdArray value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.NDim == 0) throw new ArgumentException("a 0-d array cannot be stored in a CompressedStorage (upstream fails the same way)");
+        if (value.Objects is not null) throw new ArgumentException("object arrays cannot be stored in a CompressedStorage");
+        return new PyDict
+        {
+            ["arr"] = Lz4List.Encode(value),
+            ["sh"] = new PyTuple(ShapeItems(value)),
+            ["dt"] = value.DType.Str,
+        };
+    }
+
+    /// <summary>Decodes a raw entry (<see cref="EncodeEntry"/>'s layout).</summary>
+    /// <exception cref="InvalidDataException">The entry does not have that layout or its blocks are corrupt.</exception>
+    public static NdArray DecodeEntry(object raw, string where)
+    {
+        var d = Dict(raw, where);
+        var arr = List(Field(d, "arr", where), where, "'arr'");
+        var dt = ParseDType(Field(d, "dt", where), where);
+        var sh = Shape(Field(d, "sh", where), where);
+        return Lz4List.Decode(arr, dt, sh, where);
+    }
+}

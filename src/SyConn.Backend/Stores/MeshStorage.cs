@@ -1,0 +1,91 @@
+using Microsoft.Extensions.Logging;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Lz4;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using static SyConn.Backend.Stores.EntryParsing;
+
+namespace SyConn.Backend.Stores;
+
+/// <summary>
+/// SyConn's <c>MeshStorage</c>: per key a list <c>[indices, vertices, normals, colours]</c> cast to uint32,
+/// float32, float32 and uint8; each element an ndarray (<c>compress=false</c>, the default) or an LZ4 block
+/// list (<c>compress=true</c>).
+/// </summary>
+/// <remarks>
+/// Setting accepts 2 to 4 arrays (missing normals and colours are stored empty). The getter returns
+/// <c>[indices, vertices, normals]</c>, plus colours when <c>loadColArr</c> is true; LZ4 elements come back flat.
+/// Legacy entries with 2 or 3 elements are read as if the missing ones were empty, without changing the
+/// stored entry (upstream appends to it). Not thread-safe; process-safe with locking on.
+/// </remarks>
+public sealed class MeshStorage : Storage<NdArray[]>
+{
+    private static readonly DType[] Types = [DType.UInt32, DType.Float32, DType.Float32, DType.UInt8];
+
+    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
+    public MeshStorage(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
+        : this(new FileStoreBackend(path), options, loadColArr, compress) { }
+
+    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
+    public MeshStorage(IStoreBackend backend, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
+        : base(backend, options)
+    {
+        LoadColArr = loadColArr;
+        Compress = compress;
+        Pull();
+    }
+
+    /// <summary><c>load_colarr</c>: the getter also returns the colour/label array.</summary>
+    public bool LoadColArr { get; }
+
+    /// <summary><c>compress</c>: new entries are stored as LZ4 block lists instead of raw arrays.</summary>
+    public bool Compress { get; }
+
+    /// <inheritdoc/>
+    protected override object Encode(StoreKey key, NdArray[] mesh)
+    {
+        if (mesh.Length is < 2 or > 4)
+            throw new ArgumentException($"a mesh has 2 to 4 arrays (indices, vertices[, normals[, colours]]), got {mesh.Length}");
+        var parts = new NdArray[4];
+        for (int i = 0; i < 4; i++)
+        {
+            var a = i < mesh.Length ? mesh[i] ?? throw new ArgumentNullException(nameof(mesh), $"mesh array {i} is null") : NdArray.Zeros(Types[i], 0);
+            parts[i] = a.AsType(Types[i]).ToNativeC();
+        }
+        Warn(key, parts);
+        var list = new PyList(4);
+        foreach (var p in parts) list.Add(Compress ? Lz4List.Encode(p) : p);
+        return list;
+    }
+
+    private void Warn(StoreKey key, NdArray[] p)
+    {
+        var log = Options.Logger;
+        if (log is null) return;
+        long nVert = p[1].Size;
+        if (p[2].Size > 0 && p[2].Size != nVert)
+            log.LogWarning("mesh {Key} in {Location}: {Normals} normal values for {Vertices} vertex values", key, Location, p[2].Size, nVert);
+        if (p[3].Size > 0 && p[3].Size != nVert && p[3].Size * 3 != nVert)
+            log.LogWarning("mesh {Key} in {Location}: {Colours} colour/label values for {Vertices} vertex values", key, Location, p[3].Size, nVert);
+    }
+
+    /// <inheritdoc/>
+    protected override NdArray[] Decode(StoreKey key, object raw)
+    {
+        string where = Where(this, key);
+        var list = List(raw, where, "mesh entry");
+        if (list.Count is < 2 or > 4) throw Bad(where, $"mesh entry has {list.Count} elements, expected 2 to 4");
+        int n = LoadColArr ? 4 : 3;
+        var result = new NdArray[n];
+        for (int i = 0; i < n; i++)
+            result[i] = i < list.Count ? DecodePart(list[i], Types[i], $"{where}, mesh array {i}") : NdArray.Zeros(Types[i], 0);
+        return result;
+    }
+
+    private static NdArray DecodePart(object part, DType dt, string where) => part switch
+    {
+        NdArray a => a,
+        PyList l => Lz4List.Decode(l, dt, null, where),
+        _ => throw Bad(where, $"is a {TypeName(part)}, expected an ndarray or a list of LZ4 blocks"),
+    };
+}

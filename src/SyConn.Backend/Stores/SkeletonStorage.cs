@@ -1,0 +1,64 @@
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Lz4;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using static SyConn.Backend.Stores.EntryParsing;
+
+namespace SyConn.Backend.Stores;
+
+/// <summary>A skeleton as <see cref="SkeletonStorage"/> keeps it.</summary>
+/// <param name="Nodes">Node coordinates (usually (N, 3)); stored as uint32, read back flat (3N).</param>
+/// <param name="Diameters">Node diameters; stored as float32.</param>
+/// <param name="Edges">Node index pairs (usually (M, 2)); stored as uint32, read back flat (2M).</param>
+/// <param name="Extras">Every other attribute of the skeleton dict, stored uncompressed as given.</param>
+public sealed record Skeleton(NdArray Nodes, NdArray Diameters, NdArray Edges, PyDict Extras)
+{
+    /// <summary>A skeleton without extra attributes.</summary>
+    public Skeleton(NdArray nodes, NdArray diameters, NdArray edges) : this(nodes, diameters, edges, new PyDict()) { }
+
+    /// <summary>The skeleton as the dict upstream's getter returns: <c>{'nodes', 'diameters', 'edges', **extras}</c>.</summary>
+    public PyDict ToPython()
+    {
+        var d = new PyDict { ["nodes"] = Nodes, ["diameters"] = Diameters, ["edges"] = Edges };
+        foreach (var kv in Extras) d[kv.Key] = kv.Value;
+        return d;
+    }
+}
+
+/// <summary>
+/// SyConn's <c>SkeletonStorage</c>: per key <c>[LZ4 nodes (uint32), LZ4 diameters (float32), LZ4 edges (uint32), extras dict]</c>.
+/// Shapes are not stored: the arrays come back flat, callers reshape. Not thread-safe; process-safe with locking on.
+/// </summary>
+public sealed class SkeletonStorage : Storage<Skeleton>
+{
+    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
+    public SkeletonStorage(string path, StoreOptions? options = null) : this(new FileStoreBackend(path), options) { }
+
+    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
+    public SkeletonStorage(IStoreBackend backend, StoreOptions? options = null) : base(backend, options)
+    {
+        Pull();
+    }
+
+    /// <inheritdoc/>
+    protected override object Encode(StoreKey key, Skeleton value) => new PyList(4)
+    {
+        Lz4List.Encode(value.Nodes.AsType(DType.UInt32)),
+        Lz4List.Encode(value.Diameters.AsType(DType.Float32)),
+        Lz4List.Encode(value.Edges.AsType(DType.UInt32)),
+        value.Extras ?? new PyDict(),
+    };
+
+    /// <inheritdoc/>
+    protected override Skeleton Decode(StoreKey key, object raw)
+    {
+        string where = Where(this, key);
+        var list = List(raw, where, "skeleton entry");
+        if (list.Count < 3) throw Bad(where, $"skeleton entry has {list.Count} elements, expected 3 or 4");
+        var nodes = Lz4List.Decode(List(list[0], where, "nodes"), DType.UInt32, null, where + ", nodes");
+        var diameters = Lz4List.Decode(List(list[1], where, "diameters"), DType.Float32, null, where + ", diameters");
+        var edges = Lz4List.Decode(List(list[2], where, "edges"), DType.UInt32, null, where + ", edges");
+        var extras = list.Count > 3 ? Dict(list[3], where, "skeleton extras") : new PyDict();
+        return new Skeleton(nodes, diameters, edges, extras);
+    }
+}

@@ -1,0 +1,152 @@
+using System.Diagnostics.CodeAnalysis;
+using Microsoft.Extensions.Logging;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using static SyConn.Backend.Stores.EntryParsing;
+
+namespace SyConn.Backend.Stores;
+
+/// <summary>
+/// SyConn's <c>VoxelStorageDyn</c>: per object ID its bounding boxes (an (N, 2, 3) int array of
+/// <c>[lower xyz, upper xyz)</c>, stored like <see cref="CompressedStorage"/>), plus helper keys in the
+/// same pickle: <c>meta</c> (<c>voxeldata_path</c>), <c>size</c> (voxel counts), <c>rep_coord</c> and
+/// <c>voxel_cache</c>; and a companion <c>.npz</c> voxel cache (<see cref="VoxelCache"/>).
+/// </summary>
+/// <remarks>
+/// <para>As upstream: <see cref="Keys"/> lists object keys only (non-str keys and all-digit str keys) while
+/// <see cref="StorageBase.Count"/> counts the helper keys too; the getter and <see cref="GetBoundingData"/>
+/// return the voxel-cache array for a key that has one.</para>
+/// <para><see cref="StorageBase.Push"/> writes the <c>.npz</c> first (when it changed), then the <c>.pkl</c>,
+/// each atomically. Not thread-safe; process-safe with locking on.</para>
+/// </remarks>
+public class VoxelStorageDyn : CompressedStorage
+{
+    /// <summary>The helper keys upstream keeps next to the object entries.</summary>
+    public static readonly IReadOnlyList<string> HelperKeys = ["meta", "size", "rep_coord", "voxel_cache"];
+
+    private readonly string? _voxeldataPathArg;
+
+    /// <summary>
+    /// Opens (pulls) the store at <paramref name="path"/> (<c>.pkl</c> is appended if missing).
+    /// </summary>
+    /// <param name="path">The store path.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="voxeldataPath">The segmentation dataset of the objects; when given and different from the stored
+    /// <c>meta['voxeldata_path']</c>, it replaces it (as upstream, with a warning).</param>
+    public VoxelStorageDyn(string path, StoreOptions? options = null, string? voxeldataPath = null)
+        : this(new FileStoreBackend(PklPath(path)), options, voxeldataPath)
+    {
+    }
+
+    /// <summary>Opens (pulls) the store over <paramref name="backend"/>; the voxel cache lives beside a file backend's pickle.</summary>
+    public VoxelStorageDyn(IStoreBackend backend, StoreOptions? options = null, string? voxeldataPath = null)
+        : base(backend, options, pull: false)
+    {
+        _voxeldataPathArg = voxeldataPath;
+        NpzPath = backend is FileStoreBackend f ? f.Path[..^4] + ".npz" : null;
+        VoxelCache = NpzPath is null ? null : new VoxelStorageLazyLoading(NpzPath, durable: Options.Durable);
+        Pull();
+    }
+
+    /// <summary>The pickle path for a store path (upstream appends <c>.pkl</c> when missing).</summary>
+    public static string PklPath(string path) => path.EndsWith(".pkl", StringComparison.Ordinal) ? path : path + ".pkl";
+
+    /// <summary>The companion voxel cache path (<c>.npz</c>), or null for non-file backends.</summary>
+    public string? NpzPath { get; }
+
+    /// <summary>The voxel cache (<c>.npz</c>); null for non-file backends.</summary>
+    public VoxelStorageLazyLoading? VoxelCache { get; }
+
+    /// <inheritdoc/>
+    protected override void OnEntriesReplaced()
+    {
+        base.OnEntriesReplaced();
+        var e = Entries;
+        if (!e.ContainsKey("meta")) e["meta"] = new PyDict { ["voxeldata_path"] = (object?)_voxeldataPathArg ?? PyNone.Value };
+        if (!e.ContainsKey("size")) e["size"] = new PyDefaultDict("int");
+        if (!e.ContainsKey("rep_coord")) e["rep_coord"] = new PyDict();
+        if (!e.ContainsKey("voxel_cache")) e["voxel_cache"] = new PyDict();
+        if (_voxeldataPathArg is not null && !Equals(Meta.TryGetValue("voxeldata_path", out var old) ? old : null, _voxeldataPathArg))
+        {
+            if (old is string s)
+                Options.Logger?.LogWarning("{Location}: voxeldata_path '{Old}' replaced by '{New}'", Location, s, _voxeldataPathArg);
+            Meta["voxeldata_path"] = _voxeldataPathArg;
+        }
+    }
+
+    /// <summary>The <c>meta</c> dict.</summary>
+    public PyDict Meta => Dict(Entries["meta"], Location, "'meta'");
+
+    /// <summary>The stored <c>meta['voxeldata_path']</c> (null if None).</summary>
+    public string? VoxeldataPath => Meta.TryGetValue("voxeldata_path", out var v) ? v as string : null;
+
+    private PyDict SizeDict => Dict(Entries["size"], Location, "'size'");
+
+    private PyDict RepCoordDict => Dict(Entries["rep_coord"], Location, "'rep_coord'");
+
+    /// <summary>Object keys only: non-str keys and str keys made only of digits (upstream's <c>keys()</c>).</summary>
+    public override IEnumerable<StoreKey> Keys =>
+        base.Keys.Where(k => k.PythonValue is not string s || (s.Length > 0 && s.All(char.IsAsciiDigit)));
+
+    /// <summary>The bounding boxes of <paramref name="key"/>, or its voxel-cache array when it has one (upstream quirk).</summary>
+    public override bool TryGetValue(StoreKey key, [MaybeNullWhen(false)] out NdArray value)
+    {
+        if (VoxelCache is not null && (key.IsInteger || key.IsString) && VoxelCache.TryGetValue(key, out value)) return true;
+        return base.TryGetValue(key, out value);
+    }
+
+    /// <summary>upstream's <c>get_boundingdata</c>: the same as the getter.</summary>
+    public NdArray GetBoundingData(StoreKey key) => this[key];
+
+    /// <summary>upstream's <c>object_size</c>: the voxel count of an object (0 if none was recorded).</summary>
+    /// <exception cref="KeyNotFoundException">The object is not stored.</exception>
+    public long ObjectSize(StoreKey key)
+    {
+        if (!ContainsKey(key)) throw MissingKey(key);
+        if (!SizeDict.TryGetValue(key.PythonValue, out var v)) return 0;
+        return PyInt.TryGetInt64(v, out var n) ? n : throw Bad(Where(this, key), $"size is {PyRepr.Repr(v)}, expected an int");
+    }
+
+    /// <summary>upstream's <c>increase_object_size</c>: adds <paramref name="amount"/> to the object's voxel count.</summary>
+    public void IncreaseObjectSize(StoreKey key, long amount)
+    {
+        var d = SizeDict;
+        long old = d.TryGetValue(key.PythonValue, out var v) && PyInt.TryGetInt64(v, out var n) ? n : 0;
+        d[key.PythonValue] = checked(old + amount);
+    }
+
+    /// <summary>upstream's <c>object_repcoord</c>: the stored representative coordinate (any value; usually an int array (3,)).</summary>
+    /// <exception cref="KeyNotFoundException">None is stored for the key.</exception>
+    public object ObjectRepCoord(StoreKey key) =>
+        RepCoordDict.TryGetValue(key.PythonValue, out var v) ? v : throw new KeyNotFoundException($"no rep_coord for key {key} in {Location}");
+
+    /// <summary>upstream's <c>set_object_repcoord</c>.</summary>
+    public void SetObjectRepCoord(StoreKey key, object coord) => RepCoordDict[key.PythonValue] = coord ?? throw new ArgumentNullException(nameof(coord));
+
+    /// <summary>upstream's <c>set_voxel_cache</c>: keeps an array for the key in the <c>.npz</c> cache.</summary>
+    public void SetVoxelCache(StoreKey key, NdArray voxels)
+    {
+        if (VoxelCache is null) throw new InvalidOperationException($"{Location}: this backend has no voxel cache file");
+        VoxelCache[key] = voxels;
+    }
+
+    /// <summary>upstream's <c>get_voxel_cache</c>.</summary>
+    /// <exception cref="KeyNotFoundException">No cached array for the key.</exception>
+    public NdArray GetVoxelCache(StoreKey key) =>
+        VoxelCache is not null && VoxelCache.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"no voxel cache entry for key {key} in {NpzPath}");
+
+    /// <summary>Writes the voxel cache first (when it changed), then the pickle.</summary>
+    protected override void WriteEntries()
+    {
+        if (VoxelCache is { IsDirty: true }) VoxelCache.Push();
+        base.WriteEntries();
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) VoxelCache?.Dispose();
+        base.Dispose(disposing);
+    }
+}
