@@ -29,6 +29,9 @@ public static class Cli
         yield return DumpCommand.Create();
         yield return StoreCommands.Get();
         yield return StoreCommands.Keys();
+        yield return DemoCommand.Create();
+        yield return BenchCommand.Create();
+        yield return BenchCommand.Worker();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>

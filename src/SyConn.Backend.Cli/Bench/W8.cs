@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+using static SyConn.Backend.Cli.Bench.BenchMath;
+
+namespace SyConn.Backend.Cli.Bench;
+
+/// <summary>
+/// W8: locking. Sequential open-set-push cycles on a 100-entry and a 1-entry store, locked and unlocked,
+/// durable and not; and 4 processes doing locked read-modify-write increments of one counter.
+/// </summary>
+internal static class W8
+{
+    public static JsonObject Run(double scale, int reps, string outDir, TextWriter progress)
+    {
+        string dir = Path.Combine(outDir, "w8");
+        Directory.CreateDirectory(dir);
+        int cycles = Scaled(2000, scale);
+        int perProcess = Scaled(500, scale);
+        var t = new PhaseTimings();
+        var small = NdArray.Create(new long[] { 1, 2, 3 });
+        Repeat(reps, rec =>
+        {
+            foreach (int fill in new[] { 100, 1 })
+                foreach (bool locked in new[] { true, false })
+                    foreach (bool durable in new[] { true, false })
+                    {
+                        var path = Path.Combine(dir, $"seq_f{fill}.pkl");
+                        if (File.Exists(path)) File.Delete(path);
+                        using (var init = new CompressedStorage(path, StoreOptions.Writable))
+                        {
+                            for (int i = 0; i < fill; i++) init[i] = small;
+                            init.Push();
+                        }
+                        var opts = new StoreOptions { ReadOnly = false, DisableLocking = !locked, Durable = durable };
+                        double total = Time(() =>
+                        {
+                            for (int c = 0; c < cycles; c++)
+                            {
+                                using var cs = new CompressedStorage(path, opts);
+                                cs[c % fill] = small;
+                                cs.Push();
+                            }
+                        });
+                        rec?.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
+                    }
+        }, t, progress, "w8");
+        var parallel = new JsonObject();
+        foreach (bool durable in new[] { true, false })
+        {
+            var runs = new JsonArray();
+            for (int r = 0; r < Math.Max(1, reps); r++)
+            {
+                progress.WriteLine($"bench w8: parallel {(durable ? "locked" : "locked_nosync")} run {r + 1}");
+                runs.Add(ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, durable));
+            }
+            parallel[durable ? "locked" : "locked_nosync"] = runs;
+        }
+        return Line("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess }, t,
+            new JsonObject(), new JsonObject { ["parallel"] = parallel });
+    }
+
+    /// <summary>Starts <paramref name="processes"/> workers doing locked increments; checks the final count.</summary>
+    public static JsonObject ParallelRun(string path, int processes, int perProcess, bool durable)
+    {
+        if (File.Exists(path)) File.Delete(path);
+        using (var init = new CompressedStorage(path, StoreOptions.Writable))
+        {
+            init[0] = NdArray.Create(new long[] { 0 });
+            init.Push();
+        }
+        var sw = Stopwatch.StartNew();
+        var procs = Enumerable.Range(0, processes)
+            .Select(_ => SelfProcess.Start("_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync"))
+            .ToList();
+        double maxWait = 0;
+        foreach (var p in procs)
+        {
+            string output = p.StandardOutput.ReadToEnd();
+            string err = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"w8 worker failed (exit {p.ExitCode}): {err}");
+            var o = JsonNode.Parse(output)!;
+            maxWait = Math.Max(maxWait, (double)o["max_wait_s"]!);
+        }
+        double wall = sw.Elapsed.TotalSeconds;
+        using var r = new CompressedStorage(path);
+        long final = r[0].ToArray<long>()[0];
+        long expected = (long)processes * perProcess;
+        return new JsonObject
+        {
+            ["wall_s"] = Math.Round(wall, 4),
+            ["final_counter"] = final,
+            ["expected"] = expected,
+            ["lost_updates"] = expected - final,
+            ["max_wait_s"] = Math.Round(maxWait, 6),
+        };
+    }
+
+    /// <summary>The worker: <paramref name="n"/> locked read-modify-write increments of key 0; prints the longest wait.</summary>
+    public static int Worker(string path, int n, bool durable, TextWriter stdout)
+    {
+        var opts = new StoreOptions { ReadOnly = false, DisableLocking = false, Durable = durable, Timeout = 600 };
+        double maxWait = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using var cs = new CompressedStorage(path, opts);
+            maxWait = Math.Max(maxWait, sw.Elapsed.TotalSeconds);
+            var v = cs[0].ToArray<long>();
+            v[0]++;
+            cs[0] = NdArray.Create(v);
+            cs.Push();
+        }
+        stdout.WriteLine(new JsonObject { ["max_wait_s"] = maxWait, ["increments"] = n }.ToJsonString());
+        return 0;
+    }
+}
+
+/// <summary>Starts this program again as a child process (for multi-process benchmarks and tests).</summary>
+public static class SelfProcess
+{
+    /// <summary>The executable and leading arguments that run <c>syconn-store</c>.</summary>
+    public static (string FileName, string[] Prefix) Command()
+    {
+        var dll = typeof(Program).Assembly.Location;
+        var exe = Environment.ProcessPath ?? "dotnet";
+        if (Path.GetFileNameWithoutExtension(exe) == "syconn-store") return (exe, []);
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (string.IsNullOrEmpty(host)) host = Path.GetFileNameWithoutExtension(exe) == "dotnet" ? exe : "dotnet";
+        return (host, [dll]);
+    }
+
+    /// <summary>Starts <c>syconn-store ARGS</c> with redirected output.</summary>
+    public static Process Start(params string[] args)
+    {
+        var (file, prefix) = Command();
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in prefix) psi.ArgumentList.Add(a);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
+    }
+}
