@@ -1,0 +1,179 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using K4os.Compression.LZ4;
+
+namespace SyConn.Backend.Formats.Lz4;
+
+/// <summary>
+/// python-lz4's block framing (<c>lz4.block.compress</c> / <c>decompress</c> with their defaults):
+/// a 4-byte little-endian uncompressed size followed by one raw LZ4 block (formats.md §3).
+/// </summary>
+/// <remarks>
+/// Compression uses the fast LZ4 level with acceleration 1, the equivalent of the reference
+/// <c>LZ4_compress_default</c> that python-lz4 calls. Decompression checks the size prefix the way
+/// python-lz4 does and requires the block to produce exactly that many bytes.
+/// All members are pure functions and thread-safe.
+/// </remarks>
+public static class PyLz4
+{
+    /// <summary>The largest input LZ4 can compress in one block (<c>LZ4_MAX_INPUT_SIZE</c>, 0x7E000000 bytes).</summary>
+    public const int MaxInputSize = 0x7E000000;
+
+    /// <summary>Length of the size prefix python-lz4 stores before the block.</summary>
+    public const int PrefixLength = 4;
+
+    /// <summary>Outputs up to this size are compressed into a stack buffer; above it a pooled buffer is used.</summary>
+    private const int StackLimit = 1024;
+
+    /// <summary>The largest number of bytes <see cref="Compress(ReadOnlySpan{byte}, Span{byte})"/> can write for <paramref name="n"/> input bytes (prefix included).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is negative or above <see cref="MaxInputSize"/>.</exception>
+    public static int MaxCompressedLength(int n)
+    {
+        if ((uint)n > MaxInputSize)
+            throw new ArgumentOutOfRangeException(nameof(n), n, $"LZ4 blocks hold 0 to {MaxInputSize} bytes");
+        return PrefixLength + LZ4Codec.MaximumOutputSize(n);
+    }
+
+    /// <summary>Compresses <paramref name="data"/> like python-lz4's <c>lz4.block.compress(data)</c>.</summary>
+    /// <returns>The size prefix and the block; <c>00 00 00 00 00</c> for empty input.</returns>
+    /// <exception cref="Lz4InputTooLargeException"><paramref name="data"/> is longer than <see cref="MaxInputSize"/>.</exception>
+    public static byte[] Compress(ReadOnlySpan<byte> data)
+    {
+        CheckInput(data.Length);
+        int bound = MaxCompressedLength(data.Length);
+        if (bound <= StackLimit)
+        {
+            Span<byte> tmp = stackalloc byte[bound];
+            int n = CompressCore(data, tmp);
+            return tmp[..n].ToArray();
+        }
+        byte[] rented = ArrayPool<byte>.Shared.Rent(bound);
+        try
+        {
+            int n = CompressCore(data, rented);
+            return rented.AsSpan(0, n).ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Compresses <paramref name="data"/> into <paramref name="destination"/> (prefix and block).</summary>
+    /// <returns>The number of bytes written.</returns>
+    /// <exception cref="Lz4InputTooLargeException"><paramref name="data"/> is longer than <see cref="MaxInputSize"/>.</exception>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than <see cref="MaxCompressedLength"/> of the input.</exception>
+    public static int Compress(ReadOnlySpan<byte> data, Span<byte> destination)
+    {
+        CheckInput(data.Length);
+        int bound = MaxCompressedLength(data.Length);
+        if (destination.Length < bound)
+            throw new ArgumentException($"destination holds {destination.Length} bytes; compressing {data.Length} bytes may need {bound}", nameof(destination));
+        return CompressCore(data, destination);
+    }
+
+    private static int CompressCore(ReadOnlySpan<byte> data, Span<byte> destination)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(destination, data.Length);
+        if (data.Length == 0)
+        {
+            // What LZ4_compress_default emits for empty input: one token without literals or match.
+            destination[PrefixLength] = 0;
+            return PrefixLength + 1;
+        }
+        int n = LZ4Codec.Encode(data, destination[PrefixLength..], LZ4Level.L00_FAST);
+        if (n <= 0)
+            throw new InvalidOperationException($"LZ4 compression of {data.Length} bytes failed (encoder returned {n})");
+        return PrefixLength + n;
+    }
+
+    private static void CheckInput(int length)
+    {
+        if (length > MaxInputSize)
+            throw new Lz4InputTooLargeException(length, MaxInputSize);
+    }
+
+    /// <summary>Reads the uncompressed size from the prefix of a python-lz4 block.</summary>
+    /// <param name="block">The prefixed block.</param>
+    /// <param name="where">Optional context for error messages, e.g. <c>key 5, chunk 0</c>.</param>
+    /// <exception cref="InvalidDataException">The input is shorter than the prefix, or the size is negative (above <see cref="int.MaxValue"/>).</exception>
+    public static int DecompressedLength(ReadOnlySpan<byte> block, string? where = null)
+    {
+        if (block.Length < PrefixLength)
+            throw Corrupt($"input of {block.Length} bytes is shorter than the 4-byte size prefix", where);
+        int size = BinaryPrimitives.ReadInt32LittleEndian(block);
+        if (size < 0)
+            throw Corrupt($"size prefix {(uint)size} is above the largest allowed size {int.MaxValue}", where);
+        return size;
+    }
+
+    /// <summary>Decompresses a python-lz4 block (<c>lz4.block.decompress(block)</c>).</summary>
+    /// <param name="block">The prefixed block.</param>
+    /// <param name="where">Optional context for error messages, e.g. <c>key 5, chunk 0</c>.</param>
+    /// <exception cref="InvalidDataException">The prefix is missing or invalid, the LZ4 data is corrupt, or it does not produce exactly the announced number of bytes.</exception>
+    public static byte[] Decompress(ReadOnlySpan<byte> block, string? where = null)
+    {
+        int size = DecompressedLength(block, where);
+        byte[] result = size == 0 ? [] : GC.AllocateUninitializedArray<byte>(size);
+        DecodeExact(block, result, size, where);
+        return result;
+    }
+
+    /// <summary>Decompresses a python-lz4 block into <paramref name="destination"/>.</summary>
+    /// <param name="block">The prefixed block.</param>
+    /// <param name="destination">Receives the data; must hold at least <see cref="DecompressedLength"/> bytes.</param>
+    /// <param name="where">Optional context for error messages, e.g. <c>key 5, chunk 0</c>.</param>
+    /// <returns>The number of bytes written (the size in the prefix).</returns>
+    /// <exception cref="InvalidDataException">The prefix is missing or invalid, the LZ4 data is corrupt, or it does not produce exactly the announced number of bytes.</exception>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is too short.</exception>
+    public static int Decompress(ReadOnlySpan<byte> block, Span<byte> destination, string? where = null)
+    {
+        int size = DecompressedLength(block, where);
+        if (destination.Length < size)
+            throw new ArgumentException($"destination holds {destination.Length} bytes; the block announces {size}{Where(where)}", nameof(destination));
+        DecodeExact(block, destination[..size], size, where);
+        return size;
+    }
+
+    private static void DecodeExact(ReadOnlySpan<byte> block, Span<byte> destination, int size, string? where)
+    {
+        var body = block[PrefixLength..];
+        if (body.Length == 0)
+            throw Corrupt($"no LZ4 data after the size prefix (expected a block producing {size} bytes)", where);
+        if (size == 0)
+        {
+            // liblz4 accepts exactly one zero token for an empty output.
+            if (body.Length != 1 || body[0] != 0)
+                throw Corrupt($"LZ4 block of {body.Length} bytes for an empty output is not the single empty token", where);
+            return;
+        }
+        int n = LZ4Codec.Decode(body, destination);
+        if (n < 0)
+            throw Corrupt($"corrupt LZ4 block of {body.Length} bytes (expected to produce {size} bytes)", where);
+        if (n != size)
+            throw Corrupt($"LZ4 block produced {n} bytes, but its size prefix announces {size}", where);
+    }
+
+    private static string Where(string? where) => string.IsNullOrEmpty(where) ? "" : $" ({where})";
+
+    private static InvalidDataException Corrupt(string what, string? where) =>
+        new($"python-lz4 block: {what}{Where(where)}");
+}
+
+/// <summary>The input of an LZ4 block is larger than LZ4 can compress (<see cref="PyLz4.MaxInputSize"/>).</summary>
+public sealed class Lz4InputTooLargeException : ArgumentException
+{
+    /// <summary>The size of the rejected input in bytes.</summary>
+    public long InputLength { get; }
+
+    /// <summary>The largest accepted input in bytes.</summary>
+    public long Limit { get; }
+
+    /// <summary>Creates the exception for an input of <paramref name="inputLength"/> bytes over <paramref name="limit"/>.</summary>
+    public Lz4InputTooLargeException(long inputLength, long limit, string? detail = null)
+        : base($"{inputLength} bytes are too large for one LZ4 block (limit {limit} bytes){(detail is null ? "" : ": " + detail)}")
+    {
+        InputLength = inputLength;
+        Limit = limit;
+    }
+}

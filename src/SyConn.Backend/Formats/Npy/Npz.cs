@@ -1,0 +1,188 @@
+using System.IO.Compression;
+using SyConn.Backend.Arrays;
+
+namespace SyConn.Backend.Formats.Npy;
+
+/// <summary>
+/// Reads a numpy <c>.npz</c> archive (a zip of <c>.npy</c> members, stored or deflated, including numpy's
+/// ZIP64 local extra fields) like numpy's lazy <c>NpzFile</c>, with O(1) member lookup.
+/// </summary>
+/// <remarks>
+/// Thread-safety: <see cref="Read"/> may be called from several threads; calls are serialised
+/// internally because the underlying zip reader is not thread-safe. Dispose once, when no read runs.
+/// </remarks>
+public sealed class NpzReader : IDisposable
+{
+    private readonly ZipArchive _zip;
+    private readonly Dictionary<string, ZipArchiveEntry> _byMember = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ZipArchiveEntry> _byKey = new(StringComparer.Ordinal);
+    private readonly List<string> _keys = [];
+    private readonly string? _name;
+    private readonly Lock _gate = new();
+
+    /// <summary>Opens an archive from <paramref name="stream"/> (must be seekable).</summary>
+    /// <param name="stream">The archive.</param>
+    /// <param name="name">A name for error messages (e.g. the path).</param>
+    /// <param name="leaveOpen">Keep <paramref name="stream"/> open on dispose.</param>
+    /// <exception cref="InvalidDataException">The stream is not a readable zip archive.</exception>
+    public NpzReader(Stream stream, string? name = null, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        _name = name;
+        try
+        {
+            _zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen);
+        }
+        catch (InvalidDataException e)
+        {
+            if (!leaveOpen) stream.Dispose();
+            throw new InvalidDataException($".npz {name ?? "(stream)"}: not a readable zip archive: {e.Message}", e);
+        }
+        foreach (var entry in _zip.Entries)
+        {
+            string member = entry.FullName;
+            string key = member.EndsWith(".npy", StringComparison.Ordinal) ? member[..^4] : member;
+            // Like Python's zipfile, a repeated member name refers to the last entry of that name.
+            if (!_byKey.ContainsKey(key)) _keys.Add(key);
+            _byMember[member] = entry;
+            _byKey[key] = entry;
+        }
+    }
+
+    /// <summary>Opens the archive at <paramref name="path"/>.</summary>
+    /// <exception cref="InvalidDataException">The file is not a readable zip archive.</exception>
+    public NpzReader(string path)
+        : this(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path, leaveOpen: false)
+    {
+    }
+
+    /// <summary>Member names with a trailing <c>.npy</c> removed, in archive order (numpy's <c>NpzFile.files</c>).</summary>
+    public IReadOnlyList<string> Keys => _keys;
+
+    /// <summary>True if <paramref name="name"/> is a key (or a full member name), like numpy's <c>name in npz</c>.</summary>
+    public bool Contains(string name) => _byMember.ContainsKey(name) || _byKey.ContainsKey(name);
+
+    /// <summary>Reads the array stored as <paramref name="name"/> (a key or a full member name).</summary>
+    /// <exception cref="KeyNotFoundException">No such member.</exception>
+    /// <exception cref="InvalidDataException">The member is not a valid .npy file of a supported dtype, or its compressed data is corrupt.</exception>
+    public NdArray Read(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        // numpy looks up the full member name first, then the name with .npy appended.
+        if (!_byMember.TryGetValue(name, out var entry) && !_byKey.TryGetValue(name, out entry))
+            throw new KeyNotFoundException($".npz {_name ?? "(stream)"}: no member '{name}' (or '{name}.npy')");
+        string where = $"{_name ?? "(stream)"} member {entry.FullName}";
+        lock (_gate)
+        {
+            try
+            {
+                using var s = entry.Open();
+                return Npy.Read(s, where);
+            }
+            catch (InvalidDataException e) when (!e.Message.StartsWith(".npy", StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($".npz {where}: corrupt member data: {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>Reads every member in archive order.</summary>
+    /// <exception cref="InvalidDataException">A member is not a valid .npy file of a supported dtype.</exception>
+    public OrderedDictionary<string, NdArray> ReadAll()
+    {
+        var result = new OrderedDictionary<string, NdArray>(StringComparer.Ordinal);
+        foreach (var k in _keys) result[k] = Read(k);
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _zip.Dispose();
+}
+
+/// <summary>
+/// Writes a numpy <c>.npz</c> archive like <c>numpy.savez_compressed</c> (deflated members) or
+/// <c>numpy.savez</c> (stored members): one member <c>&lt;name&gt;.npy</c> per array, in the order added.
+/// </summary>
+/// <remarks>
+/// The archive is complete only after <see cref="Dispose"/>. Not thread-safe: use from one thread.
+/// numpy's ZIP64 local extra fields are not written; numpy reads the archive either way.
+/// </remarks>
+public sealed class NpzWriter : IDisposable
+{
+    private readonly ZipArchive _zip;
+    private readonly bool _compress;
+    private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+
+    /// <summary>Starts an archive on <paramref name="stream"/>.</summary>
+    /// <param name="stream">Receives the archive (need not be seekable).</param>
+    /// <param name="compress">Deflate the members (<c>savez_compressed</c>); false stores them (<c>savez</c>).</param>
+    /// <param name="leaveOpen">Keep <paramref name="stream"/> open on dispose.</param>
+    public NpzWriter(Stream stream, bool compress = true, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        _compress = compress;
+        _zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen);
+    }
+
+    /// <summary>Starts an archive in a new file at <paramref name="path"/> (overwritten; no atomic replace).</summary>
+    public NpzWriter(string path, bool compress = true)
+        : this(new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16), compress, leaveOpen: false)
+    {
+    }
+
+    /// <summary>Adds <paramref name="array"/> as member <c>&lt;name&gt;.npy</c>.</summary>
+    /// <exception cref="ArgumentException">The name is empty or already used, or the array cannot be written as .npy.</exception>
+    public void Add(string name, NdArray array)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(array);
+        if (!_names.Add(name))
+            throw new ArgumentException($"member '{name}.npy' was already added", nameof(name));
+        var (header, fortran) = Npy.BuildHeader(array);
+        var entry = _zip.CreateEntry(name + ".npy", _compress ? CompressionLevel.Optimal : CompressionLevel.NoCompression);
+        using var s = entry.Open();
+        s.Write(header);
+        if (fortran || array.IsCContiguous) s.Write(array.Data.Span);
+        else s.Write(array.ToCBytes());
+    }
+
+    /// <summary>Finishes the archive (writes the central directory).</summary>
+    public void Dispose() => _zip.Dispose();
+}
+
+/// <summary>Whole-archive conveniences over <see cref="NpzReader"/> and <see cref="NpzWriter"/>. Thread-safe.</summary>
+public static class Npz
+{
+    /// <summary>Reads every array of the archive at <paramref name="path"/>, keyed by member name without <c>.npy</c>, in archive order.</summary>
+    /// <exception cref="InvalidDataException">The file is not a valid npz archive of supported arrays.</exception>
+    public static OrderedDictionary<string, NdArray> ReadAll(string path)
+    {
+        using var r = new NpzReader(path);
+        return r.ReadAll();
+    }
+
+    /// <summary>Reads every array of the archive in <paramref name="stream"/> (seekable), in archive order.</summary>
+    /// <exception cref="InvalidDataException">The stream is not a valid npz archive of supported arrays.</exception>
+    public static OrderedDictionary<string, NdArray> ReadAll(Stream stream, string? name = null)
+    {
+        using var r = new NpzReader(stream, name, leaveOpen: true);
+        return r.ReadAll();
+    }
+
+    /// <summary>Writes <paramref name="arrays"/> to a new archive at <paramref name="path"/> (overwritten; no atomic replace).</summary>
+    /// <exception cref="ArgumentException">A name repeats or an array cannot be written as .npy.</exception>
+    public static void Write(string path, IEnumerable<KeyValuePair<string, NdArray>> arrays, bool compress = true)
+    {
+        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+        Write(fs, arrays, compress);
+    }
+
+    /// <summary>Writes <paramref name="arrays"/> as an archive to <paramref name="stream"/> (left open).</summary>
+    /// <exception cref="ArgumentException">A name repeats or an array cannot be written as .npy.</exception>
+    public static void Write(Stream stream, IEnumerable<KeyValuePair<string, NdArray>> arrays, bool compress = true)
+    {
+        ArgumentNullException.ThrowIfNull(arrays);
+        using var w = new NpzWriter(stream, compress, leaveOpen: true);
+        foreach (var (k, v) in arrays) w.Add(k, v);
+    }
+}
