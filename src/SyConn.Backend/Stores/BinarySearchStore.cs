@@ -212,21 +212,71 @@ public sealed partial class BinarySearchStore : IDisposable
         });
     }
 
+    /// <summary>A query touching fewer than 1/PartialReadFactor of an uncached shard's rows reads just those rows.</summary>
+    private const int PartialReadFactor = 256;
+
+    private static string AttributeCacheKey(AttributeInfo a, int s) => "a/" + a.Name + "/" + s.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Reads the given rows (ascending, unique) of one attribute shard, without caching them.</summary>
+    private byte[] ReadRows(AttributeInfo a, int s, int shardRows, List<int> rows)
+    {
+        string where = "/" + a.Name + "/" + s.ToString(CultureInfo.InvariantCulture);
+        var dims = new ulong[a.Shape.Length];
+        dims[0] = (ulong)shardRows;
+        for (int d = 1; d < dims.Length; d++) dims[d] = (ulong)a.Shape[d];
+        ulong last = dims.Length > 1 ? dims[^1] : 1;
+        ulong rowElems = 1;
+        for (int d = 1; d < dims.Length; d++) rowElems *= dims[d];
+        ulong stepsPerRow = last == 0 ? 0 : rowElems / last;
+        IEnumerable<PureHDF.Selections.Step> Steps(ulong[] _)
+        {
+            foreach (var r in rows)
+            {
+                for (ulong k = 0; k < stepsPerRow; k++)
+                {
+                    var c = new ulong[dims.Length];
+                    c[0] = (ulong)r;
+                    ulong rest = k;
+                    for (int d = dims.Length - 2; d >= 1; d--) { c[d] = rest % dims[d]; rest /= dims[d]; }
+                    yield return new PureHDF.Selections.Step(c, last);
+                }
+            }
+        }
+        var selection = new PureHDF.Selections.DelegateSelection((ulong)rows.Count * rowElems, Steps);
+        lock (_fileGate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            try
+            {
+                var ds = CheckedDataset(where, a.FileDType.ItemSize, a.Shape.AsSpan(1), ExpectedClass(a.FileDType), shardRows);
+                var data = ds.Read<byte[]>(selection, null, [(ulong)rows.Count * (ulong)a.RowBytes]);
+                if (data.LongLength != (long)rows.Count * a.RowBytes)
+                    throw Corrupt(where, $"reading {rows.Count} rows gave {data.LongLength} bytes, expected {(long)rows.Count * a.RowBytes}");
+                return data;
+            }
+            catch (Exception e) when (e is not (InvalidDataException or IOException or OutOfMemoryException or ObjectDisposedException))
+            {
+                throw Corrupt(where, "cannot be read: " + e.Message, e);
+            }
+        }
+    }
+
+    private static H5DataTypeClass ExpectedClass(DType dt) => dt.Kind switch
+    {
+        'f' => H5DataTypeClass.FloatingPoint,
+        'c' => H5DataTypeClass.Compound,
+        'S' => H5DataTypeClass.String,
+        'b' => H5DataTypeClass.Enumerated,
+        _ => H5DataTypeClass.FixedPoint,
+    };
+
     private byte[] AttributeShard(AttributeInfo a, int s)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string where = "/" + a.Name + "/" + s.ToString(CultureInfo.InvariantCulture);
-        return _cache.Get("a" + where, () =>
+        return _cache.Get(AttributeCacheKey(a, s), () =>
         {
-            var cls = a.FileDType.Kind switch
-            {
-                'f' => H5DataTypeClass.FloatingPoint,
-                'c' => H5DataTypeClass.Compound,
-                'S' => H5DataTypeClass.String,
-                'b' => H5DataTypeClass.Enumerated,
-                _ => H5DataTypeClass.FixedPoint,
-            };
-            var data = ReadDataset(where, a.FileDType.ItemSize, a.Shape.AsSpan(1), cls);
+            var data = ReadDataset(where, a.FileDType.ItemSize, a.Shape.AsSpan(1), ExpectedClass(a.FileDType));
             int idRows = IdShard(s).Length / 8;
             if (data.LongLength != (long)idRows * a.RowBytes)
                 throw Corrupt(where, $"holds {data.LongLength / Math.Max(1, a.RowBytes)} rows; /ids/{s} holds {idRows}");
@@ -243,16 +293,7 @@ public sealed partial class BinarySearchStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             try
             {
-                if (!_file.LinkExists(where)) throw Corrupt(where, "dataset is missing");
-                var ds = _file.Dataset(where);
-                var t = ds.Type;
-                bool classOk = t.Class == expected
-                    || (expected == H5DataTypeClass.Enumerated && t.Class == H5DataTypeClass.FixedPoint);
-                if (!classOk || t.Size != itemSize)
-                    throw Corrupt(where, $"element type {t.Class} of size {t.Size} does not match the expected {expected} of size {itemSize}");
-                var dims = ds.Space.Dimensions;
-                if (dims.Length != 1 + trail.Length || !dims.AsSpan(1).SequenceEqual(trail.Select(d => (ulong)d).ToArray()))
-                    throw Corrupt(where, $"shape ({string.Join(", ", dims)}) does not match the trailing shape ({string.Join(", ", trail)}) of the group's 'shape' attribute");
+                var ds = CheckedDataset(where, itemSize, trail, expected, null);
                 return ds.Read<byte[]>();
             }
             catch (Exception e) when (e is not (InvalidDataException or IOException or OutOfMemoryException or ObjectDisposedException))
@@ -260,6 +301,24 @@ public sealed partial class BinarySearchStore : IDisposable
                 throw Corrupt(where, "cannot be read: " + e.Message, e);
             }
         }
+    }
+
+    /// <summary>The dataset at <paramref name="where"/> after checking type class, element size, trailing dims and (if given) row count. Call under the file lock.</summary>
+    private IH5Dataset CheckedDataset(string where, int itemSize, ReadOnlySpan<long> trail, H5DataTypeClass expected, int? rows)
+    {
+        if (!_file.LinkExists(where)) throw Corrupt(where, "dataset is missing");
+        var ds = _file.Dataset(where);
+        var t = ds.Type;
+        bool classOk = t.Class == expected
+            || (expected == H5DataTypeClass.Enumerated && t.Class == H5DataTypeClass.FixedPoint);
+        if (!classOk || t.Size != itemSize)
+            throw Corrupt(where, $"element type {t.Class} of size {t.Size} does not match the expected {expected} of size {itemSize}");
+        var dims = ds.Space.Dimensions;
+        bool dimsOk = dims.Length == 1 + trail.Length && (rows is null || dims[0] == (ulong)rows.Value);
+        for (int d = 0; dimsOk && d < trail.Length; d++) dimsOk = dims[d + 1] == (ulong)trail[d];
+        if (!dimsOk)
+            throw Corrupt(where, $"shape ({string.Join(", ", dims)}) does not match the group's 'shape' attribute (trailing ({string.Join(", ", trail.ToArray())})){(rows is null ? "" : $" and {rows} rows")}");
+        return ds;
     }
 
     private AttributeInfo Attribute(string key)
@@ -390,8 +449,35 @@ public sealed partial class BinarySearchStore : IDisposable
             while (pos < n && keys[pos] <= hi && !(hasNext && keys[pos] >= nextLo)) pos++;
             if (pos == start) continue;
             var shardIds = MemoryMarshal.Cast<byte, ulong>(IdShard(s));
+            var qKeys = keys.AsSpan(start, pos - start);
+            var qOrder = order.AsSpan(start, pos - start);
+            if (qKeys.Length * PartialReadFactor < shardIds.Length && !_cache.TryGet(AttributeCacheKey(a, s), out _))
+            {
+                // Few rows of a shard that is not cached: read only those rows (as h5py's fancy indexing does).
+                var at = new int[qKeys.Length];
+                var wanted = new List<int>();
+                int j = 0;
+                for (int q = 0; q < qKeys.Length; q++)
+                {
+                    j = LowerBound(shardIds, j, qKeys[q]);
+                    at[q] = j < shardIds.Length && shardIds[j] == qKeys[q] ? j : -1;
+                    if (at[q] >= 0 && (wanted.Count == 0 || wanted[^1] != j)) wanted.Add(j);
+                }
+                var rows = ReadRows(a, s, shardIds.Length, wanted);
+                int w = -1, last = -1;
+                for (int q = 0; q < qKeys.Length; q++)
+                {
+                    if (at[q] < 0) continue;
+                    if (at[q] != last) { w++; last = at[q]; }
+                    int o = qOrder[q];
+                    found[o] = true;
+                    hits++;
+                    rows.AsSpan(w * rb, rb).CopyTo(raw.Slice(o * rb, rb));
+                }
+                continue;
+            }
             ReadOnlySpan<byte> shardRows = AttributeShard(a, s);
-            hits += Gather(keys.AsSpan(start, pos - start), order.AsSpan(start, pos - start), shardIds, shardRows, rb, raw, found);
+            hits += Gather(qKeys, qOrder, shardIds, shardRows, rb, raw, found);
         }
         return n - hits;
     }

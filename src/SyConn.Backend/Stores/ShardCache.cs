@@ -49,6 +49,23 @@ internal sealed class ShardCache
         }
     }
 
+    /// <summary>The shard stored under <paramref name="key"/> if it is cached (marks it as recently used).</summary>
+    public bool TryGet(string key, out byte[] data)
+    {
+        lock (_gate)
+        {
+            if (_map.TryGetValue(key, out var node))
+            {
+                _lru.Remove(node);
+                _lru.AddFirst(node);
+                data = node.Value.Data;
+                return true;
+            }
+        }
+        data = [];
+        return false;
+    }
+
     /// <summary>Drops every cached shard.</summary>
     public void Clear()
     {

@@ -222,6 +222,27 @@ public class BinarySearchStoreTests
     }
 
     [Fact]
+    public void Small_queries_on_uncached_shards_read_only_the_needed_rows()
+    {
+        using var tmp = new TempDir();
+        var (ids, attrs) = Sample(20000, 21);
+        var rng = new Random(8);
+        attrs["f8_2x2"] = NdArray.Create(Enumerable.Range(0, 20000 * 4).Select(_ => rng.NextDouble()).ToArray(), 20000, 2, 2);
+        BinarySearchStore.Create(tmp.File("s.h5"), ids, attrs, 2).Dispose();
+        var query = Enumerable.Range(0, 30).Select(_ => ids[rng.Next(ids.Length)]).Append(ids[0]).Append(ids[0]).ToArray();
+        using var store = new BinarySearchStore(tmp.File("s.h5"));
+        foreach (var (key, arr) in attrs)
+        {
+            Assert.Equal(Expected(ids, arr, query), store.GetAttributes(query, key).Data.ToArray());
+            Assert.Equal(20000L * 8, store.CachedBytes); // only the two ID shards were loaded
+        }
+        var withMissing = query.Append(ids.Max() + 1).ToArray();
+        store.TryGetAttributes(withMissing, "coords", out var found);
+        Assert.Equal(query.Length, found.Count(f => f));
+        Assert.False(found[^1]);
+    }
+
+    [Fact]
     public void Empty_query_gives_an_empty_array_with_the_trailing_shape()
     {
         using var tmp = new TempDir();
