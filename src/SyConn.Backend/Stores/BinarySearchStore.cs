@@ -32,7 +32,11 @@ public sealed class BinarySearchStoreOptions
 /// (upstream silently returns a neighbour's value); <see cref="TryGetAttributes"/> reports a found
 /// mask instead. Building refuses duplicate IDs and more shards than IDs.</para>
 /// <para>Queries sort the query IDs once and visit each shard once. Shards are read lazily on first
-/// use and kept within <see cref="BinarySearchStoreOptions.CacheBytes"/>.</para>
+/// use and kept within <see cref="BinarySearchStoreOptions.CacheBytes"/>; a query that needs fewer
+/// than 1/256 of the rows of an attribute shard that is not cached reads only those rows and does not
+/// cache them (the ID shard is always read whole, as upstream does).</para>
+/// <para>Big-endian attribute datasets (h5py writes them for big-endian numpy input) are read and
+/// returned in native order; ID datasets must be little-endian uint64 (or non-negative int64).</para>
 /// <para>Thread-safety: after construction, all members except <see cref="Dispose"/> may be called
 /// from several threads at once (shard reads are serialised internally; queries on loaded shards run
 /// in parallel). <see cref="Dispose"/> must not overlap other calls. The file is opened read-only and
