@@ -29,6 +29,8 @@ public static class Cli
         yield return DumpCommand.Create();
         yield return StoreCommands.Get();
         yield return StoreCommands.Keys();
+        yield return BssCommands.Query();
+        yield return BssCommands.Build();
         yield return DemoCommand.Create();
         yield return BenchCommand.Create();
         yield return BenchCommand.Worker();

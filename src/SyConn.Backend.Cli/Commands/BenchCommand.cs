@@ -40,6 +40,7 @@ public static class BenchCommand
                     "w3" => Workloads.W3(s, n, dir, err),
                     "w4" => Workloads.W4(s, n, dir, err),
                     "w5" => Workloads.W5(s, n, dir, err),
+                    "w6" => W6.RunW6(s, n, dir),
                     "w7" => Workloads.W7(s, n, dir, err),
                     "w8" => W8.Run(s, n, dir, err),
                     _ => throw new UsageException($"workload {name} is not available in this build", "WORKLOAD"),
