@@ -72,6 +72,16 @@ internal static unsafe partial class Posix
     [LibraryImport(Libc, EntryPoint = "pread", SetLastError = true)]
     internal static partial nint Pread(int fd, byte* buf, nuint count, long offset);
 
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Timespec
+    {
+        public long tv_sec;
+        public long tv_nsec;
+    }
+
+    [LibraryImport(Libc, EntryPoint = "nanosleep", SetLastError = true)]
+    internal static partial int Nanosleep(in Timespec req, nint rem);
+
     [LibraryImport(Libc, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int Rename(string oldPath, string newPath);
 
