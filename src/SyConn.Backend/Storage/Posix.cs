@@ -29,6 +29,7 @@ internal static unsafe partial class Posix
     internal const short F_UNLCK = 2;
     internal const short SEEK_SET = 0;
 
+    internal const int ENOENT = 2;
     internal const int EINTR = 4;
     internal const int EAGAIN = 11;
     internal const int EACCES = 13;
@@ -62,9 +63,6 @@ internal static unsafe partial class Posix
 
     [LibraryImport(Libc, EntryPoint = "fsync", SetLastError = true)]
     internal static partial int Fsync(int fd);
-
-    [LibraryImport(Libc, EntryPoint = "ftruncate", SetLastError = true)]
-    internal static partial int Ftruncate(int fd, long length);
 
     [LibraryImport(Libc, EntryPoint = "pwrite", SetLastError = true)]
     internal static partial nint Pwrite(int fd, byte* buf, nuint count, long offset);
