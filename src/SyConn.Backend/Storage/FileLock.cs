@@ -172,11 +172,9 @@ public sealed class FileLock : IDisposable
         {
             fd = LockFd.Open(full, dir);
             int raw = (int)fd.DangerousGetHandle();
-            int failures = 0;
             double pauseUs = FirstPauseUs;
             while (!TrySetLock(raw, full))
             {
-                failures++;
                 TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
                 if (!infinite && elapsed >= timeout)
                 {
