@@ -34,6 +34,8 @@ public static class Cli
         yield return DemoCommand.Create();
         yield return BenchCommand.Create();
         yield return BenchCommand.Worker();
+        yield return LockIncrementCommand.Create();
+        yield return AtomicWriteLoopCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>

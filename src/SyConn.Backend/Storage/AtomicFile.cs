@@ -1,0 +1,228 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+
+namespace SyConn.Backend.Storage;
+
+/// <summary>
+/// Crash-safe whole-file writes: the new content goes to a unique temp file in the target's folder, is
+/// (optionally) fsynced, renamed over the target with <c>rename(2)</c>, and the folder is fsynced. A reader
+/// or a crash at any moment sees either the old or the new file, never a mix or a truncated one.
+/// </summary>
+/// <remarks>
+/// <para><b>Durability.</b> With <c>durable: true</c> (the default) the content and the rename survive a
+/// power loss once the call returns (fsync of the file, then of the folder). <c>durable: false</c> is what
+/// SyConn's Python code does (no fsync): still atomic against process crashes, much cheaper, but after a
+/// power loss or kernel crash the file may be empty or old.</para>
+/// <para><b>Thread/process safety.</b> Thread-safe: every call uses its own temp file
+/// (<c>.&lt;name&gt;.tmp.&lt;pid&gt;.&lt;random&gt;</c>, created exclusively), so parallel writers never
+/// share one; the last rename wins. Atomic replacement does not serialise read-modify-write cycles: use
+/// <see cref="FileLock"/> for that. A crashed writer may leave a stray temp file; it never damages the
+/// target.</para>
+/// <para>The file mode of an existing target is kept; a new file gets 0666 minus the umask (as Python's
+/// <c>open(path, 'wb')</c>). Owner, extended attributes and hard links of the old file are not carried
+/// over; a symbolic link at the target path is replaced by the file, not followed.</para>
+/// </remarks>
+public static class AtomicFile
+{
+    private const int MaxNameBytes = 255;
+
+    /// <summary>Replaces <paramref name="path"/> with <paramref name="data"/>.</summary>
+    /// <param name="path">The target file; its folder must exist.</param>
+    /// <param name="data">The new content.</param>
+    /// <param name="durable">fsync file and folder (default). False matches upstream: atomic, not durable.</param>
+    /// <exception cref="IOException">Writing, renaming or syncing failed (the temp file is deleted when the target was not replaced).</exception>
+    public static void Write(string path, ReadOnlySpan<byte> data, bool durable = true)
+    {
+        var target = Prepare(path);
+        var (fs, temp) = CreateTemp(target, bufferSize: 0);
+        try
+        {
+            using (fs)
+            {
+                fs.Write(data);
+                if (durable) fs.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            DeleteQuietly(temp);
+            throw;
+        }
+        Commit(temp, target, durable);
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="path"/> with what <paramref name="writer"/> writes to the stream it gets.
+    /// The stream is buffered and seekable; the writer must not dispose it. If the writer throws, the
+    /// target is left untouched and the temp file deleted.
+    /// </summary>
+    /// <param name="path">The target file; its folder must exist.</param>
+    /// <param name="writer">Writes the new content.</param>
+    /// <param name="durable">fsync file and folder (default). False matches upstream: atomic, not durable.</param>
+    /// <exception cref="IOException">Writing, renaming or syncing failed.</exception>
+    public static void Write(string path, Action<Stream> writer, bool durable = true)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        var target = Prepare(path);
+        var (fs, temp) = CreateTemp(target, bufferSize: 1 << 16);
+        try
+        {
+            using (fs)
+            {
+                writer(fs);
+                if (durable) fs.Flush(flushToDisk: true);
+                else fs.Flush();
+            }
+        }
+        catch
+        {
+            DeleteQuietly(temp);
+            throw;
+        }
+        Commit(temp, target, durable);
+    }
+
+    /// <summary>
+    /// Reads a whole file into a new array, or returns null when the file (or its folder) does not exist.
+    /// The array is freshly allocated, exactly as long as the content, and owned by the caller (not pooled).
+    /// </summary>
+    /// <exception cref="IOException">The file exists but cannot be read.</exception>
+    public static byte[]? ReadAllBytes(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+        using (handle)
+        {
+            long length = RandomAccess.GetLength(handle);
+            if (length > Array.MaxLength) throw new IOException($"File too large to read into one array ({length} bytes): '{path}'.");
+            byte[] buffer = GC.AllocateUninitializedArray<byte>((int)length);
+            int done = 0;
+            while (done < buffer.Length)
+            {
+                int n = RandomAccess.Read(handle, buffer.AsSpan(done), done);
+                if (n == 0) break;
+                done += n;
+            }
+            if (done < buffer.Length) return buffer.AsSpan(0, done).ToArray(); // shrank while reading
+            // The file may have grown (or report length 0, like /proc files): read the rest.
+            Span<byte> probe = stackalloc byte[1];
+            if (RandomAccess.Read(handle, probe, done) == 0) return buffer;
+            using var ms = new MemoryStream();
+            ms.Write(buffer);
+            ms.Write(probe);
+            long offset = done + 1;
+            byte[] chunk = new byte[1 << 16];
+            int m;
+            while ((m = RandomAccess.Read(handle, chunk, offset)) > 0)
+            {
+                ms.Write(chunk, 0, m);
+                offset += m;
+            }
+            return ms.ToArray();
+        }
+    }
+
+    private readonly record struct Target(string Full, string Dir, string Name, UnixFileMode? Mode);
+
+    private static Target Prepare(string path)
+    {
+        Posix.EnsureSupported(nameof(AtomicFile));
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string full = Path.GetFullPath(path);
+        string name = Path.GetFileName(full);
+        if (name.Length == 0) throw new ArgumentException($"The target must name a file, not a folder: '{path}'.", nameof(path));
+        string dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"The folder of '{full}' does not exist.");
+        UnixFileMode? mode = null;
+        try
+        {
+            if (OperatingSystem.IsLinux() && File.Exists(full)) mode = File.GetUnixFileMode(full);
+        }
+        catch (FileNotFoundException)
+        {
+            // removed meanwhile: a new file
+        }
+        return new Target(full, dir, name, mode);
+    }
+
+    /// <summary>The unique temp name for <paramref name="name"/>: <c>.name.tmp.pid.random</c>, within NAME_MAX.</summary>
+    internal static string TempName(string name)
+    {
+        string suffix = $".tmp.{Environment.ProcessId}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
+        string stem = name;
+        while (System.Text.Encoding.UTF8.GetByteCount(stem) + suffix.Length + 1 > MaxNameBytes)
+            stem = stem[..(stem.Length * 3 / 4)];
+        return "." + stem + suffix;
+    }
+
+    private static (FileStream Stream, string Temp) CreateTemp(in Target target, int bufferSize)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            string temp = Path.Combine(target.Dir, TempName(target.Name));
+            FileStream fs;
+            try
+            {
+                fs = new FileStream(temp, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew, // O_EXCL: never reuse someone else's temp file
+                    Access = FileAccess.Write,
+                    Share = FileShare.None,
+                    BufferSize = bufferSize,
+                });
+            }
+            catch (IOException) when (attempt < 3 && File.Exists(temp))
+            {
+                continue; // 64 random bits collided: take another name
+            }
+            try
+            {
+                if (OperatingSystem.IsLinux() && target.Mode is { } mode) File.SetUnixFileMode(fs.SafeFileHandle, mode);
+            }
+            catch
+            {
+                fs.Dispose();
+                DeleteQuietly(temp);
+                throw;
+            }
+            return (fs, temp);
+        }
+    }
+
+    private static void Commit(string temp, in Target target, bool durable)
+    {
+        if (Posix.Rename(temp, target.Full) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            DeleteQuietly(temp);
+            throw new IOException($"rename of '{temp}' to '{target.Full}' failed: {Posix.ErrnoText(errno)}", errno);
+        }
+        if (durable) Posix.FsyncDirectory(target.Dir);
+    }
+
+    private static void DeleteQuietly(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using SyConn.Backend.Storage;
+using SyConn.Backend.Tests.Infrastructure;
+
+namespace SyConn.Backend.Tests.Storage;
+
+public class AtomicFileTests
+{
+    private static string[] Strays(TempDir dir, string name) =>
+        Directory.GetFiles(dir.Path, "." + name + ".tmp.*");
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Writes_new_file_and_replaces_existing(bool durable)
+    {
+        using var dir = new TempDir();
+        string p = dir.File("a.pkl");
+        AtomicFile.Write(p, "first"u8, durable);
+        Assert.Equal("first"u8.ToArray(), File.ReadAllBytes(p));
+        AtomicFile.Write(p, s => s.Write("second, longer"u8), durable);
+        Assert.Equal("second, longer"u8.ToArray(), AtomicFile.ReadAllBytes(p));
+        AtomicFile.Write(p, ReadOnlySpan<byte>.Empty, durable);
+        Assert.Empty(AtomicFile.ReadAllBytes(p)!);
+        Assert.Empty(Strays(dir, "a.pkl"));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void Keeps_the_mode_of_an_existing_file_and_new_files_follow_the_umask()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("m.pkl");
+        AtomicFile.Write(p, "x"u8);
+        // New file: like Python's open(p, 'wb') — 0666 minus umask; compare with a file .NET creates the same way.
+        string reference = dir.File("ref");
+        File.WriteAllBytes(reference, [1]);
+        Assert.Equal(File.GetUnixFileMode(reference), File.GetUnixFileMode(p));
+
+        var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherExecute;
+        File.SetUnixFileMode(p, mode);
+        AtomicFile.Write(p, "y"u8);
+        Assert.Equal(mode, File.GetUnixFileMode(p));
+        Assert.Equal("y"u8.ToArray(), File.ReadAllBytes(p));
+    }
+
+    [Fact]
+    public void Temp_names_are_unique_and_parallel_writers_never_collide()
+    {
+        var names = Enumerable.Range(0, 10_000).Select(_ => AtomicFile.TempName("store.pkl")).ToHashSet();
+        Assert.Equal(10_000, names.Count);
+        Assert.All(names, n => Assert.StartsWith($".store.pkl.tmp.{Environment.ProcessId}.", n));
+        string longName = new string('n', 250);
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(AtomicFile.TempName(longName)) <= 255);
+
+        using var dir = new TempDir();
+        string p = dir.File("par.pkl");
+        var versions = Enumerable.Range(0, 8).Select(i => Enumerable.Repeat((byte)i, 50_000 + i).ToArray()).ToArray();
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            for (int k = 0; k < 20; k++) AtomicFile.Write(p, versions[i], durable: k % 5 == 0);
+        });
+        byte[] final = File.ReadAllBytes(p);
+        Assert.Contains(versions, v => v.AsSpan().SequenceEqual(final));
+        Assert.Empty(Strays(dir, "par.pkl"));
+    }
+
+    [Fact]
+    public void A_failing_writer_leaves_the_target_alone_and_deletes_the_temp()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("f.pkl");
+        AtomicFile.Write(p, "old"u8);
+        var e = Assert.Throws<InvalidOperationException>(() => AtomicFile.Write(p, s =>
+        {
+            s.Write(new byte[100_000]);
+            Assert.Single(Strays(dir, "f.pkl")); // the temp exists while writing ...
+            throw new InvalidOperationException("boom");
+        }));
+        Assert.Equal("boom", e.Message);
+        Assert.Equal("old"u8.ToArray(), File.ReadAllBytes(p));
+        Assert.Empty(Strays(dir, "f.pkl")); // ... and is gone after the failure
+    }
+
+    [Fact]
+    public void A_failing_rename_deletes_the_temp()
+    {
+        using var dir = new TempDir();
+        // The target is a non-empty folder: rename(2) of a file over it fails (EISDIR).
+        string target = dir.File("d.pkl");
+        Directory.CreateDirectory(target);
+        File.WriteAllText(Path.Combine(target, "inside"), "x");
+        var e = Assert.ThrowsAny<IOException>(() => AtomicFile.Write(target, "new"u8));
+        Assert.Contains("rename", e.Message);
+        Assert.Empty(Strays(dir, "d.pkl"));
+        Assert.True(Directory.Exists(target));
+    }
+
+    [Fact]
+    public void Missing_folder_is_an_error_and_missing_file_reads_as_null()
+    {
+        using var dir = new TempDir();
+        Assert.Throws<DirectoryNotFoundException>(() => AtomicFile.Write(Path.Combine(dir.Path, "no", "x.pkl"), "x"u8));
+        Assert.Null(AtomicFile.ReadAllBytes(dir.File("missing.pkl")));
+        Assert.Null(AtomicFile.ReadAllBytes(Path.Combine(dir.Path, "no", "x.pkl")));
+        Assert.Throws<ArgumentException>(() => AtomicFile.Write(dir.Path + "/", "x"u8));
+    }
+
+    [Fact]
+    public void Directory_fsync_works_and_reports_errors()
+    {
+        using var dir = new TempDir();
+        Posix.FsyncDirectory(dir.Path); // must not throw on a normal folder
+        var e = Assert.Throws<IOException>(() => Posix.FsyncDirectory(Path.Combine(dir.Path, "absent")));
+        Assert.Contains("absent", e.Message);
+        Assert.Contains("errno 2", e.Message); // ENOENT
+        File.WriteAllText(dir.File("plain"), "x");
+        Assert.Throws<IOException>(() => Posix.FsyncDirectory(dir.File("plain"))); // O_DIRECTORY refuses a file (ENOTDIR)
+    }
+
+    [Fact]
+    public void ReadAllBytes_reads_large_files_and_files_without_a_size()
+    {
+        using var dir = new TempDir();
+        var big = new byte[3_000_001];
+        new Random(5).NextBytes(big);
+        string p = dir.File("big");
+        AtomicFile.Write(p, big, durable: false);
+        Assert.Equal(big, AtomicFile.ReadAllBytes(p));
+        // /proc files report length 0 but have content.
+        var self = AtomicFile.ReadAllBytes("/proc/self/status");
+        Assert.NotNull(self);
+        Assert.Contains("Pid:", System.Text.Encoding.ASCII.GetString(self!));
+    }
+}
