@@ -27,6 +27,7 @@ public static class Cli
     private static IEnumerable<Command> Commands()
     {
         yield return DumpCommand.Create();
+        yield return LoadSegCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>
