@@ -6,7 +6,8 @@ namespace SyConn.Backend.Formats.Knossos;
 /// <summary>
 /// Checksums and label counts of a [z][y][x] uint64 segmentation box, as recorded in the KNOSSOS
 /// fixtures' <c>EXPECTED.json</c>: <see cref="Sha256Zyx"/> = sha256 of the C-order little-endian bytes
-/// (x fastest); <see cref="Sha256Xyz"/> = the same after swapping axes 0 and 2 (z fastest). Immutable.
+/// (x fastest); <see cref="Sha256Xyz"/> = the same after swapping axes 0 and 2 (z fastest). Thread-safe
+/// as long as <see cref="Counts"/> is not mutated.
 /// </summary>
 /// <param name="ShapeZyx">The box shape (z, y, x).</param>
 /// <param name="Sha256Zyx">Lower-case hex sha256 of the array in [z][y][x] order.</param>
