@@ -29,6 +29,7 @@ public static class Cli
         yield return DumpCommand.Create();
         yield return LockIncrementCommand.Create();
         yield return AtomicWriteLoopCommand.Create();
+        yield return LoadSegCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>
