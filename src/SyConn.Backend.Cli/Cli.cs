@@ -36,6 +36,7 @@ public static class Cli
         yield return BenchCommand.Worker();
         yield return LockIncrementCommand.Create();
         yield return AtomicWriteLoopCommand.Create();
+        yield return LoadSegCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>
