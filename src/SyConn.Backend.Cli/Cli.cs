@@ -37,6 +37,7 @@ public static class Cli
         yield return LockIncrementCommand.Create();
         yield return AtomicWriteLoopCommand.Create();
         yield return LoadSegCommand.Create();
+        yield return VoxelsCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>

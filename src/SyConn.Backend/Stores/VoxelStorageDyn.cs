@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Knossos;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
 using static SyConn.Backend.Stores.EntryParsing;
@@ -20,7 +21,7 @@ namespace SyConn.Backend.Stores;
 /// <para><see cref="StorageBase.Push"/> writes the <c>.npz</c> first (when it changed), then the <c>.pkl</c>,
 /// each atomically. Not thread-safe; process-safe with locking on.</para>
 /// </remarks>
-public class VoxelStorageDyn : CompressedStorage
+public partial class VoxelStorageDyn : CompressedStorage
 {
     /// <summary>The helper keys upstream keeps next to the object entries.</summary>
     public static readonly IReadOnlyList<string> HelperKeys = ["meta", "size", "rep_coord", "voxel_cache"];
@@ -34,19 +35,36 @@ public class VoxelStorageDyn : CompressedStorage
     /// <param name="options">Store options.</param>
     /// <param name="voxeldataPath">The segmentation dataset of the objects; when given and different from the stored
     /// <c>meta['voxeldata_path']</c>, it replaces it (as upstream, with a warning).</param>
-    public VoxelStorageDyn(string path, StoreOptions? options = null, string? voxeldataPath = null)
-        : this(new FileStoreBackend(PklPath(path)), options, voxeldataPath)
+    /// <param name="voxelMode">Open the segmentation dataset now so that object masks can be read
+    /// (<see cref="GetVoxelMaskOffset"/>); needs a dataset path, given or stored.</param>
+    /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
+    /// <exception cref="InvalidOperationException">Voxel mode without a dataset path.</exception>
+    /// <exception cref="FileNotFoundException">Voxel mode and the dataset's configuration cannot be found.</exception>
+    public VoxelStorageDyn(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null)
+        : this(new FileStoreBackend(PklPath(path)), options, voxeldataPath, voxelMode, datasetOptions)
     {
     }
 
     /// <summary>Opens (pulls) the store over <paramref name="backend"/>; the voxel cache lives beside a file backend's pickle.</summary>
-    public VoxelStorageDyn(IStoreBackend backend, StoreOptions? options = null, string? voxeldataPath = null)
+    public VoxelStorageDyn(IStoreBackend backend, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null)
         : base(backend, options, pull: false)
     {
         _voxeldataPathArg = voxeldataPath;
         NpzPath = backend is FileStoreBackend f ? f.Path[..^4] + ".npz" : null;
         VoxelCache = NpzPath is null ? null : new VoxelStorageLazyLoading(NpzPath, durable: Options.Durable);
         Pull();
+        if (voxelMode)
+        {
+            try
+            {
+                Dataset = KnossosDataset.Open(ResolveVoxeldataPath(), datasetOptions);
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
     }
 
     /// <summary>The pickle path for a store path (upstream appends <c>.pkl</c> when missing).</summary>
@@ -146,7 +164,11 @@ public class VoxelStorageDyn : CompressedStorage
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) VoxelCache?.Dispose();
+        if (disposing)
+        {
+            VoxelCache?.Dispose();
+            Dataset?.Dispose();
+        }
         base.Dispose(disposing);
     }
 }

@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Numerics;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+
+namespace SyConn.Backend.Cli.Commands;
+
+/// <summary>
+/// <c>voxels STORE KEY [--dataset DIR] [--overlap N] [--json]</c>: an object's masks read from the
+/// segmentation (VoxelStorageDyn voxel mode), with the field names and checksums of the KNOSSOS fixture's EXPECTED.json.
+/// </summary>
+public static class VoxelsCommand
+{
+    /// <summary>Creates the command.</summary>
+    public static Command Create()
+    {
+        var store = new Argument<string>("store") { Description = "A VoxelStorageDyn .pkl file." };
+        var key = new Argument<string>("key") { Description = "The object ID." };
+        var dataset = new Option<string?>("--dataset") { Description = "The KNOSSOS dataset (folder or config); default: the store's meta voxeldata_path." };
+        var overlap = new Option<int>("--overlap") { Description = "Voxels added around each box.", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var cmd = new Command("voxels", "Print an object's voxel masks (offsets, per-mask shape, count, sha256) and its cubed mask.") { store, key, dataset, overlap, json };
+        cmd.SetAction((ParseResult r) =>
+        {
+            var p = r.GetValue(store)!;
+            var k = StoreCommands.ParseKey(r.GetValue(key)!);
+            int ov = r.GetValue(overlap);
+            if (ov < 0) throw new UsageException("--overlap must not be negative", "--overlap");
+            StoreCommands.RequireFile(p);
+            using var vs = new VoxelStorageDyn(p, StoreOptions.Default, r.GetValue(dataset), voxelMode: true);
+            var result = Summarise(vs, k, ov);
+            var o = r.InvocationConfiguration.Output;
+            if (r.GetValue(json)) o.WriteLine(result.ToJsonString(StoreCommands.Indented));
+            else
+            {
+                var m = result["get_voxelmask_offset"]!;
+                var offs = m["offsets_xyz"]!.AsArray();
+                var masks = m["masks"]!.AsArray();
+                o.WriteLine($"object {k}: {masks.Count} boxes (overlap {ov})");
+                for (int i = 0; i < masks.Count; i++)
+                    o.WriteLine($"  offset {offs[i]!.ToJsonString()}  shape {masks[i]!["shape_xyz"]!.ToJsonString()}  voxels {masks[i]!["count"]}  sha256 {masks[i]!["sha256_xyz_u8"]}");
+                var c = result["get_voxel_data_cubed"]!;
+                o.WriteLine($"  cubed: offset {c["offset_xyz"]!.ToJsonString()}  shape {c["shape_xyz"]!.ToJsonString()}  voxels {c["count"]}  sha256 {c["sha256_xyz_u8"]}");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static JsonArray Arr(IEnumerable<long> xs) => new(xs.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+
+    private static JsonObject MaskJson(NdArray mask)
+    {
+        var bytes = mask.Data.Span;
+        long count = 0;
+        foreach (var b in bytes) count += b != 0 ? 1 : 0;
+        return new JsonObject
+        {
+            ["shape_xyz"] = Arr(mask.ShapeArray),
+            ["count"] = count,
+            ["sha256_xyz_u8"] = Convert.ToHexStringLower(SHA256.HashData(bytes)),
+        };
+    }
+
+    /// <summary>The JSON summary of one object (also used by tests).</summary>
+    public static JsonObject Summarise(VoxelStorageDyn vs, StoreKey key, int overlap)
+    {
+        var masks = vs.GetVoxelMaskOffset(key, overlap);
+        var cubed = vs.GetVoxelDataCubed(key);
+        var o = new JsonObject
+        {
+            ["key"] = key.ToString(),
+            ["overlap"] = overlap,
+            ["get_voxelmask_offset"] = new JsonObject
+            {
+                ["offsets_xyz"] = new JsonArray(masks.OffsetRows.Select(r => (JsonNode?)Arr(r)).ToArray()),
+                ["masks"] = new JsonArray(masks.Masks.Select(m => (JsonNode?)MaskJson(m)).ToArray()),
+            },
+            ["get_voxel_data_cubed"] = MaskJson(cubed.Mask),
+        };
+        var c = (JsonObject)o["get_voxel_data_cubed"]!;
+        c["offset_xyz"] = Arr(cubed.Offset);
+        c["dtype"] = "bool";
+        o["object_size"] = vs.ObjectSize(key);
+        if (vs.ContainsKey(key) && TryRepCoord(vs, key) is { } rc) o["object_repcoord_xyz"] = Arr(rc);
+        return o;
+    }
+
+    private static long[]? TryRepCoord(VoxelStorageDyn vs, StoreKey key)
+    {
+        try
+        {
+            return vs.ObjectRepCoord(key) switch
+            {
+                NdArray a when a.DType.IsInteger => a.ToArray<long>(),
+                PyTuple or PyList => ((IEnumerable<object>)vs.ObjectRepCoord(key)).Select(x => PyInt.TryGetBigInteger(x, out var b) ? (long)b : 0).ToArray(),
+                _ => null,
+            };
+        }
+        catch (KeyNotFoundException)
+        {
+            return null;
+        }
+    }
+}
