@@ -1031,7 +1031,15 @@ internal sealed class PickleReader
     private DTypeProxy MakeDType(GlobalRef g, object[] args)
     {
         if (args.Length < 1 || args[0] is not string typestr) throw BadArgs(g, args);
-        if (!DType.TryParse(typestr, out var dt)) throw Error($"unknown numpy dtype '{typestr}'");
+        DType dt;
+        try
+        {
+            if (!DType.TryParse(typestr, out dt)) throw Error($"unknown numpy dtype '{typestr}'");
+        }
+        catch (OverflowException)
+        {
+            throw Error($"numpy dtype '{typestr}' is too large");
+        }
         return new DTypeProxy(dt);
     }
 
@@ -1100,7 +1108,9 @@ internal sealed class PickleReader
         {
             if (t[i] is not long d || d < 0) throw Error($"{what}: bad dimension {PyRepr.Repr(t[i])} in shape");
             shape[i] = d;
-            if (d != 0 && size > _opt.MaxTotalElements / d) size = _opt.MaxTotalElements + 1;
+            // Zero dimensions are left out so that a huge shape with a 0 in it is still refused.
+            if (d == 0) continue;
+            if (size > _opt.MaxTotalElements / d) size = _opt.MaxTotalElements + 1;
             else size *= d;
         }
         if (size > _opt.MaxTotalElements) throw Error($"{what}: shape ({string.Join(", ", shape)}) has more than {_opt.MaxTotalElements} elements");
@@ -1253,6 +1263,15 @@ internal sealed class PickleReader
         };
         if (raw.Length != dtype.ItemSize)
             throw Error($"{g.FullName}: {raw.Length} bytes for a scalar of dtype {dtype.Str}, expected {dtype.ItemSize}");
+        if (dtype.Kind == 'U')
+        {
+            for (int i = 0; i + 4 <= raw.Length; i += 4)
+            {
+                uint cp = dtype.ByteOrder == '>' ? BinaryPrimitives.ReadUInt32BigEndian(raw[i..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[i..]);
+                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                    throw Error($"{g.FullName}: invalid code point 0x{cp:x} in a numpy str scalar");
+            }
+        }
         return new NpScalar(dtype, raw.ToArray());
     }
 
