@@ -27,7 +27,7 @@ public sealed class PyNone
 public static class PyInt
 {
     /// <summary>The canonical representation of an integer value: a boxed long when it fits, else a BigInteger.</summary>
-    public static object From(BigInteger value) => value >= long.MinValue && value <= long.MaxValue ? (long)value : value;
+    public static object From(BigInteger value) => value >= long.MinValue && value <= long.MaxValue ? (object)(long)value : value;
 
     /// <summary>The canonical representation of an unsigned 64-bit value.</summary>
     public static object From(ulong value) => value <= long.MaxValue ? (long)value : new BigInteger(value);

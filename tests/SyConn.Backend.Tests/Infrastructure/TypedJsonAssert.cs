@@ -138,7 +138,7 @@ public static class TypedJsonAssert
         if (ev is null && av is null) return;
         if (ev is JsonValue && av is JsonValue && ev.GetValueKind() == JsonValueKind.Number && av.GetValueKind() == JsonValueKind.Number)
         {
-            if (ev.GetValue<decimal>() == av.GetValue<decimal>()) return;
+            if (decimal.Parse(ev.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture) == decimal.Parse(av.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)) return;
         }
         else if (JsonNode.DeepEquals(ev, av)) return;
         diffs.Add($"{path}.{name}: expected {Short(ev)}, got {Short(av)}");

@@ -1,0 +1,1344 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Python;
+
+namespace SyConn.Backend.Formats.Pickle;
+
+/// <summary>
+/// The safe unpickler: an opcode interpreter that builds the Python value model and refuses every
+/// global outside <see cref="PickleGlobals"/>. One instance reads one pickle; not thread-safe.
+/// </summary>
+internal sealed class PickleReader
+{
+    private static readonly object True = true;
+    private static readonly object False = false;
+    private static readonly object[] SmallInts = MakeSmallInts();
+
+    private readonly ReadOnlyMemory<byte> _data;
+    private readonly PickleReadOptions _opt;
+    private readonly string? _source;
+
+    private object[] _stack = new object[64];
+    private int[] _heights = new int[64];
+    private int _sp;
+    private int[] _marks = new int[16];
+    private int _mp;
+    private int _fence;
+
+    private object?[] _memo = new object?[32];
+    private int[] _memoHeights = new int[32];
+    private int _memoLen;
+    private Dictionary<long, (object Value, int Height)>? _sparseMemo;
+
+    private byte _op;
+    private int _opPos;
+    private long _elements;
+    private bool _aliased;
+
+    public PickleReader(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source)
+    {
+        _data = data;
+        _opt = options;
+        _source = source;
+    }
+
+    private static object[] MakeSmallInts()
+    {
+        var a = new object[256];
+        for (int i = 0; i < a.Length; i++) a[i] = (long)i;
+        return a;
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    private string Where => _source is null ? "pickle" : $"pickle '{_source}'";
+
+    private InvalidDataException Error(string what) =>
+        new($"{Where}: {what} at byte offset {_opPos} (opcode {Op.Name(_op)})");
+
+    private InvalidDataException Truncated(int pos, long needed, int available) =>
+        new($"{Where}: truncated at offset {pos + available}: opcode {Op.Name(_op)} at byte offset {_opPos} needs {needed} bytes from offset {pos}, only {available} remain");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Need(ReadOnlySpan<byte> span, int pos, int n)
+    {
+        if ((uint)n > (uint)(span.Length - pos)) throw Truncated(pos, n, span.Length - pos);
+    }
+
+    private int CheckLength(ReadOnlySpan<byte> span, int pos, ulong declared)
+    {
+        if (declared > (ulong)(span.Length - pos)) throw Truncated(pos, (long)Math.Min(declared, long.MaxValue), span.Length - pos);
+        return (int)declared;
+    }
+
+    // ---------------------------------------------------------------- stack
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Push(object value, int height)
+    {
+        if (_sp == _stack.Length) GrowStack();
+        _stack[_sp] = value;
+        _heights[_sp] = height;
+        _sp++;
+    }
+
+    private void GrowStack()
+    {
+        Array.Resize(ref _stack, _stack.Length * 2);
+        Array.Resize(ref _heights, _heights.Length * 2);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private object Pop(out int height)
+    {
+        if (_sp <= _fence) throw Underflow();
+        _sp--;
+        height = _heights[_sp];
+        var v = _stack[_sp];
+        _stack[_sp] = null!;
+        return v;
+    }
+
+    private object Pop() => Pop(out _);
+
+    private InvalidDataException Underflow() => Error(_sp == 0 ? "stack underflow (the stack is empty)" : "stack underflow (nothing above the last MARK)");
+
+    private int PopMark()
+    {
+        if (_mp == 0) throw Error("no MARK on the stack");
+        int m = _marks[--_mp];
+        _fence = _mp > 0 ? _marks[_mp - 1] : 0;
+        return m;
+    }
+
+    private void ClearTo(int sp)
+    {
+        Array.Clear(_stack, sp, _sp - sp);
+        _sp = sp;
+    }
+
+    private int MaxHeight(int from, int to)
+    {
+        int h = 0;
+        for (int i = from; i < to; i++) if (_heights[i] > h) h = _heights[i];
+        return h;
+    }
+
+    private int CheckHeight(int h)
+    {
+        if (h > _opt.MaxDepth) throw Error($"structure nests deeper than {_opt.MaxDepth} levels (PickleReadOptions.MaxDepth)");
+        return h;
+    }
+
+    private void CountElements(long n)
+    {
+        _elements += n;
+        if (_elements > _opt.MaxTotalElements)
+            throw Error($"more than {_opt.MaxTotalElements} elements (PickleReadOptions.MaxTotalElements)");
+    }
+
+    // ---------------------------------------------------------------- values
+
+    /// <summary>The value to store in a container: proxies are resolved, globals refused.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private object Val(object o) => o is PickleTemp t ? Resolve(t) : o;
+
+    private object Resolve(PickleTemp t) => t switch
+    {
+        DTypeProxy d => d.Current,
+        ArrayProxy { Result: { } a } => a,
+        ArrayProxy => throw Error("numpy array from _reconstruct used before its BUILD state"),
+        GlobalRef g => throw Error($"global '{g.FullName}' cannot be used as a value"),
+        _ => throw Error("a tuple holding a global cannot be used as a value"),
+    };
+
+    private static bool IsMutableContainer(object o) => o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
+
+    private void CheckHashable(object key)
+    {
+        switch (key)
+        {
+            case PyList or PyDict or PyByteArray or NdArray:
+            case PySet { IsFrozen: false }:
+                throw Error($"unhashable dict key or set member of type {TypeName(key)}");
+            case PyTuple t:
+                foreach (var item in t) CheckHashable(item);
+                break;
+        }
+    }
+
+    internal static string TypeName(object? o) => o switch
+    {
+        null or PyNone => "None",
+        bool => "bool",
+        long or BigInteger => "int",
+        double => "float",
+        Complex => "complex",
+        string => "str",
+        PyBytes => "bytes",
+        PyByteArray => "bytearray",
+        PyTuple => "tuple",
+        PyList => "list",
+        PyDefaultDict => "defaultdict",
+        PyOrderedDict => "OrderedDict",
+        PyDict => "dict",
+        PySet s => s.IsFrozen ? "frozenset" : "set",
+        NdArray => "numpy.ndarray",
+        NpScalar => "numpy scalar",
+        DType => "numpy.dtype",
+        DTypeProxy => "numpy.dtype",
+        ArrayProxy => "numpy.ndarray",
+        GlobalRef g => "global " + g.FullName,
+        ArgTuple => "tuple",
+        _ => o.GetType().Name,
+    };
+
+    // ---------------------------------------------------------------- memo
+
+    private void MemoPut(long index, object value, int height)
+    {
+        if (index < 0 || index >= _opt.MaxMemoEntries)
+            throw Error($"memo index {index} exceeds the limit of {_opt.MaxMemoEntries} entries (PickleReadOptions.MaxMemoEntries)");
+        if (index < _memo.Length)
+        {
+            if (_memo[index] is null) _memoLen++;
+            _memo[index] = value;
+            _memoHeights[index] = height;
+        }
+        else if (index <= (long)_memo.Length * 2 + 1024)
+        {
+            int n = (int)Math.Min(Math.Max(index + 1, (long)_memo.Length * 2), _opt.MaxMemoEntries);
+            Array.Resize(ref _memo, n);
+            Array.Resize(ref _memoHeights, n);
+            _memoLen++;
+            _memo[index] = value;
+            _memoHeights[index] = height;
+        }
+        else
+        {
+            _sparseMemo ??= new Dictionary<long, (object, int)>();
+            if (!_sparseMemo.ContainsKey(index)) _memoLen++;
+            _sparseMemo[index] = (value, height);
+        }
+        if (_memoLen > _opt.MaxMemoEntries)
+            throw Error($"more than {_opt.MaxMemoEntries} memo entries (PickleReadOptions.MaxMemoEntries)");
+    }
+
+    private void MemoGet(long index)
+    {
+        object? v = null;
+        int h = 0;
+        if (index >= 0 && index < _memo.Length) { v = _memo[index]; h = _memoHeights[index]; }
+        else if (_sparseMemo is not null && _sparseMemo.TryGetValue(index, out var e)) { v = e.Value; h = e.Height; }
+        if (v is null) throw Error($"memo index {index} is not defined");
+        if (IsMutableContainer(v)) _aliased = true;
+        Push(v, h);
+    }
+
+    private void MemoTop(long index)
+    {
+        if (_sp <= _fence) throw Underflow();
+        MemoPut(index, _stack[_sp - 1], _heights[_sp - 1]);
+    }
+
+    // ---------------------------------------------------------------- main loop
+
+    public object Run()
+    {
+        var span = _data.Span;
+        if (span.Length == 0)
+            throw new InvalidDataException($"{Where}: empty input: truncated at offset 0 (a pickle needs at least a STOP opcode)");
+        int pos = 0;
+        while (true)
+        {
+            if (pos >= span.Length)
+            {
+                _opPos = pos;
+                throw new InvalidDataException($"{Where}: truncated at offset {pos}: input ended before the STOP opcode");
+            }
+            _opPos = pos;
+            byte op = span[pos++];
+            _op = op;
+            switch (op)
+            {
+                case Op.Proto:
+                    Need(span, pos, 1);
+                    if (span[pos] > 5) throw Error($"unsupported pickle protocol {span[pos]}");
+                    pos++;
+                    break;
+                case Op.Frame:
+                {
+                    Need(span, pos, 8);
+                    ulong n = BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]);
+                    pos += 8;
+                    CheckLength(span, pos, n);
+                    break;
+                }
+                case Op.Stop:
+                    return Finish();
+                case Op.Mark:
+                    if (_mp == _marks.Length) Array.Resize(ref _marks, _mp * 2);
+                    if (_mp >= _opt.MaxDepth) throw Error($"more than {_opt.MaxDepth} nested MARKs (PickleReadOptions.MaxDepth)");
+                    _marks[_mp++] = _sp;
+                    _fence = _sp;
+                    break;
+                case Op.Pop:
+                    if (_mp > 0 && _marks[_mp - 1] == _sp) PopMark();
+                    else Pop();
+                    break;
+                case Op.PopMark:
+                    ClearTo(PopMark());
+                    break;
+                case Op.Dup:
+                {
+                    if (_sp <= _fence) throw Underflow();
+                    var top = _stack[_sp - 1];
+                    if (IsMutableContainer(top)) _aliased = true;
+                    Push(top, _heights[_sp - 1]);
+                    break;
+                }
+                case Op.None:
+                    Push(PyNone.Value, 0);
+                    break;
+                case Op.NewTrue:
+                    Push(True, 0);
+                    break;
+                case Op.NewFalse:
+                    Push(False, 0);
+                    break;
+                case Op.BinInt1:
+                    Need(span, pos, 1);
+                    Push(SmallInts[span[pos]], 0);
+                    pos++;
+                    break;
+                case Op.BinInt2:
+                    Need(span, pos, 2);
+                    Push((long)BinaryPrimitives.ReadUInt16LittleEndian(span[pos..]), 0);
+                    pos += 2;
+                    break;
+                case Op.BinInt:
+                    Need(span, pos, 4);
+                    Push((long)BinaryPrimitives.ReadInt32LittleEndian(span[pos..]), 0);
+                    pos += 4;
+                    break;
+                case Op.Long1:
+                {
+                    Need(span, pos, 1);
+                    int n = span[pos++];
+                    Need(span, pos, n);
+                    Push(DecodeLong(span.Slice(pos, n)), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.Long4:
+                {
+                    Need(span, pos, 4);
+                    int n = BinaryPrimitives.ReadInt32LittleEndian(span[pos..]);
+                    pos += 4;
+                    if (n < 0) throw Error($"negative LONG4 length {n}");
+                    if (n > _opt.MaxIntBytes) throw Error($"integer of {n} bytes exceeds PickleReadOptions.MaxIntBytes ({_opt.MaxIntBytes})");
+                    Need(span, pos, n);
+                    Push(DecodeLong(span.Slice(pos, n)), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.BinFloat:
+                    Need(span, pos, 8);
+                    Push(BinaryPrimitives.ReadDoubleBigEndian(span[pos..]), 0);
+                    pos += 8;
+                    break;
+                case Op.ShortBinUnicode:
+                {
+                    Need(span, pos, 1);
+                    int n = span[pos++];
+                    Need(span, pos, n);
+                    Push(DecodeUtf8(span.Slice(pos, n)), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.BinUnicode:
+                {
+                    Need(span, pos, 4);
+                    int n = CheckLength(span, pos + 4, BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
+                    pos += 4;
+                    Push(DecodeUtf8(span.Slice(pos, n)), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.BinUnicode8:
+                {
+                    Need(span, pos, 8);
+                    int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
+                    pos += 8;
+                    Push(DecodeUtf8(span.Slice(pos, n)), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.ShortBinBytes:
+                case Op.ShortBinString:
+                {
+                    Need(span, pos, 1);
+                    int n = span[pos++];
+                    Need(span, pos, n);
+                    Push(Bytes(pos, n), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.BinBytes:
+                {
+                    Need(span, pos, 4);
+                    int n = CheckLength(span, pos + 4, BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
+                    pos += 4;
+                    Push(Bytes(pos, n), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.BinString:
+                {
+                    Need(span, pos, 4);
+                    int declared = BinaryPrimitives.ReadInt32LittleEndian(span[pos..]);
+                    if (declared < 0) throw Error($"negative BINSTRING length {declared}");
+                    int n = CheckLength(span, pos + 4, (ulong)declared);
+                    pos += 4;
+                    Push(Bytes(pos, n), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.BinBytes8:
+                {
+                    Need(span, pos, 8);
+                    int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
+                    pos += 8;
+                    Push(Bytes(pos, n), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.ByteArray8:
+                {
+                    Need(span, pos, 8);
+                    int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
+                    pos += 8;
+                    Push(new PyByteArray(MemoryMarshal.AsMemory(_data.Slice(pos, n))), 0);
+                    pos += n;
+                    break;
+                }
+                case Op.EmptyTuple:
+                    Push(PyTuple.Empty, 0);
+                    break;
+                case Op.Tuple1:
+                    MakeTuple(_sp - 1);
+                    break;
+                case Op.Tuple2:
+                    MakeTuple(_sp - 2);
+                    break;
+                case Op.Tuple3:
+                    MakeTuple(_sp - 3);
+                    break;
+                case Op.Tuple:
+                    MakeTuple(PopMark());
+                    break;
+                case Op.EmptyList:
+                    Push(new PyList(), 1);
+                    break;
+                case Op.EmptyDict:
+                    Push(new PyDict(), 1);
+                    break;
+                case Op.EmptySet:
+                    Push(new PySet(), 1);
+                    break;
+                case Op.List:
+                {
+                    int m = PopMark();
+                    var list = new PyList(_sp - m);
+                    for (int i = m; i < _sp; i++) list.Add(Val(_stack[i]));
+                    CountElements(_sp - m);
+                    int h = CheckHeight(MaxHeight(m, _sp) + 1);
+                    ClearTo(m);
+                    Push(list, h);
+                    break;
+                }
+                case Op.Dict:
+                {
+                    int m = PopMark();
+                    if (((_sp - m) & 1) != 0) throw Error("odd number of items for DICT");
+                    var dict = new PyDict((_sp - m) / 2);
+                    FillDict(dict, m);
+                    int h = CheckHeight(MaxHeight(m, _sp) + 1);
+                    ClearTo(m);
+                    Push(dict, h);
+                    break;
+                }
+                case Op.FrozenSet:
+                {
+                    int m = PopMark();
+                    var set = new PySet(frozen: true);
+                    for (int i = m; i < _sp; i++)
+                    {
+                        var v = Val(_stack[i]);
+                        CheckHashable(v);
+                        set.Add(v);
+                    }
+                    CountElements(_sp - m);
+                    int h = CheckHeight(MaxHeight(m, _sp) + 1);
+                    ClearTo(m);
+                    Push(set, h);
+                    break;
+                }
+                case Op.Append:
+                {
+                    if (_sp - 2 < _fence) throw Underflow();
+                    AppendItems(_sp - 1);
+                    break;
+                }
+                case Op.Appends:
+                    AppendItems(PopMark());
+                    break;
+                case Op.SetItem:
+                {
+                    if (_sp - 3 < _fence) throw Underflow();
+                    SetItems(_sp - 2);
+                    break;
+                }
+                case Op.SetItems:
+                    SetItems(PopMark());
+                    break;
+                case Op.AddItems:
+                {
+                    int m = PopMark();
+                    if (m == 0) throw Underflow();
+                    if (_stack[m - 1] is not PySet { IsFrozen: false } set)
+                        throw Error($"ADDITEMS onto a {TypeName(_stack[m - 1])}, expected a set");
+                    for (int i = m; i < _sp; i++)
+                    {
+                        var v = Val(_stack[i]);
+                        CheckHashable(v);
+                        set.Add(v);
+                    }
+                    CountElements(_sp - m);
+                    _heights[m - 1] = CheckHeight(Math.Max(_heights[m - 1], MaxHeight(m, _sp) + 1));
+                    ClearTo(m);
+                    break;
+                }
+                case Op.Memoize:
+                    MemoTop(_memoLen);
+                    break;
+                case Op.BinPut:
+                    Need(span, pos, 1);
+                    MemoTop(span[pos++]);
+                    break;
+                case Op.LongBinPut:
+                    Need(span, pos, 4);
+                    MemoTop(BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
+                    pos += 4;
+                    break;
+                case Op.BinGet:
+                    Need(span, pos, 1);
+                    MemoGet(span[pos++]);
+                    break;
+                case Op.LongBinGet:
+                    Need(span, pos, 4);
+                    MemoGet(BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
+                    pos += 4;
+                    break;
+                case Op.Global:
+                {
+                    string module = ReadLine(span, ref pos);
+                    string name = ReadLine(span, ref pos);
+                    Push(FindGlobal(module, name), 0);
+                    break;
+                }
+                case Op.StackGlobal:
+                {
+                    var name = Pop();
+                    var module = Pop();
+                    if (module is not string ms || name is not string ns)
+                        throw Error($"STACK_GLOBAL needs two str, got {TypeName(module)} and {TypeName(name)}");
+                    Push(FindGlobal(ms, ns), 0);
+                    break;
+                }
+                case Op.Reduce:
+                case Op.NewObj:
+                {
+                    var args = Pop(out int ah);
+                    var callable = Pop();
+                    if (callable is not GlobalRef g)
+                        throw Error($"{Op.Name(op)} needs a class or function, got {TypeName(callable)}");
+                    object[] items = args switch
+                    {
+                        PyTuple t => ToArray(t),
+                        ArgTuple at => at.Items,
+                        _ => throw Error($"{Op.Name(op)} arguments must be a tuple, got {TypeName(args)}"),
+                    };
+                    Push(Call(g, items), Math.Max(1, ah - 1));
+                    break;
+                }
+                case Op.Build:
+                {
+                    var state = Pop();
+                    if (_sp <= _fence) throw Underflow();
+                    Build(_stack[_sp - 1], state);
+                    break;
+                }
+                // Protocol 0/1 text opcodes.
+                case Op.Int:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    if (line.SequenceEqual("00"u8)) Push(False, 0);
+                    else if (line.SequenceEqual("01"u8)) Push(True, 0);
+                    else Push(ParseDecimal(line), 0);
+                    break;
+                }
+                case Op.Long:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    if (line.Length > 0 && line[^1] == (byte)'L') line = line[..^1];
+                    Push(ParseDecimal(line), 0);
+                    break;
+                }
+                case Op.Float:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    if (!double.TryParse(Encoding.ASCII.GetString(line), NumberStyles.Float, CultureInfo.InvariantCulture, out double d))
+                        throw Error("FLOAT argument is not a number");
+                    Push(d, 0);
+                    break;
+                }
+                case Op.Unicode:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    Push(DecodeRawUnicodeEscape(line), 0);
+                    break;
+                }
+                case Op.String:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    Push(new PyBytes(DecodeStringEscape(line)), 0);
+                    break;
+                }
+                case Op.Get:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    MemoGet(ParseIndex(line));
+                    break;
+                }
+                case Op.Put:
+                {
+                    var line = ReadLineBytes(span, ref pos);
+                    MemoTop(ParseIndex(line));
+                    break;
+                }
+                case Op.PersId:
+                case Op.BinPersId:
+                    throw Error("persistent ids are not supported (the pickle refers to external objects)");
+                case Op.Ext1:
+                case Op.Ext2:
+                case Op.Ext4:
+                    throw Error("extension registry codes are not supported");
+                case Op.NextBuffer:
+                case Op.ReadOnlyBuffer:
+                    throw Error("out-of-band buffers are not supported (files never hold them)");
+                case Op.Inst:
+                case Op.Obj:
+                case Op.NewObjEx:
+                    throw Error("class instances are not supported by this safe reader");
+                default:
+                    throw Error($"unknown opcode 0x{op:x2}");
+            }
+        }
+    }
+
+    private object Finish()
+    {
+        var result = Val(Pop());
+        if (_aliased) CheckStructure(result);
+        return result;
+    }
+
+    private PyBytes Bytes(int pos, int n) => n == 0 ? PyBytes.Empty : new PyBytes(_data.Slice(pos, n));
+
+    private static object[] ToArray(PyTuple t)
+    {
+        var a = new object[t.Count];
+        for (int i = 0; i < a.Length; i++) a[i] = t[i];
+        return a;
+    }
+
+    private void MakeTuple(int from)
+    {
+        if (from < _fence) throw Underflow();
+        int n = _sp - from;
+        var items = new object[n];
+        bool holdsGlobal = false;
+        for (int i = 0; i < n; i++)
+        {
+            var v = _stack[from + i];
+            if (v is PickleTemp t)
+            {
+                if (t is GlobalRef or ArgTuple) holdsGlobal = true;
+                else if (!holdsGlobal) v = Resolve(t);
+            }
+            items[i] = v;
+        }
+        CountElements(n);
+        int h = CheckHeight(MaxHeight(from, _sp) + 1);
+        ClearTo(from);
+        Push(holdsGlobal ? new ArgTuple(items) : new PyTuple(items), h);
+    }
+
+    private void AppendItems(int m)
+    {
+        if (m == 0) throw Underflow();
+        if (_stack[m - 1] is not PyList list)
+            throw Error($"{Op.Name(_op)} onto a {TypeName(_stack[m - 1])}, expected a list");
+        int n = _sp - m;
+        CountElements(n);
+        list.EnsureCapacity(list.Count + n);
+        for (int i = m; i < _sp; i++) list.Add(Val(_stack[i]));
+        _heights[m - 1] = CheckHeight(Math.Max(_heights[m - 1], MaxHeight(m, _sp) + 1));
+        ClearTo(m);
+    }
+
+    private void SetItems(int m)
+    {
+        if (m == 0) throw Underflow();
+        if (((_sp - m) & 1) != 0) throw Error($"odd number of items for {Op.Name(_op)}");
+        if (_stack[m - 1] is not PyDict dict)
+            throw Error($"{Op.Name(_op)} onto a {TypeName(_stack[m - 1])}, expected a dict");
+        FillDict(dict, m);
+        _heights[m - 1] = CheckHeight(Math.Max(_heights[m - 1], MaxHeight(m, _sp) + 1));
+        ClearTo(m);
+    }
+
+    private void FillDict(PyDict dict, int m)
+    {
+        CountElements((_sp - m) / 2);
+        for (int i = m; i < _sp; i += 2)
+        {
+            var key = Val(_stack[i]);
+            if (key is not (string or long)) CheckHashable(key);
+            dict[key] = Val(_stack[i + 1]);
+        }
+    }
+
+    // ---------------------------------------------------------------- scalars
+
+    private static object DecodeLong(ReadOnlySpan<byte> b)
+    {
+        if (b.Length == 0) return SmallInts[0];
+        if (b.Length <= 8)
+        {
+            long v = 0;
+            for (int i = b.Length - 1; i >= 0; i--) v = (v << 8) | b[i];
+            int shift = 64 - 8 * b.Length;
+            if (shift > 0) v = (v << shift) >> shift;
+            return v;
+        }
+        return PyInt.From(new BigInteger(b, isUnsigned: false, isBigEndian: false));
+    }
+
+    private string DecodeUtf8(ReadOnlySpan<byte> b)
+    {
+        if (b.Length == 0) return "";
+        if (System.Text.Unicode.Utf8.IsValid(b)) return Encoding.UTF8.GetString(b);
+        return DecodeSurrogatePass(b);
+    }
+
+    /// <summary>UTF-8 that also accepts encoded lone surrogates (Python's 'surrogatepass').</summary>
+    private string DecodeSurrogatePass(ReadOnlySpan<byte> b)
+    {
+        var sb = new StringBuilder(b.Length);
+        int i = 0;
+        while (i < b.Length)
+        {
+            if (b[i] == 0xED && i + 2 < b.Length && b[i + 1] >= 0xA0 && b[i + 1] <= 0xBF && (b[i + 2] & 0xC0) == 0x80)
+            {
+                sb.Append((char)(0xD000 | ((b[i + 1] & 0x3F) << 6) | (b[i + 2] & 0x3F)));
+                i += 3;
+                continue;
+            }
+            var status = Rune.DecodeFromUtf8(b[i..], out var rune, out int used);
+            if (status != System.Buffers.OperationStatus.Done)
+                throw Error($"invalid UTF-8 in a string at byte {i} of the string");
+            sb.Append(rune.ToString());
+            i += used;
+        }
+        return sb.ToString();
+    }
+
+    private string ReadLine(ReadOnlySpan<byte> span, ref int pos)
+    {
+        var line = ReadLineBytes(span, ref pos);
+        if (!System.Text.Unicode.Utf8.IsValid(line)) throw Error("GLOBAL name is not valid UTF-8");
+        return Encoding.UTF8.GetString(line);
+    }
+
+    private ReadOnlySpan<byte> ReadLineBytes(ReadOnlySpan<byte> span, ref int pos)
+    {
+        int nl = span[pos..].IndexOf((byte)'\n');
+        if (nl < 0) throw Truncated(span.Length, 1, 0);
+        var line = span.Slice(pos, nl);
+        pos += nl + 1;
+        return line;
+    }
+
+    private object ParseDecimal(ReadOnlySpan<byte> line)
+    {
+        if (line.Length > _opt.MaxIntBytes) throw Error("integer text too long");
+        if (!BigInteger.TryParse(Encoding.ASCII.GetString(line), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
+            throw Error("integer argument is not a decimal number");
+        return PyInt.From(v);
+    }
+
+    private long ParseIndex(ReadOnlySpan<byte> line)
+    {
+        if (!long.TryParse(Encoding.ASCII.GetString(line), NumberStyles.None, CultureInfo.InvariantCulture, out long v))
+            throw Error("memo index is not a decimal number");
+        return v;
+    }
+
+    private string DecodeRawUnicodeEscape(ReadOnlySpan<byte> b)
+    {
+        var sb = new StringBuilder(b.Length);
+        for (int i = 0; i < b.Length; i++)
+        {
+            if (b[i] == '\\' && i + 1 < b.Length && (b[i + 1] == 'u' || b[i + 1] == 'U'))
+            {
+                int digits = b[i + 1] == 'u' ? 4 : 8;
+                if (i + 2 + digits > b.Length || !int.TryParse(Encoding.ASCII.GetString(b.Slice(i + 2, digits)), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out int cp)
+                    || cp < 0 || cp > 0x10FFFF)
+                    throw Error("bad \\u escape in UNICODE");
+                if (cp < 0x10000) sb.Append((char)cp);
+                else sb.Append(char.ConvertFromUtf32(cp));
+                i += 1 + digits;
+            }
+            else sb.Append((char)b[i]);
+        }
+        return sb.ToString();
+    }
+
+    private byte[] DecodeStringEscape(ReadOnlySpan<byte> b)
+    {
+        if (b.Length < 2 || b[0] != b[^1] || (b[0] != '\'' && b[0] != '"')) throw Error("the STRING opcode argument must be quoted");
+        b = b[1..^1];
+        var o = new List<byte>(b.Length);
+        for (int i = 0; i < b.Length; i++)
+        {
+            if (b[i] != '\\' || i + 1 >= b.Length) { o.Add(b[i]); continue; }
+            byte c = b[++i];
+            switch (c)
+            {
+                case (byte)'n': o.Add(10); break;
+                case (byte)'r': o.Add(13); break;
+                case (byte)'t': o.Add(9); break;
+                case (byte)'a': o.Add(7); break;
+                case (byte)'b': o.Add(8); break;
+                case (byte)'f': o.Add(12); break;
+                case (byte)'v': o.Add(11); break;
+                case (byte)'x':
+                    if (i + 2 >= b.Length || !byte.TryParse(Encoding.ASCII.GetString(b.Slice(i + 1, 2)), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out byte x))
+                        throw Error("bad \\x escape in STRING");
+                    o.Add(x);
+                    i += 2;
+                    break;
+                case >= (byte)'0' and <= (byte)'7':
+                {
+                    int v = c - '0';
+                    for (int k = 0; k < 2 && i + 1 < b.Length && b[i + 1] >= '0' && b[i + 1] <= '7'; k++) v = v * 8 + (b[++i] - '0');
+                    o.Add((byte)v);
+                    break;
+                }
+                case (byte)'\n': break;
+                case (byte)'\\' or (byte)'\'' or (byte)'"': o.Add(c); break;
+                default: o.Add((byte)'\\'); o.Add(c); break;
+            }
+        }
+        return o.ToArray();
+    }
+
+    // ---------------------------------------------------------------- globals and calls
+
+    private GlobalRef FindGlobal(string module, string name)
+    {
+        var g = PickleGlobals.Find(module, name);
+        if (g is null)
+            throw Error($"global '{module}.{name}' is not allowed (only numpy array/scalar/dtype reconstruction, collections.defaultdict/OrderedDict and builtin containers)");
+        return g;
+    }
+
+    private object Call(GlobalRef g, object[] args)
+    {
+        switch (g.Kind)
+        {
+            case GlobalKind.Set:
+            case GlobalKind.FrozenSet:
+            {
+                var set = new PySet(frozen: g.Kind == GlobalKind.FrozenSet);
+                if (args.Length > 1) throw BadArgs(g, args);
+                if (args.Length == 1)
+                    foreach (var item in Iterate(g, args[0]))
+                    {
+                        CheckHashable(item);
+                        set.Add(item);
+                    }
+                return set;
+            }
+            case GlobalKind.List:
+                if (args.Length > 1) throw BadArgs(g, args);
+                return args.Length == 0 ? new PyList() : new PyList(Iterate(g, args[0]));
+            case GlobalKind.Tuple:
+                if (args.Length > 1) throw BadArgs(g, args);
+                return args.Length == 0 ? PyTuple.Empty : new PyTuple(Iterate(g, args[0]).ToArray());
+            case GlobalKind.Dict:
+            case GlobalKind.OrderedDict:
+            {
+                PyDict d = g.Kind == GlobalKind.Dict ? new PyDict() : new PyOrderedDict();
+                if (args.Length > 1) throw BadArgs(g, args);
+                if (args.Length == 1) FillFrom(g, d, Val(args[0]));
+                return d;
+            }
+            case GlobalKind.DefaultDict:
+            {
+                if (args.Length > 2) throw BadArgs(g, args);
+                string? factory = null;
+                if (args.Length >= 1)
+                {
+                    factory = args[0] switch
+                    {
+                        PyNone => null,
+                        GlobalRef f when f.Kind is not (GlobalKind.Reconstruct or GlobalKind.FromBuffer or GlobalKind.Scalar or GlobalKind.CodecsEncode) => f.FactoryName,
+                        _ => throw Error($"defaultdict factory must be a type or None, got {TypeName(args[0])}"),
+                    };
+                }
+                var dd = new PyDefaultDict(factory);
+                if (args.Length == 2) FillFrom(g, dd, Val(args[1]));
+                return dd;
+            }
+            case GlobalKind.Complex:
+            {
+                if (args.Length > 2) throw BadArgs(g, args);
+                double re = args.Length > 0 ? ToDouble(g, args[0]) : 0, im = args.Length > 1 ? ToDouble(g, args[1]) : 0;
+                return new Complex(re, im);
+            }
+            case GlobalKind.ByteArray:
+                if (args.Length == 0) return new PyByteArray(Memory<byte>.Empty);
+                if (args.Length == 1 && args[0] is PyBytes b) return new PyByteArray(MemoryMarshal.AsMemory(b.Data));
+                if (args.Length == 1 && args[0] is PyByteArray ba) return new PyByteArray(ba.Data.ToArray());
+                if (args.Length == 2 && args[0] is string s && args[1] is string enc) return new PyByteArray(Latin1(g, s, enc));
+                throw BadArgs(g, args);
+            case GlobalKind.Bytes:
+                if (args.Length == 0) return PyBytes.Empty;
+                if (args.Length == 1 && args[0] is PyBytes pb) return pb;
+                if (args.Length == 1 && args[0] is PyByteArray pba) return new PyBytes(pba.Data.ToArray());
+                if (args.Length == 2 && args[0] is string s2 && args[1] is string enc2) return new PyBytes(Latin1(g, s2, enc2));
+                throw BadArgs(g, args);
+            case GlobalKind.CodecsEncode:
+                if (args.Length == 2 && args[0] is string s3 && args[1] is string enc3) return new PyBytes(Latin1(g, s3, enc3));
+                throw BadArgs(g, args);
+            case GlobalKind.Int:
+                if (args.Length == 0) return SmallInts[0];
+                if (args.Length == 1 && args[0] is long or BigInteger) return args[0];
+                if (args.Length == 1 && args[0] is bool bo) return bo ? SmallInts[1] : SmallInts[0];
+                throw BadArgs(g, args);
+            case GlobalKind.Float:
+                if (args.Length == 0) return 0.0;
+                if (args.Length == 1) return ToDouble(g, args[0]);
+                throw BadArgs(g, args);
+            case GlobalKind.Str:
+                if (args.Length == 0) return "";
+                if (args.Length == 1 && args[0] is string str) return str;
+                throw BadArgs(g, args);
+            case GlobalKind.Bool:
+                if (args.Length == 0) return False;
+                if (args.Length == 1 && args[0] is bool) return args[0];
+                throw BadArgs(g, args);
+            case GlobalKind.NpDType:
+                return MakeDType(g, args);
+            case GlobalKind.Reconstruct:
+                if (args.Length == 3 && args[0] is GlobalRef { Kind: GlobalKind.NpNdArray } && args[1] is PyTuple && args[2] is PyBytes or string)
+                    return new ArrayProxy();
+                throw BadArgs(g, args);
+            case GlobalKind.FromBuffer:
+                return FromBuffer(g, args);
+            case GlobalKind.Scalar:
+                return MakeScalar(g, args);
+            default:
+                throw Error($"'{g.FullName}' cannot be called");
+        }
+    }
+
+    private InvalidDataException BadArgs(GlobalRef g, object[] args) =>
+        Error($"unexpected arguments for {g.FullName}: ({string.Join(", ", args.Select(TypeName))})");
+
+    private IEnumerable<object> Iterate(GlobalRef g, object arg)
+    {
+        var v = Val(arg);
+        return v switch
+        {
+            PyList l => l,
+            PyTuple t => t,
+            PySet s => s,
+            _ => throw Error($"{g.FullName} needs an iterable of the value model, got {TypeName(v)}"),
+        };
+    }
+
+    private void FillFrom(GlobalRef g, PyDict d, object source)
+    {
+        if (source is PyDict src)
+        {
+            foreach (var kv in src) d[kv.Key] = kv.Value;
+            return;
+        }
+        foreach (var pair in Iterate(g, source))
+        {
+            if (pair is not (PyTuple { Count: 2 } or PyList { Count: 2 }))
+                throw Error($"{g.FullName} needs (key, value) pairs, got {TypeName(pair)}");
+            var p = (IReadOnlyList<object>)pair;
+            CheckHashable(p[0]);
+            d[p[0]] = p[1];
+        }
+    }
+
+    private double ToDouble(GlobalRef g, object v) => v switch
+    {
+        double d => d,
+        long l => l,
+        BigInteger b => (double)b,
+        bool f => f ? 1 : 0,
+        _ => throw Error($"{g.FullName} needs a number, got {TypeName(v)}"),
+    };
+
+    private byte[] Latin1(GlobalRef g, string s, string encoding)
+    {
+        if (encoding is not ("latin1" or "latin-1" or "iso-8859-1" or "iso8859-1" or "l1"))
+            throw Error($"{g.FullName} with encoding '{encoding}' is not supported (only latin-1)");
+        var bytes = new byte[s.Length];
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (c > 0xFF) throw Error($"{g.FullName}: character U+{(int)c:X4} cannot be encoded as latin-1");
+            bytes[i] = (byte)c;
+        }
+        return bytes;
+    }
+
+    // ---------------------------------------------------------------- numpy
+
+    private DTypeProxy MakeDType(GlobalRef g, object[] args)
+    {
+        if (args.Length < 1 || args[0] is not string typestr) throw BadArgs(g, args);
+        DType dt;
+        try
+        {
+            if (!DType.TryParse(typestr, out dt)) throw Error($"unknown numpy dtype '{typestr}'");
+        }
+        catch (OverflowException)
+        {
+            throw Error($"numpy dtype '{typestr}' is too large");
+        }
+        return new DTypeProxy(dt);
+    }
+
+    private void Build(object target, object state)
+    {
+        switch (target)
+        {
+            case DTypeProxy d:
+                if (state is not PyTuple st) throw Error($"numpy.dtype state must be a tuple, got {TypeName(state)}");
+                d.Current = ApplyDTypeState(d.Current, st);
+                break;
+            case ArrayProxy a:
+                if (state is not PyTuple ast) throw Error($"numpy.ndarray state must be a tuple, got {TypeName(state)}");
+                a.Result = ApplyArrayState(ast);
+                break;
+            default:
+                throw Error($"BUILD on a {TypeName(target)} is not supported");
+        }
+    }
+
+    private DType ApplyDTypeState(DType initial, PyTuple st)
+    {
+        if (st.Count is not (8 or 9) || st[0] is not long version || version is not (3 or 4))
+            throw Error($"unsupported numpy.dtype state ({st.Count} items); expected version 3 or 4");
+        if (st[1] is not string { Length: 1 } order) throw Error("numpy.dtype state: byte order must be a one-character str");
+        var subarray = st[2];
+        var names = st[3];
+        var fields = st[4];
+        if (st[5] is not long elsize || st[6] is not long) throw Error("numpy.dtype state: elsize/alignment must be ints");
+        var metadata = st.Count == 9 ? st[8] : PyNone.Value;
+        char kind = initial.Kind;
+        int itemSize = initial.ItemSize;
+        if (kind is 'S' or 'U' or 'V' && elsize >= 0)
+        {
+            if (elsize > int.MaxValue) throw Error($"numpy.dtype state: item size {elsize} too large");
+            itemSize = (int)elsize;
+        }
+        string unit = initial.Unit;
+        bool plainDatetimeMeta = false;
+        if (kind is 'M' or 'm' && metadata is PyTuple { Count: 2 } meta && meta[0] is PyDict { Count: 0 }
+            && meta[1] is PyTuple { Count: 4 } dm && dm[0] is PyBytes ub && dm[1] is long num)
+        {
+            string u = Encoding.ASCII.GetString(ub.Data.Span);
+            unit = u == "generic" ? "" : "[" + (num == 1 ? "" : num.ToString(CultureInfo.InvariantCulture)) + u + "]";
+            plainDatetimeMeta = true;
+        }
+        bool keep = subarray is not PyNone || names is not PyNone || fields is not PyNone || (metadata is not PyNone && !plainDatetimeMeta);
+        char bo = order[0];
+        if (bo is not ('<' or '>' or '|' or '=')) throw Error($"numpy.dtype state: unknown byte order '{order}'");
+        try
+        {
+            return new DType(bo, kind, itemSize, unit, keep ? st : null);
+        }
+        catch (ArgumentException e)
+        {
+            throw Error("numpy.dtype state: " + e.Message);
+        }
+    }
+
+    private long[] Shape(object v, string what)
+    {
+        if (v is not PyTuple t) throw Error($"{what}: shape must be a tuple, got {TypeName(v)}");
+        var shape = new long[t.Count];
+        long size = 1;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (t[i] is not long d || d < 0) throw Error($"{what}: bad dimension {PyRepr.Repr(t[i])} in shape");
+            shape[i] = d;
+            // Zero dimensions are left out so that a huge shape with a 0 in it is still refused.
+            if (d == 0) continue;
+            if (size > _opt.MaxTotalElements / d) size = _opt.MaxTotalElements + 1;
+            else size *= d;
+        }
+        if (size > _opt.MaxTotalElements) throw Error($"{what}: shape ({string.Join(", ", shape)}) has more than {_opt.MaxTotalElements} elements");
+        return shape;
+    }
+
+    private static long SizeOf(long[] shape)
+    {
+        long n = 1;
+        foreach (var d in shape) n *= d;
+        return n;
+    }
+
+    private NdArray ApplyArrayState(PyTuple st)
+    {
+        int o = st.Count switch { 5 => 1, 4 => 0, _ => throw Error($"numpy.ndarray state has {st.Count} items, expected 5") };
+        if (o == 1 && st[0] is not long) throw Error("numpy.ndarray state: version must be an int");
+        var shape = Shape(st[o], "numpy.ndarray state");
+        if (st[o + 1] is not DType dtype) throw Error($"numpy.ndarray state: expected a dtype, got {TypeName(st[o + 1])}");
+        bool fortran = st[o + 2] switch
+        {
+            bool b => b,
+            long l => l != 0,
+            _ => throw Error($"numpy.ndarray state: is_fortran must be a bool, got {TypeName(st[o + 2])}"),
+        };
+        var data = st[o + 3];
+        long size = SizeOf(shape);
+        try
+        {
+            NdArray result;
+            if (dtype.Kind == 'O')
+            {
+                if (data is not PyList list) throw Error($"numpy.ndarray state: object array data must be a list, got {TypeName(data)}");
+                if (list.Count != size) throw Error($"numpy.ndarray state: object array of {size} elements has {list.Count} items");
+                result = NdArray.FromObjects(shape, list.ToArray());
+            }
+            else
+            {
+                Memory<byte> mem = data switch
+                {
+                    PyBytes b => MemoryMarshal.AsMemory(b.Data),
+                    PyByteArray ba => ba.Data,
+                    _ => throw Error($"numpy.ndarray state: data must be bytes, got {TypeName(data)}"),
+                };
+                if (dtype.ItemSize == 0) CountElements(size);
+                if (mem.Length != size * dtype.ItemSize)
+                    throw Error($"numpy.ndarray state: {mem.Length} data bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
+                if (!dtype.IsNativeByteOrder)
+                {
+                    var copy = mem.ToArray();
+                    NdArray.SwapBytes(copy, dtype.SwapUnit);
+                    mem = copy;
+                    dtype = dtype.ToNative();
+                }
+                result = new NdArray(dtype, shape, mem, fortran ? ArrayOrder.F : ArrayOrder.C);
+            }
+            return result;
+        }
+        catch (ArgumentException e)
+        {
+            throw Error("numpy.ndarray state: " + e.Message);
+        }
+    }
+
+    private NdArray FromBuffer(GlobalRef g, object[] args)
+    {
+        if (args.Length is not (4 or 5)) throw BadArgs(g, args);
+        bool readOnly;
+        Memory<byte> mem;
+        switch (args[0])
+        {
+            case PyBytes b: mem = MemoryMarshal.AsMemory(b.Data); readOnly = true; break;
+            case PyByteArray ba: mem = ba.Data; readOnly = false; break;
+            default: throw Error($"{g.FullName}: buffer must be bytes or bytearray, got {TypeName(args[0])}");
+        }
+        if (Val(args[1]) is not DType dtype) throw Error($"{g.FullName}: expected a dtype, got {TypeName(args[1])}");
+        if (dtype.Kind == 'O' || dtype.ItemSize == 0) throw Error($"{g.FullName}: dtype {dtype.Str} cannot come from a buffer");
+        var shape = Shape(args[2], g.FullName);
+        if (args[3] is not string order || order is not ("C" or "F" or "K" or "A"))
+            throw Error($"{g.FullName}: order must be 'C', 'F' or 'K', got {PyRepr.Repr(args[3] as string ?? TypeName(args[3]))}");
+        long size = SizeOf(shape);
+        if (mem.Length != size * dtype.ItemSize)
+            throw Error($"{g.FullName}: buffer of {mem.Length} bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
+        try
+        {
+            NdArray result;
+            if (args.Length == 5 && args[4] is not PyNone && order == "K")
+            {
+                var axes = Shape(args[4], g.FullName + " axis order");
+                result = Transpose(dtype, shape, mem, axes, g);
+            }
+            else
+            {
+                result = new NdArray(dtype, shape, mem, order == "F" ? ArrayOrder.F : ArrayOrder.C);
+            }
+            if (readOnly) ArrayHints.Set(result, ArrayHint.ReadOnly);
+            return result;
+        }
+        catch (ArgumentException e)
+        {
+            throw Error($"{g.FullName}: {e.Message}");
+        }
+    }
+
+    private NdArray Transpose(DType dtype, long[] shape, Memory<byte> src, long[] axes, GlobalRef g)
+    {
+        int nd = shape.Length;
+        if (axes.Length != nd) throw Error($"{g.FullName}: axis order has {axes.Length} axes for {nd} dimensions");
+        var seen = new bool[nd];
+        foreach (var a in axes)
+        {
+            if (a >= nd || seen[a]) throw Error($"{g.FullName}: axis order is not a permutation");
+            seen[a] = true;
+        }
+        var cStride = new long[nd];
+        long s = 1;
+        for (int d = nd - 1; d >= 0; d--) { cStride[d] = s; s *= shape[d]; }
+        var outShape = new long[nd];
+        var stride = new long[nd];
+        for (int i = 0; i < nd; i++) { outShape[i] = shape[axes[i]]; stride[i] = cStride[axes[i]]; }
+        long size = s;
+        int item = dtype.ItemSize;
+        var dst = new byte[size * item];
+        var from = src.Span;
+        var idx = new long[nd];
+        for (long c = 0; c < size; c++)
+        {
+            long off = 0;
+            for (int d = 0; d < nd; d++) off += idx[d] * stride[d];
+            from.Slice((int)(off * item), item).CopyTo(dst.AsSpan((int)(c * item), item));
+            for (int d = nd - 1; d >= 0; d--)
+            {
+                if (++idx[d] < outShape[d]) break;
+                idx[d] = 0;
+            }
+        }
+        return new NdArray(dtype, outShape, dst);
+    }
+
+    private NpScalar MakeScalar(GlobalRef g, object[] args)
+    {
+        if (args.Length is not (1 or 2) || Val(args[0]) is not DType dtype) throw BadArgs(g, args);
+        if (dtype.Kind == 'O') return new NpScalar(dtype, args.Length == 2 ? Val(args[1]) : PyNone.Value);
+        if (args.Length != 2) throw BadArgs(g, args);
+        ReadOnlySpan<byte> raw = args[1] switch
+        {
+            PyBytes b => b.Data.Span,
+            string s => Latin1(g, s, "latin1"),
+            _ => throw Error($"{g.FullName}: raw value must be bytes, got {TypeName(args[1])}"),
+        };
+        if (raw.Length != dtype.ItemSize)
+            throw Error($"{g.FullName}: {raw.Length} bytes for a scalar of dtype {dtype.Str}, expected {dtype.ItemSize}");
+        if (dtype.Kind == 'U')
+        {
+            for (int i = 0; i + 4 <= raw.Length; i += 4)
+            {
+                uint cp = dtype.ByteOrder == '>' ? BinaryPrimitives.ReadUInt32BigEndian(raw[i..]) : BinaryPrimitives.ReadUInt32LittleEndian(raw[i..]);
+                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                    throw Error($"{g.FullName}: invalid code point 0x{cp:x} in a numpy str scalar");
+            }
+        }
+        return new NpScalar(dtype, raw.ToArray());
+    }
+
+    // ---------------------------------------------------------------- structure check
+
+    /// <summary>
+    /// Run when a container was reached twice (memo or DUP): refuses cycles and checks the real nesting
+    /// depth, which the stack bookkeeping cannot see in that case.
+    /// </summary>
+    private void CheckStructure(object root)
+    {
+        var height = new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(object Node, IEnumerator<object?> Children, int Max)>();
+        IEnumerator<object?>? ChildrenOf(object o) => o switch
+        {
+            PyList l => l.GetEnumerator(),
+            PyTuple t => t.GetEnumerator(),
+            PySet s => s.GetEnumerator(),
+            PyDict d => DictChildren(d).GetEnumerator(),
+            NdArray { Objects: { } objs } => objs.GetEnumerator(),
+            NpScalar { ObjectValue: { } v } => new[] { v }.AsEnumerable().GetEnumerator()!,
+            _ => null,
+        };
+        var rootChildren = ChildrenOf(root);
+        if (rootChildren is null) return;
+        height[root] = -1;
+        stack.Push((root, rootChildren, 0));
+        while (stack.Count > 0)
+        {
+            var (node, it, max) = stack.Pop();
+            bool descended = false;
+            while (it.MoveNext())
+            {
+                var child = it.Current;
+                if (child is null) continue;
+                if (height.TryGetValue(child, out int h))
+                {
+                    if (h < 0) throw new InvalidDataException($"{Where}: the structure refers to itself (a cycle through a {TypeName(child)}), which is not supported");
+                    max = Math.Max(max, h);
+                    continue;
+                }
+                var cc = ChildrenOf(child);
+                if (cc is null) continue;
+                if (stack.Count + 1 >= _opt.MaxDepth)
+                    throw new InvalidDataException($"{Where}: structure nests deeper than {_opt.MaxDepth} levels (PickleReadOptions.MaxDepth)");
+                stack.Push((node, it, max));
+                height[child] = -1;
+                stack.Push((child, cc, 0));
+                descended = true;
+                break;
+            }
+            if (descended) continue;
+            height[node] = max + 1;
+            if (stack.Count > 0)
+            {
+                var parent = stack.Pop();
+                stack.Push((parent.Node, parent.Children, Math.Max(parent.Max, max + 1)));
+            }
+        }
+    }
+
+    private static IEnumerable<object> DictChildren(PyDict d)
+    {
+        foreach (var kv in d)
+        {
+            yield return kv.Key;
+            yield return kv.Value;
+        }
+    }
+}

@@ -1,0 +1,798 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Text.Unicode;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Python;
+
+namespace SyConn.Backend.Formats.Pickle;
+
+/// <summary>Where a <see cref="PickleWriter"/> sends finished bytes.</summary>
+internal interface IPickleOutput
+{
+    void Write(ReadOnlySpan<byte> data);
+}
+
+internal sealed class StreamOutput(Stream stream) : IPickleOutput
+{
+    public void Write(ReadOnlySpan<byte> data) => stream.Write(data);
+}
+
+internal sealed class BufferWriterOutput(IBufferWriter<byte> writer) : IPickleOutput
+{
+    public void Write(ReadOnlySpan<byte> data) => writer.Write(data);
+}
+
+/// <summary>
+/// The pickler: writes the value model the way CPython 3.11's C pickler with numpy 1.24 does (opcode
+/// choice, memo, batching, framing). One instance writes one pickle; not thread-safe.
+/// </summary>
+internal sealed class PickleWriter
+{
+    private const int FrameTarget = 64 * 1024;
+    private const int FlushThreshold = 1 << 20;
+    private const int BatchSize = 1000;
+    private const int MaxRecursion = 3000;
+    private const string Latin1Name = "latin1";
+
+    private readonly int _proto;
+    private readonly IPickleOutput? _out;
+    private byte[] _buf = new byte[4096];
+    private int _len;
+    private int _frameStart = -1;
+    private bool _framing;
+    private byte[] _scratch = new byte[256];
+
+    private readonly Dictionary<object, int> _memo = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, int> _valueMemo = new(StringComparer.Ordinal);
+    private int _memoCount;
+    private int _depth;
+
+    public PickleWriter(int protocol, IPickleOutput? output)
+    {
+        if (protocol is < 2 or > 5)
+            throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "pickle protocols 2 to 5 are supported");
+        _proto = protocol;
+        _out = output;
+    }
+
+    /// <summary>Writes the whole pickle; with no output the bytes stay in the buffer (see <see cref="ToArray"/>).</summary>
+    public void Dump(object? value)
+    {
+        WriteByte(Op.Proto);
+        WriteByte((byte)_proto);
+        if (_proto >= 4) _framing = true;
+        Save(value);
+        WriteByte(Op.Stop);
+        CommitFrame();
+        _framing = false;
+        Flush();
+    }
+
+    public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
+
+    // ---------------------------------------------------------------- output and framing
+
+    private void Ensure(int n)
+    {
+        if (_buf.Length - _len >= n) return;
+        long want = Math.Max((long)_buf.Length * 2, (long)_len + n);
+        if (want > Array.MaxLength) want = Math.Max((long)_len + n, Array.MaxLength);
+        if (want > Array.MaxLength) throw new InvalidOperationException("pickle output larger than 2 GB; write to a stream instead");
+        Array.Resize(ref _buf, (int)want);
+    }
+
+    private void StartFrameIfNeeded()
+    {
+        if (_framing && _frameStart < 0)
+        {
+            Ensure(9);
+            _frameStart = _len;
+            _len += 9;
+        }
+    }
+
+    private void WriteByte(byte b)
+    {
+        StartFrameIfNeeded();
+        Ensure(1);
+        _buf[_len++] = b;
+    }
+
+    private void Write(ReadOnlySpan<byte> data)
+    {
+        StartFrameIfNeeded();
+        Ensure(data.Length);
+        data.CopyTo(_buf.AsSpan(_len));
+        _len += data.Length;
+    }
+
+    private void WriteOpU8(byte op, byte arg)
+    {
+        StartFrameIfNeeded();
+        Ensure(2);
+        _buf[_len] = op;
+        _buf[_len + 1] = arg;
+        _len += 2;
+    }
+
+    private void WriteOpU32(byte op, uint arg)
+    {
+        StartFrameIfNeeded();
+        Ensure(5);
+        _buf[_len] = op;
+        BinaryPrimitives.WriteUInt32LittleEndian(_buf.AsSpan(_len + 1), arg);
+        _len += 5;
+    }
+
+    private void CommitFrame()
+    {
+        if (!_framing || _frameStart < 0) return;
+        int frameLen = _len - _frameStart - 9;
+        if (frameLen >= 4)
+        {
+            _buf[_frameStart] = Op.Frame;
+            BinaryPrimitives.WriteUInt64LittleEndian(_buf.AsSpan(_frameStart + 1), (ulong)frameLen);
+        }
+        else
+        {
+            _buf.AsSpan(_frameStart + 9, frameLen).CopyTo(_buf.AsSpan(_frameStart));
+            _len -= 9;
+        }
+        _frameStart = -1;
+        Flush();
+    }
+
+    private void Flush()
+    {
+        if (_out is null || _frameStart >= 0 || _len == 0) return;
+        _out.Write(_buf.AsSpan(0, _len));
+        _len = 0;
+    }
+
+    /// <summary>CPython's check at the start of every save(): close a frame once it reached the target size.</summary>
+    private void OpcodeBoundary()
+    {
+        if (_framing)
+        {
+            if (_frameStart >= 0 && _len - _frameStart - 9 >= FrameTarget) CommitFrame();
+        }
+        else if (_len >= FlushThreshold) Flush();
+    }
+
+    /// <summary>An opcode with a length header and a payload; payloads of 64 KiB or more go outside any frame.</summary>
+    private void WriteWithPayload(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length < FrameTarget)
+        {
+            Write(header);
+            Write(payload);
+            return;
+        }
+        CommitFrame();
+        bool framing = _framing;
+        _framing = false;
+        Write(header);
+        if (_out is not null)
+        {
+            Flush();
+            _out.Write(payload);
+        }
+        else Write(payload);
+        _framing = framing;
+    }
+
+    // ---------------------------------------------------------------- memo
+
+    private void MemoPut(object key)
+    {
+        int idx = _memoCount++;
+        _memo[key] = idx;
+        WriteMemoPut(idx);
+    }
+
+    private void MemoPutValue(string key)
+    {
+        int idx = _memoCount++;
+        _valueMemo[key] = idx;
+        WriteMemoPut(idx);
+    }
+
+    private void WriteMemoPut(int idx)
+    {
+        if (_proto >= 4) WriteByte(Op.Memoize);
+        else if (idx < 256) WriteOpU8(Op.BinPut, (byte)idx);
+        else WriteOpU32(Op.LongBinPut, (uint)idx);
+    }
+
+    private void MemoGet(int idx)
+    {
+        if (idx < 256) WriteOpU8(Op.BinGet, (byte)idx);
+        else WriteOpU32(Op.LongBinGet, (uint)idx);
+    }
+
+    /// <summary>
+    /// The by-value memo key of objects CPython keeps as singletons (empty and one-character str, empty and
+    /// one-byte bytes), or null when the object is memoized by identity (dtypes too: which numpy dtype
+    /// objects are shared depends on how the arrays were made, and the reader keeps the file's sharing).
+    /// </summary>
+    private static string? ValueKey(object o) => o switch
+    {
+        string { Length: 0 } => "s:",
+        string { Length: 1 } s when s[0] < 256 => "s:" + s,
+        PyBytes { Length: 0 } => "b:",
+        PyBytes { Length: 1 } b => "b:" + (char)b.Data.Span[0],
+        _ => null,
+    };
+
+    private bool TryMemoGet(object o, out string? valueKey)
+    {
+        valueKey = ValueKey(o);
+        if (valueKey is not null)
+        {
+            if (_valueMemo.TryGetValue(valueKey, out int vi)) { MemoGet(vi); return true; }
+            return false;
+        }
+        if (_memo.TryGetValue(o, out int i)) { MemoGet(i); return true; }
+        return false;
+    }
+
+    private void Memoize(object o, string? valueKey)
+    {
+        if (valueKey is not null) MemoPutValue(valueKey);
+        else MemoPut(o);
+    }
+
+    // ---------------------------------------------------------------- save
+
+    private void Save(object? o)
+    {
+        OpcodeBoundary();
+        switch (o)
+        {
+            case null or PyNone: WriteByte(Op.None); return;
+            case bool b: WriteByte(b ? Op.NewTrue : Op.NewFalse); return;
+            case long l: SaveInt(l); return;
+            case int i: SaveInt(i); return;
+            case ulong u: if (u <= long.MaxValue) SaveInt((long)u); else SaveBigInt(u); return;
+            case BigInteger bi: if (bi >= long.MinValue && bi <= long.MaxValue) SaveInt((long)bi); else SaveBigInt(bi); return;
+            case double d: SaveFloat(d); return;
+            case float f: SaveFloat(f); return;
+        }
+        if (TryMemoGet(o, out var valueKey)) return;
+        if (++_depth > MaxRecursion) throw new ArgumentException($"value nests deeper than {MaxRecursion} levels; cannot pickle it");
+        try
+        {
+            switch (o)
+            {
+                case string s: SaveStr(s, valueKey); break;
+                case PyBytes pb: SaveBytes(pb.Data.Span, pb, valueKey); break;
+                case PyByteArray ba: SaveByteArray(ba); break;
+                case PyTuple t: SaveTuple(t); break;
+                case PyList l: SaveList(l); break;
+                case PyDefaultDict dd: SaveDefaultDict(dd); break;
+                case PyOrderedDict od: SaveOrderedDict(od); break;
+                case PyDict d: SaveDict(d); break;
+                case PySet set: if (set.IsFrozen) SaveFrozenSet(set); else SaveSet(set); break;
+                case Complex c: SaveComplex(c, o); break;
+                case NpScalar sc: SaveScalar(sc); break;
+                case DType dt: SaveDType(dt, valueKey); break;
+                case NdArray a: SaveArray(a); break;
+                default: throw new ArgumentException($"a {o.GetType().FullName} is not part of the Python value model and cannot be pickled");
+            }
+        }
+        finally
+        {
+            _depth--;
+        }
+    }
+
+    private void SaveInt(long v)
+    {
+        if (v >= 0 && v <= 0xFF) { WriteOpU8(Op.BinInt1, (byte)v); return; }
+        if (v >= 0 && v <= 0xFFFF)
+        {
+            StartFrameIfNeeded();
+            Ensure(3);
+            _buf[_len] = Op.BinInt2;
+            BinaryPrimitives.WriteUInt16LittleEndian(_buf.AsSpan(_len + 1), (ushort)v);
+            _len += 3;
+            return;
+        }
+        if (v >= int.MinValue && v <= int.MaxValue) { WriteOpU32(Op.BinInt, (uint)(int)v); return; }
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(b, v);
+        int n = 8;
+        while (n > 1 && ((b[n - 1] == 0 && (b[n - 2] & 0x80) == 0) || (b[n - 1] == 0xFF && (b[n - 2] & 0x80) != 0))) n--;
+        WriteOpU8(Op.Long1, (byte)n);
+        Write(b[..n]);
+    }
+
+    private void SaveBigInt(BigInteger v)
+    {
+        int n = v.GetByteCount(isUnsigned: false);
+        var bytes = n <= 256 ? stackalloc byte[n] : new byte[n];
+        v.TryWriteBytes(bytes, out _, isUnsigned: false, isBigEndian: false);
+        if (n < 256) WriteOpU8(Op.Long1, (byte)n);
+        else WriteOpU32(Op.Long4, (uint)n);
+        Write(bytes);
+    }
+
+    private void SaveFloat(double d)
+    {
+        StartFrameIfNeeded();
+        Ensure(9);
+        _buf[_len] = Op.BinFloat;
+        BinaryPrimitives.WriteDoubleBigEndian(_buf.AsSpan(_len + 1), d);
+        _len += 9;
+    }
+
+    private void SaveStr(string s, string? valueKey)
+    {
+        int max = s.Length * 3;
+        if (_scratch.Length < max) _scratch = new byte[Math.Max(max, _scratch.Length * 2)];
+        ReadOnlySpan<byte> utf8;
+        if (Utf8.FromUtf16(s, _scratch, out _, out int written, replaceInvalidSequences: false) == OperationStatus.Done)
+            utf8 = _scratch.AsSpan(0, written);
+        else
+            utf8 = TypedJson.Utf8Surrogatepass(s);
+        Span<byte> header = stackalloc byte[9];
+        int hl;
+        if (_proto >= 4 && utf8.Length < 256) { header[0] = Op.ShortBinUnicode; header[1] = (byte)utf8.Length; hl = 2; }
+        else if (_proto >= 4 && (ulong)utf8.Length > uint.MaxValue) { header[0] = Op.BinUnicode8; BinaryPrimitives.WriteUInt64LittleEndian(header[1..], (ulong)utf8.Length); hl = 9; }
+        else { header[0] = Op.BinUnicode; BinaryPrimitives.WriteUInt32LittleEndian(header[1..], (uint)utf8.Length); hl = 5; }
+        WriteWithPayload(header[..hl], utf8);
+        Memoize(s, valueKey);
+    }
+
+    /// <summary>Writes a bytes object; <paramref name="memoKey"/> is memoized after it (by value when <paramref name="valueKey"/> is set).</summary>
+    private void SaveBytes(ReadOnlySpan<byte> data, object memoKey, string? valueKey)
+    {
+        if (_proto < 3)
+        {
+            if (data.Length == 0)
+            {
+                SaveGlobal("builtins", "bytes");
+                SaveArgs();
+            }
+            else
+            {
+                SaveGlobal("_codecs", "encode");
+                var chars = new char[data.Length];
+                for (int i = 0; i < chars.Length; i++) chars[i] = (char)data[i];
+                SaveArgs(new string(chars), Latin1Name);
+            }
+            WriteByte(Op.Reduce);
+            Memoize(memoKey, valueKey);
+            return;
+        }
+        WriteBytesOpcode(data);
+        Memoize(memoKey, valueKey);
+    }
+
+    private void WriteBytesOpcode(ReadOnlySpan<byte> data)
+    {
+        Span<byte> header = stackalloc byte[9];
+        int hl;
+        if (data.Length < 256) { header[0] = Op.ShortBinBytes; header[1] = (byte)data.Length; hl = 2; }
+        else if ((ulong)data.Length <= uint.MaxValue || _proto < 4) { header[0] = Op.BinBytes; BinaryPrimitives.WriteUInt32LittleEndian(header[1..], (uint)data.Length); hl = 5; }
+        else { header[0] = Op.BinBytes8; BinaryPrimitives.WriteUInt64LittleEndian(header[1..], (ulong)data.Length); hl = 9; }
+        WriteWithPayload(header[..hl], data);
+    }
+
+    private void SaveByteArray(PyByteArray ba)
+    {
+        if (_proto >= 5)
+        {
+            WriteByteArray8(ba.Data.Span);
+            MemoPut(ba);
+            return;
+        }
+        SaveGlobal("builtins", "bytearray");
+        if (ba.Data.Length == 0) SaveArgs();
+        else SaveArgs(new PyBytes(ba.Data.ToArray()));
+        WriteByte(Op.Reduce);
+        MemoPut(ba);
+    }
+
+    private void WriteByteArray8(ReadOnlySpan<byte> data)
+    {
+        Span<byte> header = stackalloc byte[9];
+        header[0] = Op.ByteArray8;
+        BinaryPrimitives.WriteUInt64LittleEndian(header[1..], (ulong)data.Length);
+        WriteWithPayload(header, data);
+    }
+
+    private void SaveTuple(PyTuple t)
+    {
+        int n = t.Count;
+        if (n == 0) { WriteByte(Op.EmptyTuple); return; }
+        if (n <= 3)
+        {
+            for (int i = 0; i < n; i++) Save(t[i]);
+            if (_memo.TryGetValue(t, out int idx))
+            {
+                for (int i = 0; i < n; i++) WriteByte(Op.Pop);
+                MemoGet(idx);
+                return;
+            }
+            WriteByte(n == 1 ? Op.Tuple1 : n == 2 ? Op.Tuple2 : Op.Tuple3);
+        }
+        else
+        {
+            WriteByte(Op.Mark);
+            for (int i = 0; i < n; i++) Save(t[i]);
+            if (_memo.TryGetValue(t, out int idx))
+            {
+                WriteByte(Op.PopMark);
+                MemoGet(idx);
+                return;
+            }
+            WriteByte(Op.Tuple);
+        }
+        MemoPut(t);
+    }
+
+    /// <summary>Writes a tuple that is not part of the value (reduce arguments): a fresh object for the memo.</summary>
+    private void SaveArgs(params object?[] items)
+    {
+        OpcodeBoundary();
+        int n = items.Length;
+        if (n == 0) { WriteByte(Op.EmptyTuple); return; }
+        if (n > 3) WriteByte(Op.Mark);
+        foreach (var item in items) Save(item);
+        WriteByte(n switch { 1 => Op.Tuple1, 2 => Op.Tuple2, 3 => Op.Tuple3, _ => Op.Tuple });
+        MemoPut(new object());
+    }
+
+    private void SaveList(PyList l)
+    {
+        WriteByte(Op.EmptyList);
+        MemoPut(l);
+        WriteListItems(l);
+    }
+
+    private void WriteListItems(IReadOnlyList<object?> l)
+    {
+        int n = l.Count;
+        if (n == 0) return;
+        if (n == 1)
+        {
+            Save(l[0]);
+            WriteByte(Op.Append);
+            return;
+        }
+        int total = 0;
+        do
+        {
+            WriteByte(Op.Mark);
+            int batch = 0;
+            while (total < n)
+            {
+                Save(l[total++]);
+                if (++batch == BatchSize) break;
+            }
+            WriteByte(Op.Appends);
+        } while (total < n);
+    }
+
+    private void SaveDict(PyDict d)
+    {
+        WriteByte(Op.EmptyDict);
+        MemoPut(d);
+        int n = d.Count;
+        if (n == 0) return;
+        if (n == 1)
+        {
+            var kv = d.GetAt(0);
+            Save(kv.Key);
+            Save(kv.Value);
+            WriteByte(Op.SetItem);
+            return;
+        }
+        // CPython's exact-dict batching: a full last batch is followed by an empty MARK/SETITEMS pair.
+        int pos = 0;
+        int i;
+        do
+        {
+            i = 0;
+            WriteByte(Op.Mark);
+            while (pos < n)
+            {
+                var kv = d.GetAt(pos++);
+                Save(kv.Key);
+                Save(kv.Value);
+                if (++i == BatchSize) break;
+            }
+            WriteByte(Op.SetItems);
+        } while (i == BatchSize);
+    }
+
+    /// <summary>CPython's generic batching of dict items (dict subclasses): one item uses SETITEM.</summary>
+    private void WriteDictItemsGeneric(PyDict d)
+    {
+        int n = d.Count;
+        int pos = 0;
+        while (pos < n)
+        {
+            if (n - pos == 1)
+            {
+                var kv = d.GetAt(pos++);
+                Save(kv.Key);
+                Save(kv.Value);
+                WriteByte(Op.SetItem);
+                return;
+            }
+            WriteByte(Op.Mark);
+            int batch = 0;
+            while (pos < n && batch < BatchSize)
+            {
+                var kv = d.GetAt(pos++);
+                Save(kv.Key);
+                Save(kv.Value);
+                batch++;
+            }
+            WriteByte(Op.SetItems);
+            if (batch < BatchSize) return;
+        }
+    }
+
+    private void SaveDefaultDict(PyDefaultDict dd)
+    {
+        SaveGlobal("collections", "defaultdict");
+        if (dd.DefaultFactory is null) { OpcodeBoundary(); WriteByte(Op.EmptyTuple); }
+        else
+        {
+            OpcodeBoundary();
+            var (module, name) = FactoryGlobal(dd.DefaultFactory);
+            SaveGlobal(module, name);
+            WriteByte(Op.Tuple1);
+            MemoPut(new object());
+        }
+        WriteByte(Op.Reduce);
+        MemoPut(dd);
+        WriteDictItemsGeneric(dd);
+    }
+
+    private static (string Module, string Name) FactoryGlobal(string factory) => factory switch
+    {
+        "int" or "float" or "complex" or "str" or "bytes" or "bytearray" or "list" or "tuple" or "dict" or "set" or "frozenset" or "bool"
+            => ("builtins", factory),
+        "OrderedDict" or "defaultdict" or "Counter" or "deque" => ("collections", factory),
+        _ => throw new ArgumentException($"defaultdict factory '{factory}' cannot be pickled (only builtin types and collections classes)"),
+    };
+
+    private void SaveOrderedDict(PyOrderedDict od)
+    {
+        SaveGlobal("collections", "OrderedDict");
+        OpcodeBoundary();
+        WriteByte(Op.EmptyTuple);
+        WriteByte(Op.Reduce);
+        MemoPut(od);
+        WriteDictItemsGeneric(od);
+    }
+
+    private void SaveSet(PySet set)
+    {
+        if (_proto < 4)
+        {
+            SaveSetReduce(set, "set");
+            return;
+        }
+        WriteByte(Op.EmptySet);
+        MemoPut(set);
+        if (set.Count == 0) return;
+        using var it = set.GetEnumerator();
+        bool more = true;
+        int i;
+        do
+        {
+            i = 0;
+            WriteByte(Op.Mark);
+            while (more && (more = it.MoveNext()))
+            {
+                Save(it.Current);
+                if (++i == BatchSize) break;
+            }
+            WriteByte(Op.AddItems);
+        } while (i == BatchSize);
+    }
+
+    private void SaveSetReduce(PySet set, string type)
+    {
+        SaveGlobal("builtins", type);
+        SaveArgs(new PyList(set));
+        WriteByte(Op.Reduce);
+        if (_memo.TryGetValue(set, out int idx))
+        {
+            WriteByte(Op.Pop);
+            MemoGet(idx);
+            return;
+        }
+        MemoPut(set);
+    }
+
+    private void SaveFrozenSet(PySet set)
+    {
+        if (_proto < 4)
+        {
+            SaveSetReduce(set, "frozenset");
+            return;
+        }
+        WriteByte(Op.Mark);
+        foreach (var item in set) Save(item);
+        if (_memo.TryGetValue(set, out int idx))
+        {
+            WriteByte(Op.PopMark);
+            MemoGet(idx);
+            return;
+        }
+        WriteByte(Op.FrozenSet);
+        MemoPut(set);
+    }
+
+    private void SaveComplex(Complex c, object box)
+    {
+        SaveGlobal("builtins", "complex");
+        SaveArgs(c.Real, c.Imaginary);
+        WriteByte(Op.Reduce);
+        MemoPut(box);
+    }
+
+    // ---------------------------------------------------------------- globals
+
+    private void SaveGlobal(string module, string name)
+    {
+        OpcodeBoundary();
+        if (_proto < 3)
+        {
+            if (module == "builtins")
+            {
+                module = "__builtin__";
+                name = name switch { "int" => "long", "str" => "unicode", _ => name };
+            }
+            else if (module == "copyreg") module = "copy_reg";
+        }
+        string key = "g:" + module + "\n" + name;
+        if (_valueMemo.TryGetValue(key, out int idx)) { MemoGet(idx); return; }
+        if (_proto >= 4)
+        {
+            SaveGlobalName(module);
+            SaveGlobalName(name);
+            WriteByte(Op.StackGlobal);
+        }
+        else
+        {
+            int n = module.Length + name.Length + 3;
+            Span<byte> line = stackalloc byte[n];
+            line[0] = Op.Global;
+            int p = 1 + System.Text.Encoding.ASCII.GetBytes(module, line[1..]);
+            line[p++] = (byte)'\n';
+            p += System.Text.Encoding.ASCII.GetBytes(name, line[p..]);
+            line[p] = (byte)'\n';
+            Write(line);
+        }
+        MemoPutValue(key);
+    }
+
+    /// <summary>Module and attribute names are interned in CPython: equal names share one memo entry.</summary>
+    private void SaveGlobalName(string s)
+    {
+        OpcodeBoundary();
+        string key = "n:" + s;
+        if (_valueMemo.TryGetValue(key, out int idx)) { MemoGet(idx); return; }
+        var bytes = System.Text.Encoding.UTF8.GetBytes(s);
+        Span<byte> header = [Op.ShortBinUnicode, (byte)bytes.Length];
+        Write(header);
+        Write(bytes);
+        MemoPutValue(key);
+    }
+
+    // ---------------------------------------------------------------- numpy
+
+    private void SaveDType(DType dt, string? valueKey)
+    {
+        SaveGlobal("numpy", "dtype");
+        // numpy builds this string afresh for every dtype, so it is never shared through the memo.
+        SaveArgs(new string(dt.PickleTypeCode.AsSpan()), false, true);
+        WriteByte(Op.Reduce);
+        Memoize(dt, valueKey);
+        OpcodeBoundary();
+        if (dt.PickleState is PyTuple state) Save(state);
+        else SaveArgs(DTypeState(dt));
+        WriteByte(Op.Build);
+    }
+
+    private static object?[] DTypeState(DType dt)
+    {
+        string order = dt.ByteOrder.ToString();
+        long elsize = -1, align = -1, flags = 0;
+        switch (dt.Kind)
+        {
+            case 'S': elsize = dt.ItemSize; align = 1; break;
+            case 'U': elsize = dt.ItemSize; align = 4; flags = 8; break;
+            case 'V': elsize = dt.ItemSize; align = 1; break;
+            case 'O': flags = 63; break;
+        }
+        if (dt.Kind is 'M' or 'm')
+        {
+            string unit = dt.Unit.Length >= 2 ? dt.Unit[1..^1] : "generic";
+            int digits = 0;
+            while (digits < unit.Length && char.IsAsciiDigit(unit[digits])) digits++;
+            long num = digits > 0 ? long.Parse(unit[..digits], System.Globalization.CultureInfo.InvariantCulture) : 1;
+            var unitBytes = new PyBytes(System.Text.Encoding.ASCII.GetBytes(unit[digits..]));
+            var meta = new PyTuple(new PyDict(), new PyTuple(unitBytes, num, 1L, 1L));
+            return [4L, order, null, null, null, elsize, align, flags, meta];
+        }
+        return [3L, order, null, null, null, elsize, align, flags];
+    }
+
+    private void SaveScalar(NpScalar sc)
+    {
+        SaveGlobal("numpy.core.multiarray", "scalar");
+        OpcodeBoundary();
+        Save(sc.DType);
+        if (sc.DType.Kind == 'O') Save(sc.ObjectValue);
+        else Save(new PyBytes(sc.Raw));
+        WriteByte(Op.Tuple2);
+        MemoPut(new object());
+        WriteByte(Op.Reduce);
+        MemoPut(sc);
+    }
+
+    private void SaveArray(NdArray a)
+    {
+        bool fortran = a.Order == ArrayOrder.F && !a.IsCContiguous;
+        if (_proto >= 5 && a.DType.Kind != 'O' && a.DType.ItemSize > 0)
+        {
+            SaveGlobal("numpy.core.numeric", "_frombuffer");
+            OpcodeBoundary();
+            WriteByte(Op.Mark);
+            OpcodeBoundary();
+            if ((ArrayHints.Get(a) & ArrayHint.ReadOnly) != 0) WriteBytesOpcode(a.Data.Span);
+            else WriteByteArray8(a.Data.Span);
+            MemoPut(new object());
+            Save(a.DType);
+            SaveShape(a);
+            Save(fortran ? "F" : "C");
+            WriteByte(Op.Tuple);
+            MemoPut(new object());
+            WriteByte(Op.Reduce);
+            MemoPut(a);
+            return;
+        }
+        SaveGlobal("numpy.core.multiarray", "_reconstruct");
+        OpcodeBoundary();
+        SaveGlobal("numpy", "ndarray");
+        SaveArgs(0L);
+        Save(new PyBytes("b"u8.ToArray()));
+        WriteByte(Op.Tuple3);
+        MemoPut(new object());
+        WriteByte(Op.Reduce);
+        MemoPut(a);
+        OpcodeBoundary();
+        WriteByte(Op.Mark);
+        Save(1L);
+        SaveShape(a);
+        Save(a.DType);
+        Save(fortran);
+        if (a.Objects is not null)
+        {
+            var list = new PyList(a.Objects.Count);
+            foreach (var item in a.Objects) list.Add(item ?? PyNone.Value);
+            Save(list);
+        }
+        else Save(new PyBytes(fortran ? a.Data : a.ToCBytes()));
+        WriteByte(Op.Tuple);
+        MemoPut(new object());
+        WriteByte(Op.Build);
+    }
+
+    private void SaveShape(NdArray a)
+    {
+        var shape = a.Shape;
+        var items = new object?[shape.Length];
+        for (int i = 0; i < items.Length; i++) items[i] = shape[i];
+        SaveArgs(items);
+    }
+}

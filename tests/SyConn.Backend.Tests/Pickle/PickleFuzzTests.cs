@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Globalization;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Python;
+using SyConn.Backend.Tests.Infrastructure;
+using P = SyConn.Backend.Formats.Pickle.Pickle;
+
+namespace SyConn.Backend.Tests.Pickle;
+
+/// <summary>
+/// Mutation fuzzing of the fixtures: a mutated pickle either loads into a clean value tree or is refused
+/// with an InvalidDataException; any other exception is a bug. Budget: SYCONN_FUZZ_SECONDS (default 10 s).
+/// </summary>
+public class PickleFuzzTests
+{
+    [SkippableFact]
+    public void Mutated_fixtures_load_or_fail_with_InvalidDataException()
+    {
+        var seconds = double.TryParse(Environment.GetEnvironmentVariable("SYCONN_FUZZ_SECONDS"), NumberStyles.Float, CultureInfo.InvariantCulture, out var s) ? s : 10.0;
+        var fixtures = PickleFixtureTests.PickleFixtures.Select(n => (Name: n, Data: PickleFixtureTests.Read(n))).ToArray();
+        var perFixture = TimeSpan.FromSeconds(seconds / fixtures.Length);
+        var rng = new Random(20240611);
+        long runs = 0, loaded = 0;
+        foreach (var (name, original) in fixtures)
+        {
+            var sw = Stopwatch.StartNew();
+            while (sw.Elapsed < perFixture)
+            {
+                var data = Mutate(original, rng);
+                runs++;
+                object value;
+                try
+                {
+                    value = P.Load(data);
+                }
+                catch (InvalidDataException)
+                {
+                    continue;
+                }
+                catch (Exception e)
+                {
+                    File.WriteAllBytes(Path.Combine(Path.GetTempPath(), "pickle-fuzz-crash.pkl"), data);
+                    Assert.Fail($"{name}: mutated input raised {e.GetType().Name} (saved to pickle-fuzz-crash.pkl): {e}");
+                    return;
+                }
+                loaded++;
+                AssertValueModel(value, 0);
+            }
+        }
+        Assert.True(runs > fixtures.Length, $"only {runs} runs");
+        Assert.True(loaded > 0, "no mutated input loaded at all");
+    }
+
+    private static byte[] Mutate(byte[] original, Random rng)
+    {
+        var d = new List<byte>(original);
+        int n = 1 + rng.Next(4);
+        for (int k = 0; k < n && d.Count > 0; k++)
+        {
+            int at = rng.Next(d.Count);
+            switch (rng.Next(6))
+            {
+                case 0: d[at] ^= (byte)(1 << rng.Next(8)); break;
+                case 1: d[at] = (byte)rng.Next(256); break;
+                case 2: d.RemoveRange(at, d.Count - at); break;
+                case 3: d.Insert(at, (byte)rng.Next(256)); break;
+                case 4: d.RemoveAt(at); break;
+                default:
+                    // Interesting bytes: opcodes that change the stack shape, and large lengths.
+                    byte[] interesting = [0x28, 0x2e, 0x30, 0x31, 0x32, 0x61, 0x62, 0x68, 0x52, 0x93, 0x94, 0xff, 0x7f, 0x80, 0x00];
+                    d[at] = interesting[rng.Next(interesting.Length)];
+                    break;
+            }
+        }
+        return d.ToArray();
+    }
+
+    /// <summary>Every node of a loaded tree is a value-model type (no reader-internal object escaped).</summary>
+    private static void AssertValueModel(object? v, int depth)
+    {
+        Assert.True(depth < 2000, "tree deeper than the reader's limit");
+        switch (v)
+        {
+            case PyNone or bool or long or System.Numerics.BigInteger or double or System.Numerics.Complex or string
+                or PyBytes or PyByteArray or DType:
+                return;
+            case PyTuple t: foreach (var x in t) AssertValueModel(x, depth + 1); return;
+            case PyList l: foreach (var x in l) AssertValueModel(x, depth + 1); return;
+            case PySet st: foreach (var x in st) AssertValueModel(x, depth + 1); return;
+            case PyDict dd: foreach (var kv in dd) { AssertValueModel(kv.Key, depth + 1); AssertValueModel(kv.Value, depth + 1); } return;
+            case NpScalar sc: if (sc.ObjectValue is not null) AssertValueModel(sc.ObjectValue, depth + 1); return;
+            case NdArray a:
+                if (a.Objects is not null) foreach (var x in a.Objects) AssertValueModel(x, depth + 1);
+                else Assert.Equal(a.Size * a.DType.ItemSize, a.Data.Length);
+                return;
+            default: Assert.Fail($"a {v?.GetType().FullName ?? "null"} escaped the reader"); return;
+        }
+    }
+}
