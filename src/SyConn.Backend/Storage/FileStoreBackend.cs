@@ -64,7 +64,7 @@ public sealed class FileStoreBackend : IStoreBackend
     public void Write(PyDict entries, StoreOptions options) => WriteFile(Path, entries, options);
 
     internal static void WriteFile(string path, PyDict entries, StoreOptions options) =>
-        AtomicFile.Write(path, s => Pickle.Dump(s, entries, options.PickleProtocol), options.Durable);
+        AtomicFile.Write(path, s => Pickle.Dump(entries, s, options.PickleProtocol), options.Durable);
 
     /// <inheritdoc/>
     public string MoveAside()
