@@ -30,7 +30,7 @@ public static class PyInt
     public static object From(BigInteger value) => value >= long.MinValue && value <= long.MaxValue ? (object)(long)value : value;
 
     /// <summary>The canonical representation of an unsigned 64-bit value.</summary>
-    public static object From(ulong value) => value <= long.MaxValue ? (long)value : new BigInteger(value);
+    public static object From(ulong value) => value <= long.MaxValue ? (object)(long)value : new BigInteger(value);
 
     /// <summary>The integer value of a Python int, bool or numpy integer/bool scalar; false for anything else.</summary>
     public static bool TryGetBigInteger(object? value, out BigInteger result)
@@ -43,7 +43,7 @@ public static class PyInt
             case BigInteger b: result = b; return true;
             case bool f: result = f ? 1 : 0; return true;
             case NpScalar s when s.DType.Kind is 'i' or 'u' or 'b':
-                result = s.ToObject() switch { long l2 => l2, ulong u2 => u2, bool b2 => b2 ? 1 : 0, _ => 0 };
+                result = s.ToObject() switch { long l2 => l2, BigInteger b2 => b2, bool f2 => f2 ? 1 : 0, var other => throw new InvalidOperationException($"numpy scalar {s.DType.Str} decoded to {other.GetType().Name}") };
                 return true;
             default: result = default; return false;
         }

@@ -48,6 +48,7 @@ def tj(o):
         return {'t': 'defaultdict', 'default_factory': f.__name__ if f is not None else 'None', 'items': [[tj(k), tj(v)] for k, v in o.items()]}
     if isinstance(o, dict): return {'t': 'dict', 'items': [[tj(k), tj(v)] for k, v in o.items()]}
     raise TypeError('no typed JSON for %r' % type(o))
+
 """;
 
     /// <summary>
