@@ -1,12 +1,15 @@
 using System.CommandLine;
+using SyConn.Backend.Arrays;
 using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
 
 namespace SyConn.Backend.Cli.Commands;
 
 /// <summary>
 /// Hidden <c>syconn-store _atomic-write-loop FILE</c>: writes version B, A, B, A, ... of a few MB to FILE
 /// with <see cref="AtomicFile"/> until killed; prints <c>ready</c> once it starts writing. Used by the
-/// crash test that SIGKILLs it at random moments and checks FILE is always exactly A or B.
+/// crash test that SIGKILLs it at random moments and checks FILE is always exactly A or B. With
+/// <c>--store</c>, FILE is a CompressedStorage whose key 1 holds A or B, rewritten by open-set-push cycles.
 /// </summary>
 public static class AtomicWriteLoopCommand
 {
@@ -29,9 +32,10 @@ public static class AtomicWriteLoopCommand
         var file = new Argument<string>("file") { Description = "The file to rewrite." };
         var noSync = new Option<bool>("--no-sync") { Description = "Do not fsync (durable: false)." };
         var max = new Option<long>("--max") { Description = "Stop after this many writes (0 = never).", DefaultValueFactory = _ => 0 };
+        var store = new Option<bool>("--store") { Description = "Rewrite FILE as a CompressedStorage through pull/set/push cycles." };
         var cmd = new Command("_atomic-write-loop", "Test helper: rewrite FILE with alternating versions until killed.")
         {
-            file, noSync, max,
+            file, noSync, max, store,
         };
         cmd.Hidden = true;
         cmd.SetAction((ParseResult r) =>
@@ -40,10 +44,29 @@ public static class AtomicWriteLoopCommand
             bool durable = !r.GetValue(noSync);
             long limit = r.GetValue(max);
             byte[] a = Version(false), b = Version(true);
-            r.InvocationConfiguration.Output.WriteLine("ready");
-            r.InvocationConfiguration.Output.Flush();
+            bool asStore = r.GetValue(store);
+            void Ready()
+            {
+                r.InvocationConfiguration.Output.WriteLine("ready");
+                r.InvocationConfiguration.Output.Flush();
+            }
+            // The store loop announces itself after its first cycle, when its code paths are warm, so that
+            // kills land inside later pull/set/push cycles rather than during start-up.
+            if (!asStore) Ready();
+            var options = StoreOptions.Writable with { Durable = durable };
             for (long i = 0; limit == 0 || i < limit; i++)
-                AtomicFile.Write(path, (i & 1) == 0 ? b : a, durable);
+            {
+                var version = (i & 1) == 0 ? b : a;
+                if (!asStore)
+                {
+                    AtomicFile.Write(path, version, durable);
+                    continue;
+                }
+                using var cs = new CompressedStorage(path, options);
+                cs[1] = NdArray.Wrap(version);
+                cs.Push();
+                if (i == 0) Ready();
+            }
             return 0;
         });
         return cmd;

@@ -1,15 +1,19 @@
 using System.Diagnostics;
 using System.Globalization;
 using SyConn.Backend.Cli.Commands;
+using SyConn.Backend.Arrays;
 using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
 using SyConn.Backend.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace SyConn.Backend.Tests.Storage;
 
 /// <summary>
-/// SIGKILLs a process that keeps rewriting a file with <see cref="AtomicFile"/> at random moments; the
-/// file must always be exactly one of the two versions. Budget: <c>SYCONN_KILL_COUNT</c> kills (default 200).
+/// SIGKILLs a process that keeps rewriting a file at random moments; the file must always be exactly one
+/// of the two versions. Every other child rewrites a CompressedStorage through pull/set/push cycles, and the
+/// store must then load with key 1 holding exactly one version. Budget: <c>SYCONN_KILL_COUNT</c> kills
+/// (default 200) in all.
 /// </summary>
 [Collection(StorageProcessCollection.Name)]
 public class AtomicFileCrashTests(ITestOutputHelper output)
@@ -26,36 +30,59 @@ public class AtomicFileCrashTests(ITestOutputHelper output)
         int kills = KillCount();
         byte[] a = AtomicWriteLoopCommand.Version(false), b = AtomicWriteLoopCommand.Version(true);
         using var dir = new TempDir();
-        string path = dir.File("victim.pkl");
+        string path = dir.File("victim.bin");
+        string storePath = dir.File("victim.pkl");
         AtomicFile.Write(path, a, durable: false);
+        using (var init = new CompressedStorage(storePath, StoreOptions.Writable))
+        {
+            init[1] = NdArray.Wrap(a);
+            init.Push();
+        }
+        int storeA = 0, storeB = 0, storeStrays = 0;
         var rng = new Random(12345);
         int sawA = 0, sawB = 0, strays = 0;
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < kills; i++)
         {
-            // Every third child runs without fsync so that kills also land in the cheap-write window.
-            var args = i % 3 == 2 ? new[] { "_atomic-write-loop", path, "--no-sync" } : ["_atomic-write-loop", path];
-            using (var child = ChildProcess.Cli(args))
+            // Every other child rewrites the store; every third runs without fsync so that kills also land
+            // in the cheap-write window.
+            bool store = i % 2 == 1;
+            var args = new List<string> { "_atomic-write-loop", store ? storePath : path };
+            if (i % 3 == 2) args.Add("--no-sync");
+            if (store) args.Add("--store");
+            using (var child = ChildProcess.Cli([.. args]))
             {
                 Assert.Equal("ready", child.ReadLine());
                 Thread.Sleep(rng.Next(0, 40));
                 child.Kill();
                 child.Process.WaitForExit();
             }
+            if (store)
+            {
+                using var cs = new CompressedStorage(storePath);
+                var v = cs[1].Data.Span;
+                bool sa = v.SequenceEqual(a), sb = v.SequenceEqual(b);
+                Assert.True(sa || sb, $"after kill {i}: the store's key 1 has {v.Length} bytes, neither version");
+                if (sa) storeA++; else storeB++;
+                foreach (var stray in Directory.GetFiles(dir.Path, ".victim.pkl.tmp.*")) { storeStrays++; File.Delete(stray); }
+                continue;
+            }
             byte[]? now = AtomicFile.ReadAllBytes(path);
             Assert.NotNull(now);
             bool isA = now!.AsSpan().SequenceEqual(a), isB = now.AsSpan().SequenceEqual(b);
             Assert.True(isA || isB, $"after kill {i}: file has {now.Length} bytes, neither version A ({a.Length}) nor B ({b.Length})");
             if (isA) sawA++; else sawB++;
-            foreach (var stray in Directory.GetFiles(dir.Path, ".victim.pkl.tmp.*"))
+            foreach (var stray in Directory.GetFiles(dir.Path, ".victim.bin.tmp.*"))
             {
                 strays++;
                 File.Delete(stray);
             }
         }
-        output.WriteLine($"{kills} kills in {sw.Elapsed.TotalSeconds:0.0} s: file was A {sawA}x, B {sawB}x; {strays} stray temp files left by killed writers");
+        output.WriteLine($"{kills} kills in {sw.Elapsed.TotalSeconds:0.0} s: file was A {sawA}x, B {sawB}x; store was A {storeA}x, B {storeB}x; {strays} + {storeStrays} stray temp files left by killed writers");
+        Assert.True(storeA > 0 && storeB > 0, $"the store never changed between versions (A {storeA}, B {storeB})");
         // The kills must have hit a writer that was actually replacing the file, or the test proves nothing.
         Assert.True(sawA > 0 && sawB > 0, $"the file never changed between versions (A {sawA}, B {sawB})");
         Assert.True(strays > 0, "no kill landed while a temp file was being written");
+        Assert.True(storeStrays > 0, "no kill landed while a store push was writing its temp file");
     }
 }

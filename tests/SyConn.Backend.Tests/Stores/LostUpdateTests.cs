@@ -1,0 +1,72 @@
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+using SyConn.Backend.Tests.Infrastructure;
+using SyConn.Backend.Tests.Storage;
+
+namespace SyConn.Backend.Tests.Stores;
+
+/// <summary>
+/// Four processes, two of ours and two Python ones using SyConn's own scheme (fasteners lock on
+/// <c>.&lt;name&gt;.lk</c>, pickle load, modify, write <c>PATH.tmp</c>, rename), each do locked
+/// read-modify-write increments of one counter in one CompressedStorage: no update may be lost.
+/// </summary>
+[Collection(StorageProcessCollection.Name)]
+public class LostUpdateTests
+{
+    private const string PythonWorker = """
+import sys, os, pickle, fasteners, lz4.block, numpy as np
+path, n = sys.argv[1], int(sys.argv[2])
+d, name = os.path.split(path)
+lock = fasteners.InterProcessLock(os.path.join(d, '.' + name + '.lk'))
+for _ in range(n):
+    lock.acquire()
+    try:
+        with open(path, 'rb') as f:
+            D = pickle.load(f)
+        e = D[0]
+        a = np.frombuffer(lz4.block.decompress(e['arr'][0]), np.dtype(e['dt'])).reshape(e['sh']).copy()
+        a[0] += 1
+        D[0] = {'arr': [lz4.block.compress(a.tobytes())], 'sh': (-1,), 'dt': a.dtype.str}
+        with open(path + '.tmp', 'wb') as f:
+            pickle.dump(D, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(path + '.tmp', path)
+    finally:
+        lock.release()
+print('done')
+""";
+
+    [SkippableFact]
+    public void Mixed_processes_lose_no_update()
+    {
+        Infrastructure.Python.Require("numpy", "lz4", "fasteners");
+        const int each = 200;
+        using var dir = new TempDir();
+        var path = dir.File("counter.pkl");
+        using (var init = new CompressedStorage(path, StoreOptions.Writable))
+        {
+            init[0] = NdArray.Create(new long[] { 0 });
+            init[1] = NdArray.Create(new long[] { 42, 43 });
+            init.Push();
+        }
+        var children = new List<ChildProcess>
+        {
+            ChildProcess.Cli("_w8-worker", path, each.ToString(System.Globalization.CultureInfo.InvariantCulture), "nosync"),
+            ChildProcess.Python(PythonWorker, path, each.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ChildProcess.Cli("_w8-worker", path, each.ToString(System.Globalization.CultureInfo.InvariantCulture), "durable"),
+            ChildProcess.Python(PythonWorker, path, each.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        };
+        try
+        {
+            foreach (var c in children)
+                Assert.True(c.WaitForExit(300) == 0, $"worker {c.Pid} failed: {c.Stderr}");
+        }
+        finally
+        {
+            foreach (var c in children) c.Dispose();
+        }
+        using var r = new CompressedStorage(path);
+        Assert.Equal(4 * each, r[0].ToArray<long>()[0]);
+        Assert.Equal(new long[] { 42, 43 }, r[1].ToArray<long>());
+    }
+}
