@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Knossos;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
 using SyConn.Backend.Stores;
@@ -81,31 +82,70 @@ public static class DemoCommand
         }
         Done("attr_dict.pkl", "AttributeDict", ids.Length);
 
-        // Voxel store: bounding boxes, sizes, representative coordinates, voxel cache.
+        // A KNOSSOS segmentation (one 10x10x8 block per object) and the voxel store pointing at it: bounding
+        // boxes, sizes, representative coordinates, a voxel cache; then the masks are read back in voxel mode.
+        var seg = Path.Combine(dir, "knossos_seg");
+        if (Directory.Exists(seg)) Directory.Delete(seg, recursive: true);
+        var writer = KnossosWriter.Create(seg, "demo_seg", new Xyz(256, 256, 64), 64, (10, 10, 25));
+        var volume = new ulong[8 * 256 * 256];
+        long[] Corner(int i) => [(i % 16) * 16, (i / 16 % 16) * 16, 0];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            var c = Corner(i);
+            for (int z = 0; z < 8; z++)
+                for (int y = 0; y < 10; y++)
+                    volume.AsSpan((int)((z * 256 + c[1] + y) * 256 + c[0]), 10).Fill(ids[i]);
+        }
+        writer.WriteSeg(new Xyz(0, 0, 0), NdArray.Wrap(volume, 8, 256, 256));
         var vx = Path.Combine(dir, "voxel.pkl");
         File.Delete(vx);
         File.Delete(Path.ChangeExtension(vx, ".npz"));
         using (var s = new VoxelStorageDyn(vx, locked, voxeldataPath: "knossos_seg"))
         {
-            foreach (var id in ids)
+            for (int i = 0; i < ids.Length; i++)
             {
-                long x = (long)(id % 997);
-                s[id] = NdArray.Create(new long[] { x, 0, 0, x + 10, 8, 4 }, 1, 2, 3);
-                s.IncreaseObjectSize(id, 320);
-                s.SetObjectRepCoord(id, NdArray.Create(new long[] { x + 5, 4, 2 }));
+                var c = Corner(i);
+                s[ids[i]] = NdArray.Create(new long[] { c[0], c[1], 0, c[0] + 10, c[1] + 10, 8 }, 1, 2, 3);
+                s.IncreaseObjectSize(ids[i], 800);
+                s.SetObjectRepCoord(ids[i], NdArray.Create(new long[] { c[0] + 5, c[1] + 5, 4 }));
             }
             s.SetVoxelCache(ids[0], NdArray.Create(new long[] { 1, 2, 3 }, 1, 3));
             s.Push();
         }
-        using (var s = new VoxelStorageDyn(vx))
+        using (var s = VoxelStorage.Open(vx))
         {
             var c = new Checker(vx);
             c.That(s.Keys.Count() == ids.Length, "object keys");
             foreach (var id in ids.Skip(1))
-                c.That(s.ObjectSize(id) == 320 && s.GetBoundingData(id).ToArray<long>()[3] == (long)(id % 997) + 10, $"object {id}");
+            {
+                var masks = s.GetVoxelMaskOffset(id);
+                long voxels = 0;
+                foreach (var b in masks.Masks[0].Data.Span) voxels += b;
+                c.That(s.ObjectSize(id) == 800 && voxels == 800, $"object {id}: {voxels} voxels in the segmentation");
+            }
             c.That(s.GetVoxelCache(ids[0]).Size == 3, "voxel cache");
         }
         Done("voxel.pkl", "VoxelStorageDyn", ids.Length);
+
+        // A BinarySearchStore mapping supervoxel IDs to cell IDs and coordinates.
+        var bssPath = Path.Combine(dir, "sv_to_cell.h5");
+        var cells = ids.Select(id => id / 7).ToArray();
+        var coords = ids.SelectMany(id => new int[] { (int)(id % 1000), (int)(id % 777), (int)(id % 55) }).ToArray();
+        using (BinarySearchStore.Create(bssPath, ids, new Dictionary<string, NdArray>
+        {
+            ["cell_id"] = NdArray.Create(cells),
+            ["coords"] = NdArray.Create(coords, ids.Length, 3),
+        }, nShards: 4, overwrite: true))
+        {
+        }
+        using (var b = new BinarySearchStore(bssPath))
+        {
+            var c = new Checker(bssPath);
+            var query = ids.Reverse().ToArray();
+            var got = b.GetAttributes(query, "cell_id").ToArray<ulong>();
+            for (int i = 0; i < query.Length; i++) c.That(got[i] == query[i] / 7, $"cell of {query[i]}");
+        }
+        Done("sv_to_cell.h5", "BinarySearchStore", ids.Length);
 
         // Meshes and skeletons.
         var mesh = Path.Combine(dir, "mesh.pkl");
