@@ -35,6 +35,10 @@ internal sealed class PickleReader
     private int _memoLen;
     private Dictionary<long, (object Value, int Height)>? _sparseMemo;
 
+    // The items array of the last tuple built, so that REDUCE of a fresh argument tuple needs no copy.
+    private object? _lastTuple;
+    private object[]? _lastTupleItems;
+
     private byte _op;
     private int _opPos;
     private long _elements;
@@ -570,6 +574,7 @@ internal sealed class PickleReader
                         throw Error($"{Op.Name(op)} needs a class or function, got {TypeName(callable)}");
                     object[] items = args switch
                     {
+                        _ when ReferenceEquals(args, _lastTuple) => _lastTupleItems!,
                         PyTuple t => ToArray(t),
                         ArgTuple at => at.Items,
                         _ => throw Error($"{Op.Name(op)} arguments must be a tuple, got {TypeName(args)}"),
@@ -687,7 +692,10 @@ internal sealed class PickleReader
         CountElements(n);
         int h = CheckHeight(MaxHeight(from, _sp) + 1);
         ClearTo(from);
-        Push(holdsGlobal ? new ArgTuple(items) : new PyTuple(items), h);
+        object tuple = holdsGlobal ? new ArgTuple(items) : new PyTuple(items);
+        _lastTuple = tuple;
+        _lastTupleItems = items;
+        Push(tuple, h);
     }
 
     private void AppendItems(int m)
@@ -709,6 +717,7 @@ internal sealed class PickleReader
         if (((_sp - m) & 1) != 0) throw Error($"odd number of items for {Op.Name(_op)}");
         if (_stack[m - 1] is not PyDict dict)
             throw Error($"{Op.Name(_op)} onto a {TypeName(_stack[m - 1])}, expected a dict");
+        if (_sp - m > 2) dict.EnsureCapacity(dict.Count + (_sp - m) / 2);
         FillDict(dict, m);
         _heights[m - 1] = CheckHeight(Math.Max(_heights[m - 1], MaxHeight(m, _sp) + 1));
         ClearTo(m);

@@ -191,6 +191,9 @@ internal sealed class PickleWriter
         WriteMemoPut(idx);
     }
 
+    /// <summary>Memoizes an object that cannot occur again (a fresh argument tuple or buffer): only the index is used up.</summary>
+    private void MemoFresh() => WriteMemoPut(_memoCount++);
+
     private void MemoPutValue(string key)
     {
         int idx = _memoCount++;
@@ -442,7 +445,7 @@ internal sealed class PickleWriter
         if (n > 3) WriteByte(Op.Mark);
         foreach (var item in items) Save(item);
         WriteByte(n switch { 1 => Op.Tuple1, 2 => Op.Tuple2, 3 => Op.Tuple3, _ => Op.Tuple });
-        MemoPut(new object());
+        MemoFresh();
     }
 
     private void SaveList(PyList l)
@@ -547,7 +550,7 @@ internal sealed class PickleWriter
             var (module, name) = FactoryGlobal(dd.DefaultFactory);
             SaveGlobal(module, name);
             WriteByte(Op.Tuple1);
-            MemoPut(new object());
+            MemoFresh();
         }
         WriteByte(Op.Reduce);
         MemoPut(dd);
@@ -735,7 +738,7 @@ internal sealed class PickleWriter
         if (sc.DType.Kind == 'O') Save(sc.ObjectValue);
         else Save(new PyBytes(sc.Raw));
         WriteByte(Op.Tuple2);
-        MemoPut(new object());
+        MemoFresh();
         WriteByte(Op.Reduce);
         MemoPut(sc);
     }
@@ -751,12 +754,12 @@ internal sealed class PickleWriter
             OpcodeBoundary();
             if ((ArrayHints.Get(a) & ArrayHint.ReadOnly) != 0) WriteBytesOpcode(a.Data.Span);
             else WriteByteArray8(a.Data.Span);
-            MemoPut(new object());
+            MemoFresh();
             Save(a.DType);
             SaveShape(a);
             Save(fortran ? "F" : "C");
             WriteByte(Op.Tuple);
-            MemoPut(new object());
+            MemoFresh();
             WriteByte(Op.Reduce);
             MemoPut(a);
             return;
@@ -767,7 +770,7 @@ internal sealed class PickleWriter
         SaveArgs(0L);
         Save(new PyBytes("b"u8.ToArray()));
         WriteByte(Op.Tuple3);
-        MemoPut(new object());
+        MemoFresh();
         WriteByte(Op.Reduce);
         MemoPut(a);
         OpcodeBoundary();
@@ -784,7 +787,7 @@ internal sealed class PickleWriter
         }
         else Save(new PyBytes(fortran ? a.Data : a.ToCBytes()));
         WriteByte(Op.Tuple);
-        MemoPut(new object());
+        MemoFresh();
         WriteByte(Op.Build);
     }
 
