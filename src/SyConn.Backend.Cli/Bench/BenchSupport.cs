@@ -85,10 +85,10 @@ internal static class BenchMath
     }
 
     /// <summary>Runs <paramref name="iteration"/> once untimed (warm-up), then <paramref name="reps"/> times recording phases.</summary>
-    public static void Repeat(int reps, Action<PhaseTimings?> iteration, PhaseTimings timings, TextWriter progress, string name)
+    public static void Repeat(int reps, Action<PhaseTimings> iteration, PhaseTimings timings, TextWriter progress, string name)
     {
         progress.WriteLine($"bench {name}: warm-up");
-        iteration(null);
+        iteration(new PhaseTimings());
         for (int r = 0; r < reps; r++)
         {
             progress.WriteLine($"bench {name}: rep {r + 1}/{reps}");

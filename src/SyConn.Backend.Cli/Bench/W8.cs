@@ -45,7 +45,7 @@ internal static class W8
                                 cs.Push();
                             }
                         });
-                        rec?.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
+                        rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
                     }
         }, t, progress, "w8");
         var parallel = new JsonObject();

@@ -142,16 +142,16 @@ internal static class Workloads
                 using var cs = new CompressedStorage(path, W(durable));
                 double set = Time(() => { foreach (var (k, v) in data) cs[k] = v; });
                 double push = Time(() => cs.Push());
-                rec?.Add("set_all" + sfx, set);
-                rec?.Add("push" + sfx, push);
-                rec?.Add("set_push" + sfx, set + push);
+                rec.Add("set_all" + sfx, set);
+                rec.Add("push" + sfx, push);
+                rec.Add("set_push" + sfx, set + push);
             }
             path = Path.Combine(dir, "w1.pkl");
             Quiesce();
             CompressedStorage? r = null;
-            rec?.Add("pull", Time(() => r = new CompressedStorage(path)));
+            rec.Add("pull", Time(() => r = new CompressedStorage(path)));
             long n = 0;
-            rec?.Add("get_all", Time(() => { foreach (var (k, _) in data) n += r![k].Size; }));
+            rec.Add("get_all", Time(() => { foreach (var (k, _) in data) n += r![k].Size; }));
             r!.Dispose();
         }, t, progress, "w1");
         long raw = data.Sum(d => d.Value.NBytes);
@@ -204,15 +204,15 @@ internal static class Workloads
                 using var ad = new AttributeDict(path, W(durable));
                 double set = Time(() => { foreach (var (k, v) in data) ad[k] = v; });
                 double push = Time(() => ad.Push());
-                rec?.Add("set_all" + sfx, set);
-                rec?.Add("push" + sfx, push);
-                rec?.Add("build_push" + sfx, set + push);
+                rec.Add("set_all" + sfx, set);
+                rec.Add("push" + sfx, push);
+                rec.Add("build_push" + sfx, set + push);
             }
             Quiesce();
             AttributeDict? r = null;
-            rec?.Add("pull", Time(() => r = new AttributeDict(Path.Combine(dir, "attr_dict.pkl"))));
+            rec.Add("pull", Time(() => r = new AttributeDict(Path.Combine(dir, "attr_dict.pkl"))));
             long n = 0;
-            rec?.Add("read_all", Time(() => { foreach (var (k, _) in data) n += ((PyDict)r![k]).Count; }));
+            rec.Add("read_all", Time(() => { foreach (var (k, _) in data) n += ((PyDict)r![k]).Count; }));
             r!.Dispose();
         }, t, progress, "w2");
         return Line("w2", scale, reps, new JsonObject { ["n_keys"] = data.Count }, t,
@@ -273,9 +273,9 @@ internal static class Workloads
                     using var ms = new MeshStorage(path, W(durable), compress: compress);
                     double set = Time(() => { foreach (var (k, v) in data) ms[k] = v; });
                     double push = Time(() => ms.Push());
-                    rec?.Add(pre + "set" + sfx, set);
-                    rec?.Add(pre + "push" + sfx, push);
-                    rec?.Add(pre + "set_push" + sfx, set + push);
+                    rec.Add(pre + "set" + sfx, set);
+                    rec.Add(pre + "push" + sfx, push);
+                    rec.Add(pre + "set_push" + sfx, set + push);
                 }
                 Quiesce();
                 MeshStorage? r = null;
@@ -283,9 +283,9 @@ internal static class Workloads
                 long n = 0;
                 double get = Time(() => { foreach (var (k, _) in data) n += r![k][1].Size; });
                 r!.Dispose();
-                rec?.Add(pre + "pull", pull);
-                rec?.Add(pre + "get_all", get);
-                rec?.Add(pre + "pull_get", pull + get);
+                rec.Add(pre + "pull", pull);
+                rec.Add(pre + "get_all", get);
+                rec.Add(pre + "pull_get", pull + get);
             }
         }, t, progress, "w3");
         return Line("w3", scale, reps, new JsonObject { ["n_meshes"] = data.Count }, t,
@@ -332,7 +332,7 @@ internal static class Workloads
 
     private readonly record struct Open(string Path, StoreOptions Options);
 
-    private static void SetPushPullGet<TStore>(PhaseTimings? rec, string dir, string name, Func<Open, TStore> open, Action<TStore> setAll, Action<TStore> getAll)
+    private static void SetPushPullGet<TStore>(PhaseTimings rec, string dir, string name, Func<Open, TStore> open, Action<TStore> setAll, Action<TStore> getAll)
         where TStore : StorageBase
     {
         foreach (bool durable in new[] { true, false })
@@ -342,18 +342,18 @@ internal static class Workloads
             using var s = open(new Open(path, W(durable)));
             double set = Time(() => setAll(s));
             double push = Time(() => s.Push());
-            rec?.Add("set" + sfx, set);
-            rec?.Add("push" + sfx, push);
-            rec?.Add("set_push" + sfx, set + push);
+            rec.Add("set" + sfx, set);
+            rec.Add("push" + sfx, push);
+            rec.Add("set_push" + sfx, set + push);
         }
         Quiesce();
         TStore? r = null;
         double pull = Time(() => r = open(new Open(Path.Combine(dir, name + ".pkl"), StoreOptions.Default)));
         double get = Time(() => getAll(r!));
         r!.Dispose();
-        rec?.Add("pull", pull);
-        rec?.Add("get_all", get);
-        rec?.Add("pull_get", pull + get);
+        rec.Add("pull", pull);
+        rec.Add("get_all", get);
+        rec.Add("pull_get", pull + get);
     }
 
     // ---------------------------------------------------------------- W5
@@ -396,8 +396,8 @@ internal static class Workloads
                 using var s = new VoxelStorageLazyLoading(path, durable: durable);
                 double set = Time(() => { foreach (var (k, v) in data) s[k] = v; });
                 double push = Time(() => s.Push());
-                rec?.Add("set" + sfx, set);
-                rec?.Add("push" + sfx, push);
+                rec.Add("set" + sfx, set);
+                rec.Add("push" + sfx, push);
             }
             Quiesce();
             VoxelStorageLazyLoading? r = null;
@@ -405,9 +405,9 @@ internal static class Workloads
             long n = 0;
             double read = Time(() => { foreach (var (k, _) in data) n += r![k].Size; });
             r!.Dispose();
-            rec?.Add("reopen", reopen);
-            rec?.Add("read_all", read);
-            rec?.Add("reopen_read_all", reopen + read);
+            rec.Add("reopen", reopen);
+            rec.Add("read_all", read);
+            rec.Add("reopen_read_all", reopen + read);
         }, t, progress, "w7");
         return Line("w7", scale, reps, new JsonObject { ["n_keys"] = count }, t,
             new JsonObject { ["raw_bytes"] = data.Sum(d => d.Item2.NBytes), ["file_bytes"] = FileSize(Path.Combine(dir, "voxel_cache.npz")) });

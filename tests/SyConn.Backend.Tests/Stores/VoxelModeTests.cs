@@ -55,7 +55,7 @@ public class VoxelModeTests
         var o = exp["objects"]!["4294967301"]!;
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int rc = Cli.Cli.Run(["voxels", Shared.KnossosFixture("ds1_voxelstore.pkl"), "4294967301", "--overlap", "1", "--json", "--dataset", Shared.KnossosFixture("ds1")], stdout, stderr);
+        int rc = global::SyConn.Backend.Cli.Cli.Run(["voxels", Shared.KnossosFixture("ds1_voxelstore.pkl"), "4294967301", "--overlap", "1", "--json", "--dataset", Shared.KnossosFixture("ds1")], stdout, stderr);
         Assert.True(rc == 0, stderr.ToString());
         var actual = JsonNode.Parse(stdout.ToString())!;
         AssertJsonEqual(o["get_voxelmask_offset_overlap1"]!, actual["get_voxelmask_offset"]!, "cli masks");
