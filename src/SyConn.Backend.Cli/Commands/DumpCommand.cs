@@ -1,11 +1,15 @@
 using System.CommandLine;
 using System.Text.Json;
+using SyConn.Backend.Formats.Npy;
 using SyConn.Backend.Formats.Pickle;
 using SyConn.Backend.Python;
 
 namespace SyConn.Backend.Cli.Commands;
 
-/// <summary><c>syconn-store dump FILE</c>: the raw content of a pickle file as typed JSON.</summary>
+/// <summary>
+/// <c>syconn-store dump FILE</c>: the raw content of a pickle file as typed JSON; an <c>.npz</c> file as a dict of
+/// member name (without <c>.npy</c>, as numpy lists them) to array, an <c>.npy</c> file as its array.
+/// </summary>
 public static class DumpCommand
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
@@ -13,17 +17,24 @@ public static class DumpCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "A pickle (.pkl) file." };
-        var cmd = new Command("dump", "Print the raw content of a pickle file as one typed JSON document.") { file };
+        var file = new Argument<string>("file") { Description = "A pickle (.pkl), numpy archive (.npz) or numpy array (.npy) file." };
+        var cmd = new Command("dump", "Print the raw content of a pickle, .npz or .npy file as one typed JSON document.") { file };
         cmd.SetAction((ParseResult r) =>
         {
             var path = r.GetValue(file)!;
             var ext = Path.GetExtension(path);
-            if (ext.Equals(".npz", StringComparison.OrdinalIgnoreCase) || ext.Equals(".npy", StringComparison.OrdinalIgnoreCase))
-                throw new UsageException("dump of numpy .npz/.npy files is not supported yet; only pickles", path);
             if (!File.Exists(path)) throw new FileNotFoundException($"no such file: {path}", path);
-            var data = File.ReadAllBytes(path);
-            var value = Pickle.Load(data, sourceName: path);
+            object value;
+            if (ext.Equals(".npz", StringComparison.OrdinalIgnoreCase))
+            {
+                var members = new PyDict();
+                foreach (var kv in Npz.ReadAll(path)) members[kv.Key] = kv.Value;
+                value = members;
+            }
+            else if (ext.Equals(".npy", StringComparison.OrdinalIgnoreCase))
+                value = Npy.ReadFile(path);
+            else
+                value = Pickle.Load(File.ReadAllBytes(path), sourceName: path);
             r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(Indented));
             return 0;
         });

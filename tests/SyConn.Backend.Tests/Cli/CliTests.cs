@@ -34,6 +34,17 @@ public class CliTests
     }
 
     [SkippableFact]
+    public void Dump_of_an_npz_lists_its_members()
+    {
+        var (code, o, e) = Run("dump", Shared.PyFixture("voxel_lazy.npz"));
+        Assert.True(code == 0, e);
+        var items = JsonNode.Parse(o)!["items"]!.AsArray();
+        Assert.Equal(["10", "0", "123456789012", "-3"], items.Select(i => (string)i![0]!["v"]!));
+        TypedJsonAssert.Equal(Getter("voxel_lazy.npz", "[10]"), items[0]![1]);
+        TypedJsonAssert.Equal(Getter("voxel_lazy.npz", "[-3]"), items[3]![1]);
+    }
+
+    [SkippableFact]
     public void Keys_lists_one_key_per_line_in_key_syntax()
     {
         var (code, o, e) = Run("keys", Shared.PyFixture("compressed_storage.pkl"), "--as", "CompressedStorage");

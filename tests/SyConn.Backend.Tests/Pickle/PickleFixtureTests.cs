@@ -120,11 +120,10 @@ public class PickleFixtureTests
 
     [SkippableTheory]
     [InlineData("truncated.pkl", 1)]
-    [InlineData("voxel_lazy.npz", 2)]
+    [InlineData("no_such_file.pkl", 1)]
     public void Dump_command_reports_errors_in_one_line(string name, int exitCode)
     {
         var path = Shared.PyFixture(name);
-        Requires.That(File.Exists(path), path);
         var o = new StringWriter();
         var e = new StringWriter();
         int code = SyConn.Backend.Cli.Cli.Run(["dump", path], o, e);

@@ -69,4 +69,42 @@ print('done')
         Assert.Equal(4 * each, r[0].ToArray<long>()[0]);
         Assert.Equal(new long[] { 42, 43 }, r[1].ToArray<long>());
     }
+
+    [SkippableFact]
+    public void A_python_lock_holder_makes_our_pull_time_out_and_ours_blocks_python()
+    {
+        Infrastructure.Python.Require("fasteners");
+        using var dir = new TempDir();
+        var path = dir.File("cs.pkl");
+        var lockPath = dir.File(".cs.pkl.lk");
+        using (var holder = ChildProcess.Python("""
+import sys, fasteners
+l = fasteners.InterProcessLock(sys.argv[1])
+assert l.acquire(blocking=False)
+print('locked', flush=True)
+sys.stdin.readline()
+l.release()
+print('released', flush=True)
+sys.stdin.readline()
+""", lockPath))
+        {
+            Assert.Equal("locked", holder.ReadLine());
+            var quick = StoreOptions.WritableLocked with { Timeout = 0.4, MaxNbAttempts = 4 };
+            var e = Assert.Throws<StorageLockTimeoutException>(() => new CompressedStorage(path, quick));
+            Assert.Contains(".cs.pkl.lk", e.Message, StringComparison.Ordinal);
+            Assert.Equal(holder.Pid, e.HolderPid);
+            Assert.False(File.Exists(path));
+            holder.WriteLine("go");
+            Assert.Equal("released", holder.ReadLine());
+            using var cs = new CompressedStorage(path, quick);
+            Assert.True(cs.HoldsLock);
+            var probe = Infrastructure.Python.Run("""
+import sys, fasteners
+l = fasteners.InterProcessLock(sys.argv[1])
+print(l.acquire(blocking=False))
+""", [lockPath]);
+            Assert.Equal("False", probe.Stdout.Trim());
+            holder.WriteLine("bye");
+        }
+    }
 }
