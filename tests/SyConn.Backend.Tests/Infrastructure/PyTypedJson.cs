@@ -8,11 +8,10 @@ public static class PyTypedJson
 {
     /// <summary>Python source defining <c>tj(obj)</c>.</summary>
     public const string Source = """
-import hashlib, json, math, collections
+import sys, hashlib, json, math, pickle, collections
 import numpy as np
 
 def _fv(x):
-    x = float(x)
     if math.isnan(x): return 'nan'
     if math.isinf(x): return 'inf' if x > 0 else '-inf'
     return x

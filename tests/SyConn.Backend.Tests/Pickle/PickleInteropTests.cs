@@ -15,46 +15,8 @@ namespace SyConn.Backend.Tests.Pickle;
 /// </summary>
 public class PickleInteropTests
 {
-    /// <summary>Typed JSON in Python, following the MANIFEST conventions (required fields only).</summary>
-    internal const string PyTypedJson = """
-import sys, json, pickle, hashlib, math, collections
-import numpy as np
-
-def fv(x):
-    if math.isnan(x): return 'nan'
-    if math.isinf(x): return 'inf' if x > 0 else '-inf'
-    return x
-
-def enc(v):
-    if v is None: return {'t': 'None'}
-    if isinstance(v, np.ndarray):
-        o = {'t': 'ndarray', 'dtype': v.dtype.str, 'shape': list(v.shape)}
-        if v.dtype.kind == 'O': o['values'] = [enc(x) for x in v.ravel(order='C')]
-        else: o['sha256_c'] = hashlib.sha256(v.tobytes(order='C')).hexdigest()
-        return o
-    if isinstance(v, np.generic):
-        return {'t': 'npscalar', 'dtype': v.dtype.str, 'raw_hex': v.tobytes().hex()}
-    if isinstance(v, np.dtype): return {'t': 'dtype', 'str': v.str}
-    if isinstance(v, bool): return {'t': 'bool', 'v': v}
-    if isinstance(v, int): return {'t': 'int', 'v': str(v)}
-    if isinstance(v, float): return {'t': 'float', 'v': fv(v), 'hex': v.hex()}
-    if isinstance(v, complex): return {'t': 'complex', 'v': [fv(v.real), fv(v.imag)]}
-    if isinstance(v, str):
-        if len(v) > 1000:
-            return {'t': 'str', 'len': len(v), 'utf8_sha256': hashlib.sha256(v.encode('utf-8', 'surrogatepass')).hexdigest()}
-        return {'t': 'str', 'v': v}
-    if isinstance(v, (bytes, bytearray)):
-        return {'t': 'bytes' if isinstance(v, bytes) else 'bytearray', 'len': len(v), 'sha256': hashlib.sha256(v).hexdigest()}
-    if isinstance(v, tuple): return {'t': 'tuple', 'items': [enc(x) for x in v]}
-    if isinstance(v, list): return {'t': 'list', 'items': [enc(x) for x in v]}
-    if isinstance(v, frozenset): return {'t': 'frozenset', 'items': [enc(x) for x in v]}
-    if isinstance(v, set): return {'t': 'set', 'items': [enc(x) for x in v]}
-    if isinstance(v, collections.defaultdict):
-        f = v.default_factory
-        return {'t': 'defaultdict', 'default_factory': 'None' if f is None else f.__name__, 'items': [[enc(k), enc(x)] for k, x in v.items()]}
-    if isinstance(v, dict): return {'t': 'dict', 'items': [[enc(k), enc(x)] for k, x in v.items()]}
-    raise TypeError(type(v))
-""";
+    /// <summary>Typed JSON in Python, following the MANIFEST conventions: <c>enc(value)</c>.</summary>
+    internal const string PyTypedJson = Infrastructure.PyTypedJson.Source + "enc = tj\n";
 
     // ------------------------------------------------------------------ C# -> Python
 
