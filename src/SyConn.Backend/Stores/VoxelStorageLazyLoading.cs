@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Globalization;
+using System.IO.Compression;
 using System.Numerics;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Npy;
@@ -29,8 +30,12 @@ public sealed class VoxelStorageLazyLoading : IDisposable, IEnumerable<KeyValueP
     /// <param name="path">The npz path.</param>
     /// <param name="overwrite">Start empty even if the file exists (it is replaced on push).</param>
     /// <param name="durable">Push fsyncs the file and folder (see <see cref="StoreOptions.Durable"/>).</param>
-    public VoxelStorageLazyLoading(string path, bool overwrite = false, bool durable = true)
+    /// <param name="compressionLevel">Deflate level of push: <see cref="CompressionLevel.Optimal"/> is zlib's default
+    /// level, as <c>numpy.savez_compressed</c> uses; <see cref="CompressionLevel.Fastest"/> pushes several times faster
+    /// and writes files about a quarter larger; numpy reads both.</param>
+    public VoxelStorageLazyLoading(string path, bool overwrite = false, bool durable = true, CompressionLevel compressionLevel = CompressionLevel.Optimal)
     {
+        CompressionLevel = compressionLevel;
         ArgumentException.ThrowIfNullOrEmpty(path);
         Path = System.IO.Path.GetFullPath(path.EndsWith(".npz", StringComparison.Ordinal) ? path : path + ".npz");
         Durable = durable;
@@ -47,6 +52,9 @@ public sealed class VoxelStorageLazyLoading : IDisposable, IEnumerable<KeyValueP
 
     /// <summary>The npz path.</summary>
     public string Path { get; }
+
+    /// <summary>The deflate level of push.</summary>
+    public CompressionLevel CompressionLevel { get; }
 
     /// <summary>Whether push fsyncs.</summary>
     public bool Durable { get; }
@@ -118,7 +126,7 @@ public sealed class VoxelStorageLazyLoading : IDisposable, IEnumerable<KeyValueP
         var target = dest is null ? Path : System.IO.Path.GetFullPath(dest);
         // Members are read lazily from the current file while the new one is written beside it.
         var items = _order.Select(n => new KeyValuePair<string, NdArray>(n, _pending.TryGetValue(n, out var a) ? a : _reader!.Read(n)));
-        AtomicFile.Write(target, s => Npz.Write(s, items), Durable);
+        AtomicFile.Write(target, s => Npz.Write(s, items, compress: true, CompressionLevel), Durable);
         if (dest is not null) return;
         _reader?.Dispose();
         _reader = null;
