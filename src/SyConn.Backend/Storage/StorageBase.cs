@@ -269,11 +269,39 @@ public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<St
         return true;
     }
 
-    /// <summary>Sets several values (upstream's <c>update</c>).</summary>
+    /// <summary>
+    /// Sets several values (upstream's <c>update</c>). Values are encoded (compressed) in parallel on all cores,
+    /// then stored in the given order; like the indexer, it returns only when every value is encoded, so the
+    /// caller may reuse its arrays afterwards. If a value cannot be encoded, nothing is stored.
+    /// </summary>
+    /// <exception cref="ArgumentException">A value cannot be stored (nothing was changed).</exception>
     public void Update(IEnumerable<KeyValuePair<StoreKey, TValue>> items)
     {
         ArgumentNullException.ThrowIfNull(items);
-        foreach (var kv in items) this[kv.Key] = kv.Value;
+        ThrowIfDisposed();
+        var list = items as IReadOnlyList<KeyValuePair<StoreKey, TValue>> ?? items.ToList();
+        var raw = new object[list.Count];
+        if (list.Count < 8)
+        {
+            for (int i = 0; i < raw.Length; i++) raw[i] = Encode(list[i].Key, list[i].Value ?? throw new ArgumentNullException(nameof(items), $"value of key {list[i].Key} is null"));
+        }
+        else
+        {
+            try
+            {
+                Parallel.For(0, raw.Length, i => raw[i] = Encode(list[i].Key, list[i].Value ?? throw new ArgumentNullException(nameof(items), $"value of key {list[i].Key} is null")));
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+                throw;
+            }
+        }
+        for (int i = 0; i < raw.Length; i++)
+        {
+            Entries[list[i].Key.PythonValue] = raw[i];
+            OnEntryChanged(list[i].Key);
+        }
     }
 
     /// <summary>The decoded values in key order.</summary>

@@ -328,3 +328,21 @@ public class VoxelStorageTests
         Assert.Equal(new long[] { 1, 2, 3 }, r[10].ToArray<long>());
     }
 }
+
+public class UpdateTests
+{
+    [Fact]
+    public void Update_encodes_in_parallel_keeps_order_and_stores_nothing_on_error()
+    {
+        using var dir = new TempDir();
+        using var cs = new CompressedStorage(dir.File("cs.pkl"), StoreOptions.Writable);
+        var items = Enumerable.Range(0, 100).Select(i => new KeyValuePair<StoreKey, NdArray>(100 - i, NdArray.Create(Enumerable.Range(0, i * 3).Select(x => (long)x).ToArray()))).ToList();
+        cs.Update(items);
+        Assert.Equal(items.Select(i => i.Key), cs.Keys);
+        foreach (var (k, v) in items) Assert.True(cs[k].Equals(v.NBytes == 0 ? NdArray.Zeros(DType.Int64, 0) : v), k.ToString());
+        var bad = items.Take(20).Select(kv => new KeyValuePair<StoreKey, NdArray>(kv.Key.ToUInt64() + 1000, kv.Value)).Append(new(5000, NdArray.Zeros(DType.Int32, 3, 0))).ToList();
+        Assert.Throws<ArgumentException>(() => cs.Update(bad));
+        Assert.False(cs.ContainsKey(1001));
+        Assert.Equal(100, cs.Count);
+    }
+}
