@@ -158,6 +158,8 @@ internal static class Workloads
             rec.Add("pull", Time(() => r = new CompressedStorage(path)));
             long n = 0;
             rec.Add("get_all", Time(() => { foreach (var (k, _) in data) n += r![k].Size; }));
+            var keys = data.Select(d => (StoreKey)d.Key).ToArray();
+            rec.Add("get_all_parallel", Time(() => n += r!.GetMany(keys).Length));
             r!.Dispose();
         }, t, progress, "w1");
         long raw = data.Sum(d => d.Value.NBytes);
@@ -288,10 +290,14 @@ internal static class Workloads
                 double pull = Time(() => r = new MeshStorage(Path.Combine(dir, $"mesh_{pre}.pkl")));
                 long n = 0;
                 double get = Time(() => { foreach (var (k, _) in data) n += r![k][1].Size; });
+                var keys = data.Select(d => (StoreKey)d.Item1).ToArray();
+                double getPar = Time(() => n += r!.GetMany(keys).Length);
                 r!.Dispose();
                 rec.Add(pre + "pull", pull);
                 rec.Add(pre + "get_all", get);
                 rec.Add(pre + "pull_get", pull + get);
+                rec.Add(pre + "get_all_parallel", getPar);
+                rec.Add(pre + "pull_get_parallel", pull + getPar);
             }
         }, t, progress, "w3");
         return Line("w3", scale, reps, new JsonObject { ["n_meshes"] = data.Count }, t,
@@ -331,14 +337,15 @@ internal static class Workloads
         var t = new PhaseTimings();
         Repeat(reps, rec => SetPushPullGet(rec, dir, "skeletons",
             o => new SkeletonStorage(o.Path, o.Options), s => s.Update(data.Select(d => new KeyValuePair<StoreKey, Skeleton>(d.Item1, d.Item2))),
-            s => { long n = 0; foreach (var (k, _) in data) n += s[k].Nodes.Size; }), t, progress, "w4");
+            s => { long n = 0; foreach (var (k, _) in data) n += s[k].Nodes.Size; },
+            s => s.GetMany(data.Select(d => (StoreKey)d.Item1).ToArray())), t, progress, "w4");
         return Line("w4", scale, reps, new JsonObject { ["n_skeletons"] = data.Count }, t,
             new JsonObject { ["raw_bytes"] = data.Sum(d => d.Item2.Nodes.NBytes + d.Item2.Diameters.NBytes + d.Item2.Edges.NBytes), ["file_bytes"] = FileSize(Path.Combine(dir, "skeletons.pkl")) });
     }
 
     private readonly record struct Open(string Path, StoreOptions Options);
 
-    private static void SetPushPullGet<TStore>(PhaseTimings rec, string dir, string name, Func<Open, TStore> open, Action<TStore> setAll, Action<TStore> getAll)
+    private static void SetPushPullGet<TStore>(PhaseTimings rec, string dir, string name, Func<Open, TStore> open, Action<TStore> setAll, Action<TStore> getAll, Action<TStore> getMany)
         where TStore : StorageBase
     {
         foreach (bool durable in new[] { true, false })
@@ -356,10 +363,13 @@ internal static class Workloads
         TStore? r = null;
         double pull = Time(() => r = open(new Open(Path.Combine(dir, name + ".pkl"), StoreOptions.Default)));
         double get = Time(() => getAll(r!));
+        double getPar = Time(() => getMany(r!));
         r!.Dispose();
         rec.Add("pull", pull);
         rec.Add("get_all", get);
         rec.Add("pull_get", pull + get);
+        rec.Add("get_all_parallel", getPar);
+        rec.Add("pull_get_parallel", pull + getPar);
     }
 
     // ---------------------------------------------------------------- W5
@@ -371,7 +381,8 @@ internal static class Workloads
         var t = new PhaseTimings();
         Repeat(reps, rec => SetPushPullGet(rec, dir, "voxel",
             o => new VoxelStorageL(o.Path, o.Options), s => s.Update(data.Select(d => new KeyValuePair<StoreKey, VoxelMasks>(d.Key, new VoxelMasks(d.Masks, d.Offsets)))),
-            s => { long n = 0; foreach (var (k, _, _) in data) n += s[k].Masks.Sum(m => m.Size); }), t, progress, "w5");
+            s => { long n = 0; foreach (var (k, _, _) in data) n += s[k].Masks.Sum(m => m.Size); },
+            s => s.GetMany(data.Select(d => (StoreKey)d.Key).ToArray())), t, progress, "w5");
         var floors = Floors(data.SelectMany(d => d.Masks).Select(m => (ReadOnlyMemory<byte>)m.Data).ToList(), dir);
         return Line("w5", scale, reps, new JsonObject { ["n_objects"] = data.Count, ["masks_per_object"] = 4 }, t,
             new JsonObject { ["raw_bytes"] = data.Sum(d => d.Masks.Sum(m => m.NBytes)), ["file_bytes"] = FileSize(Path.Combine(dir, "voxel.pkl")) }, new JsonObject { ["floors"] = floors });

@@ -263,10 +263,48 @@ public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<St
     public virtual bool TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value)
     {
         if (_cache is not null && _cache.TryGetValue(key, out value)) return true;
-        if (!Entries.TryGetValue(key.PythonValue, out var raw)) { value = default; return false; }
-        value = Decode(key, raw);
+        if (!TryDecode(key, out value)) return false;
         if (_cache is not null) _cache[key] = value;
         return true;
+    }
+
+    /// <summary>
+    /// Looks up and decodes one value, bypassing the decode cache. Called from several threads at once by
+    /// <see cref="GetMany"/>, so overrides must only read the store.
+    /// </summary>
+    protected virtual bool TryDecode(StoreKey key, [MaybeNullWhen(false)] out TValue value)
+    {
+        if (!Entries.TryGetValue(key.PythonValue, out var raw)) { value = default; return false; }
+        value = Decode(key, raw);
+        return true;
+    }
+
+    /// <summary>
+    /// The values of several keys, in the order given, decoded (decompressed) in parallel on all cores: the bulk
+    /// counterpart of the indexer. Do not modify the store from another thread meanwhile.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">A key is not stored.</exception>
+    public TValue[] GetMany(IReadOnlyList<StoreKey> keys)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var result = new TValue[keys.Count];
+        var fromCache = new bool[keys.Count];
+        try
+        {
+            Parallel.For(0, keys.Count, i =>
+            {
+                if (_cache is not null && _cache.TryGetValue(keys[i], out var c)) { result[i] = c; fromCache[i] = true; return; }
+                result[i] = TryDecode(keys[i], out var v) ? v : throw MissingKey(keys[i]);
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
+        if (_cache is not null)
+            for (int i = 0; i < result.Length; i++) if (!fromCache[i]) _cache[keys[i]] = result[i];
+        return result;
     }
 
     /// <summary>

@@ -108,10 +108,10 @@ public partial class VoxelStorageDyn : CompressedStorage
         base.Keys.Where(k => k.PythonValue is not string s || (s.Length > 0 && s.All(char.IsAsciiDigit)));
 
     /// <summary>The bounding boxes of <paramref name="key"/>, or its voxel-cache array when it has one (upstream quirk).</summary>
-    public override bool TryGetValue(StoreKey key, [MaybeNullWhen(false)] out NdArray value)
+    protected override bool TryDecode(StoreKey key, [MaybeNullWhen(false)] out NdArray value)
     {
         if (VoxelCache is not null && (key.IsInteger || key.IsString) && VoxelCache.TryGetValue(key, out value)) return true;
-        return base.TryGetValue(key, out value);
+        return base.TryDecode(key, out value);
     }
 
     /// <summary>upstream's <c>get_boundingdata</c>: the same as the getter.</summary>

@@ -346,3 +346,42 @@ public class UpdateTests
         Assert.Equal(100, cs.Count);
     }
 }
+
+public class GetManyTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void GetMany_returns_values_in_key_order_and_names_a_missing_key(bool cacheDecomp)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("cs.pkl");
+        using (var cs = new CompressedStorage(path, StoreOptions.Writable))
+        {
+            for (int i = 0; i < 50; i++) cs[i] = NdArray.Create(Enumerable.Repeat((long)i, i + 1).ToArray());
+            cs.Push();
+        }
+        using var r = new CompressedStorage(path, new StoreOptions { CacheDecomp = cacheDecomp });
+        var first = r[3];
+        var keys = Enumerable.Range(0, 50).Reverse().Select(i => (StoreKey)i).ToArray();
+        var values = r.GetMany(keys);
+        for (int i = 0; i < keys.Length; i++) Assert.Equal(Enumerable.Repeat(49L - i, 50 - i), values[i].ToArray<long>());
+        if (cacheDecomp) Assert.Same(first, values[46]);
+        var e = Assert.Throws<KeyNotFoundException>(() => r.GetMany([1, 77, 2]));
+        Assert.Contains("77", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void GetMany_on_VoxelStorageDyn_prefers_the_voxel_cache()
+    {
+        using var dir = new TempDir();
+        using var vs = new VoxelStorageDyn(dir.File("v"), StoreOptions.Writable);
+        vs[1] = NdArray.Create(new long[] { 0, 0, 0, 1, 1, 1 }, 1, 2, 3);
+        vs[2] = NdArray.Create(new long[] { 0, 0, 0, 2, 2, 2 }, 1, 2, 3);
+        vs.SetVoxelCache(2, NdArray.Create(new long[] { 9, 9, 9 }, 1, 3));
+        var v = vs.GetMany([1, 2]);
+        Assert.Equal(new long[] { 1, 2, 3 }.Length, v[1].Size);
+        Assert.Equal(new long[] { 9, 9, 9 }, v[1].ToArray<long>());
+        Assert.Equal(6, v[0].Size);
+    }
+}
