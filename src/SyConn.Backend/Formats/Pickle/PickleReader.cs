@@ -34,6 +34,8 @@ internal sealed class PickleReader
     private int[] _memoHeights = new int[32];
     private int _memoLen;
     private Dictionary<long, (object Value, int Height)>? _sparseMemo;
+    // When set, only the memo indices that are read back are kept, in dense slots (see PickleMemoScan).
+    private PickleMemoScan? _memoFilter;
 
     // The items array of the last tuple built, so that REDUCE of a fresh argument tuple needs no copy.
     private object? _lastTuple;
@@ -208,7 +210,18 @@ internal sealed class PickleReader
     {
         if (index < 0 || index >= _opt.MaxMemoEntries)
             throw Error($"memo index {index} exceeds the limit of {_opt.MaxMemoEntries} entries (PickleReadOptions.MaxMemoEntries)");
-        if (index < _memo.Length)
+        if (_memoFilter is not null)
+        {
+            // The scan made sure that indices are put in order 0, 1, 2, ...: index == _memoLen.
+            int slot = _memoFilter.Slot(index);
+            if (slot >= 0)
+            {
+                _memo[slot] = value;
+                _memoHeights[slot] = height;
+            }
+            _memoLen++;
+        }
+        else if (index < _memo.Length)
         {
             if (_memo[index] is null) _memoLen++;
             _memo[index] = value;
@@ -237,7 +250,12 @@ internal sealed class PickleReader
     {
         object? v = null;
         int h = 0;
-        if (index >= 0 && index < _memo.Length) { v = _memo[index]; h = _memoHeights[index]; }
+        if (_memoFilter is not null)
+        {
+            int slot = index >= 0 && index < _memoLen ? _memoFilter.Slot(index) : -1;
+            if (slot >= 0) { v = _memo[slot]; h = _memoHeights[slot]; }
+        }
+        else if (index >= 0 && index < _memo.Length) { v = _memo[index]; h = _memoHeights[index]; }
         else if (_sparseMemo is not null && _sparseMemo.TryGetValue(index, out var e)) { v = e.Value; h = e.Height; }
         if (v is null) throw Error($"memo index {index} is not defined");
         if (IsMutableContainer(v)) _aliased = true;
@@ -257,6 +275,12 @@ internal sealed class PickleReader
         var span = _data.Span;
         if (span.Length == 0)
             throw new InvalidDataException($"{Where}: empty input: truncated at offset 0 (a pickle needs at least a STOP opcode)");
+        _memoFilter = PickleMemoScan.Scan(span, _opt.MaxMemoEntries);
+        if (_memoFilter is not null)
+        {
+            _memo = new object?[_memoFilter.Count];
+            _memoHeights = new int[_memoFilter.Count];
+        }
         int pos = 0;
         while (true)
         {
@@ -717,7 +741,10 @@ internal sealed class PickleReader
         if (((_sp - m) & 1) != 0) throw Error($"odd number of items for {Op.Name(_op)}");
         if (_stack[m - 1] is not PyDict dict)
             throw Error($"{Op.Name(_op)} onto a {TypeName(_stack[m - 1])}, expected a dict");
-        if (_sp - m > 2) dict.EnsureCapacity(dict.Count + (_sp - m) / 2);
+        // Grow geometrically: EnsureCapacity(Count + batch) alone would rehash the whole dict for every
+        // batch of 1000 items, which is quadratic in the size of a store's top-level dict.
+        int need = dict.Count + (_sp - m) / 2;
+        if (_sp - m > 2 && need > dict.Capacity) dict.EnsureCapacity(Math.Max(need, dict.Capacity * 2));
         FillDict(dict, m);
         _heights[m - 1] = CheckHeight(Math.Max(_heights[m - 1], MaxHeight(m, _sp) + 1));
         ClearTo(m);
