@@ -87,10 +87,12 @@ internal sealed class PickleReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Push(object value, int height)
     {
-        if (_sp == _stack.Length) GrowStack();
-        _stack[_sp] = value;
-        _heights[_sp] = height;
-        _sp++;
+        int sp = _sp;
+        if (sp == _stack.Length) GrowStack();
+        // A ref write skips the array covariance check of _stack[sp] = value (_stack is always an object[]).
+        Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_stack), sp) = value;
+        _heights[sp] = height;
+        _sp = sp + 1;
     }
 
     private void GrowStack()
@@ -152,7 +154,15 @@ internal sealed class PickleReader
 
     /// <summary>The value to store in a container: proxies are resolved, globals refused.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private object Val(object o) => o is PickleTemp t ? Resolve(t) : o;
+    private object Val(object o) => IsTemp(o) ? Resolve((PickleTemp)o) : o;
+
+    /// <summary><c>o is PickleTemp</c> as four exact type compares (the subclasses are sealed) instead of a cast helper call.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsTemp(object o)
+    {
+        var t = o.GetType();
+        return t == typeof(GlobalRef) || t == typeof(DTypeProxy) || t == typeof(ArgTuple) || t == typeof(ArrayProxy);
+    }
 
     private object Resolve(PickleTemp t) => t switch
     {
@@ -163,7 +173,8 @@ internal sealed class PickleReader
         _ => throw Error("a tuple holding a global cannot be used as a value"),
     };
 
-    private static bool IsMutableContainer(object o) => o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
+    private static bool IsMutableContainer(object o) =>
+        o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
 
     private void CheckHashable(object key)
     {
@@ -706,8 +717,9 @@ internal sealed class PickleReader
         for (int i = 0; i < n; i++)
         {
             var v = _stack[from + i];
-            if (v is PickleTemp t)
+            if (IsTemp(v))
             {
+                var t = (PickleTemp)v;
                 if (t is GlobalRef or ArgTuple) holdsGlobal = true;
                 else if (!holdsGlobal) v = Resolve(t);
             }
@@ -1139,6 +1151,13 @@ internal sealed class PickleReader
     {
         if (v is not PyTuple t) throw Error($"{what}: shape must be a tuple, got {TypeName(v)}");
         var shape = new long[t.Count];
+        Shape(t, what, shape);
+        return shape;
+    }
+
+    /// <summary>Checks the shape tuple <paramref name="t"/> and writes its dimensions to <paramref name="shape"/> (of t.Count).</summary>
+    private void Shape(PyTuple t, string what, Span<long> shape)
+    {
         long size = 1;
         for (int i = 0; i < shape.Length; i++)
         {
@@ -1149,11 +1168,10 @@ internal sealed class PickleReader
             if (size > _opt.MaxTotalElements / d) size = _opt.MaxTotalElements + 1;
             else size *= d;
         }
-        if (size > _opt.MaxTotalElements) throw Error($"{what}: shape ({string.Join(", ", shape)}) has more than {_opt.MaxTotalElements} elements");
-        return shape;
+        if (size > _opt.MaxTotalElements) throw Error($"{what}: shape ({string.Join(", ", shape.ToArray())}) has more than {_opt.MaxTotalElements} elements");
     }
 
-    private static long SizeOf(long[] shape)
+    private static long SizeOf(ReadOnlySpan<long> shape)
     {
         long n = 1;
         foreach (var d in shape) n *= d;
@@ -1224,19 +1242,23 @@ internal sealed class PickleReader
         }
         if (Val(args[1]) is not DType dtype) throw Error($"{g.FullName}: expected a dtype, got {TypeName(args[1])}");
         if (dtype.Kind == 'O' || dtype.ItemSize == 0) throw Error($"{g.FullName}: dtype {dtype.Str} cannot come from a buffer");
-        var shape = Shape(args[2], g.FullName);
+        if (args[2] is not PyTuple shapeTuple) throw Error($"{g.FullName}: shape must be a tuple, got {TypeName(args[2])}");
+        // Shapes of up to 8 dimensions stay on the stack (NdArray keeps its own copy).
+        Span<long> shape = shapeTuple.Count <= 8 ? stackalloc long[8] : new long[shapeTuple.Count];
+        shape = shape[..shapeTuple.Count];
+        Shape(shapeTuple, g.FullName, shape);
         if (args[3] is not string order || order is not ("C" or "F" or "K" or "A"))
             throw Error($"{g.FullName}: order must be 'C', 'F' or 'K', got {PyRepr.Repr(args[3] as string ?? TypeName(args[3]))}");
         long size = SizeOf(shape);
         if (mem.Length != size * dtype.ItemSize)
-            throw Error($"{g.FullName}: buffer of {mem.Length} bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
+            throw Error($"{g.FullName}: buffer of {mem.Length} bytes for shape ({string.Join(", ", shape.ToArray())}) of {dtype.Str}, expected {size * dtype.ItemSize}");
         try
         {
             NdArray result;
             if (args.Length == 5 && args[4] is not PyNone && order == "K")
             {
                 var axes = Shape(args[4], g.FullName + " axis order");
-                result = Transpose(dtype, shape, mem, axes, g);
+                result = Transpose(dtype, shape.ToArray(), mem, axes, g);
             }
             else
             {
