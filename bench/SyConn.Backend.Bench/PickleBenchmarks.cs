@@ -69,34 +69,44 @@ public class PickleBenchmarks
         return d;
     }
 
-    /// <summary>A quick Stopwatch measurement (best of several runs) printed to the console; not a BenchmarkDotNet run.</summary>
-    public static void Quick(int entries)
+    /// <summary>
+    /// A quick Stopwatch measurement printed to the console (not a BenchmarkDotNet run): after one warm-up,
+    /// <paramref name="reps"/> alternating load/dump runs; prints median and best wall time,
+    /// the bytes allocated by the calling thread and the GC pause time per run.
+    /// </summary>
+    public static void Quick(int entries, int reps = 9)
     {
         var value = BuildW2(entries, 42);
         var bytes = Pickle.Dump(value, 5);
-        double bestLoad = double.MaxValue, bestDump = double.MaxValue, cpuLoad = double.MaxValue, cpuDump = double.MaxValue;
+        Pickle.Load(bytes);
+        var load = new List<double>();
+        var dump = new List<double>();
         long allocLoad = 0, allocDump = 0;
-        var proc = Process.GetCurrentProcess();
-        for (int r = 0; r < 7; r++)
+        var gcLoad = new List<double>();
+        var gcDump = new List<double>();
+        for (int r = 0; r < reps; r++)
         {
-            proc.Refresh();
-            var cpu = proc.TotalProcessorTime;
             long alloc = GC.GetAllocatedBytesForCurrentThread();
+            var pause = GC.GetTotalPauseDuration();
             var sw = Stopwatch.StartNew();
             Pickle.Load(bytes);
-            bestLoad = Math.Min(bestLoad, sw.Elapsed.TotalSeconds);
+            load.Add(sw.Elapsed.TotalMilliseconds);
+            gcLoad.Add((GC.GetTotalPauseDuration() - pause).TotalMilliseconds);
             allocLoad = GC.GetAllocatedBytesForCurrentThread() - alloc;
-            proc.Refresh();
-            cpuLoad = Math.Min(cpuLoad, (proc.TotalProcessorTime - cpu).TotalSeconds);
-            cpu = proc.TotalProcessorTime;
             alloc = GC.GetAllocatedBytesForCurrentThread();
+            pause = GC.GetTotalPauseDuration();
             sw.Restart();
             Pickle.Dump(value, 5);
-            bestDump = Math.Min(bestDump, sw.Elapsed.TotalSeconds);
+            dump.Add(sw.Elapsed.TotalMilliseconds);
+            gcDump.Add((GC.GetTotalPauseDuration() - pause).TotalMilliseconds);
             allocDump = GC.GetAllocatedBytesForCurrentThread() - alloc;
-            proc.Refresh();
-            cpuDump = Math.Min(cpuDump, (proc.TotalProcessorTime - cpu).TotalSeconds);
         }
-        Console.WriteLine($"W2 pickle, {entries} entries, {bytes.Length} bytes: load {bestLoad * 1000:F1} ms wall / {cpuLoad * 1000:F0} ms CPU ({entries / bestLoad:N0} entries/s, {allocLoad >> 20} MiB allocated), dump {bestDump * 1000:F1} ms wall / {cpuDump * 1000:F0} ms CPU ({entries / bestDump:N0} entries/s, {allocDump >> 20} MiB allocated)");
+        load.Sort();
+        dump.Sort();
+        gcLoad.Sort();
+        gcDump.Sort();
+        Console.WriteLine($"W2 pickle, {entries} entries, {bytes.Length} bytes, {reps} runs: " +
+            $"load median {load[reps / 2]:F1} ms (best {load[0]:F1}, {allocLoad / 1048576.0:F1} MiB allocated, GC pause median {gcLoad[reps / 2]:F1} ms), " +
+            $"dump median {dump[reps / 2]:F1} ms (best {dump[0]:F1}, {allocDump / 1048576.0:F1} MiB allocated, GC pause median {gcDump[reps / 2]:F1} ms)");
     }
 }

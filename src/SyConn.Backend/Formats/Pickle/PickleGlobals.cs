@@ -75,7 +75,10 @@ internal static class PickleGlobals
     }
 }
 
-/// <summary>Objects that exist only while a pickle is being read; they never reach the result.</summary>
+/// <summary>
+/// Objects that exist only while a pickle is being read; they never reach the result. The reader tests for
+/// them by exact type (PickleReader.IsTemp): a new subclass must be sealed and added there.
+/// </summary>
 internal abstract class PickleTemp
 {
 }

@@ -34,6 +34,8 @@ internal sealed class PickleReader
     private int[] _memoHeights = new int[32];
     private int _memoLen;
     private Dictionary<long, (object Value, int Height)>? _sparseMemo;
+    // When set, only the memo indices that are read back are kept, in dense slots (see PickleMemoScan).
+    private PickleMemoScan? _memoFilter;
 
     // The items array of the last tuple built, so that REDUCE of a fresh argument tuple needs no copy.
     private object? _lastTuple;
@@ -85,10 +87,12 @@ internal sealed class PickleReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Push(object value, int height)
     {
-        if (_sp == _stack.Length) GrowStack();
-        _stack[_sp] = value;
-        _heights[_sp] = height;
-        _sp++;
+        int sp = _sp;
+        if (sp == _stack.Length) GrowStack();
+        // A ref write skips the array covariance check of _stack[sp] = value (_stack is always an object[]).
+        Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_stack), sp) = value;
+        _heights[sp] = height;
+        _sp = sp + 1;
     }
 
     private void GrowStack()
@@ -150,7 +154,15 @@ internal sealed class PickleReader
 
     /// <summary>The value to store in a container: proxies are resolved, globals refused.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private object Val(object o) => o is PickleTemp t ? Resolve(t) : o;
+    private object Val(object o) => IsTemp(o) ? Resolve((PickleTemp)o) : o;
+
+    /// <summary><c>o is PickleTemp</c> as four exact type compares (the subclasses are sealed) instead of a cast helper call.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsTemp(object o)
+    {
+        var t = o.GetType();
+        return t == typeof(GlobalRef) || t == typeof(DTypeProxy) || t == typeof(ArgTuple) || t == typeof(ArrayProxy);
+    }
 
     private object Resolve(PickleTemp t) => t switch
     {
@@ -161,7 +173,8 @@ internal sealed class PickleReader
         _ => throw Error("a tuple holding a global cannot be used as a value"),
     };
 
-    private static bool IsMutableContainer(object o) => o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
+    private static bool IsMutableContainer(object o) =>
+        o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
 
     private void CheckHashable(object key)
     {
@@ -208,7 +221,18 @@ internal sealed class PickleReader
     {
         if (index < 0 || index >= _opt.MaxMemoEntries)
             throw Error($"memo index {index} exceeds the limit of {_opt.MaxMemoEntries} entries (PickleReadOptions.MaxMemoEntries)");
-        if (index < _memo.Length)
+        if (_memoFilter is not null)
+        {
+            // The scan made sure that indices are put in order 0, 1, 2, ...: index == _memoLen.
+            int slot = _memoFilter.Slot(index);
+            if (slot >= 0)
+            {
+                _memo[slot] = value;
+                _memoHeights[slot] = height;
+            }
+            _memoLen++;
+        }
+        else if (index < _memo.Length)
         {
             if (_memo[index] is null) _memoLen++;
             _memo[index] = value;
@@ -237,7 +261,12 @@ internal sealed class PickleReader
     {
         object? v = null;
         int h = 0;
-        if (index >= 0 && index < _memo.Length) { v = _memo[index]; h = _memoHeights[index]; }
+        if (_memoFilter is not null)
+        {
+            int slot = index >= 0 && index < _memoLen ? _memoFilter.Slot(index) : -1;
+            if (slot >= 0) { v = _memo[slot]; h = _memoHeights[slot]; }
+        }
+        else if (index >= 0 && index < _memo.Length) { v = _memo[index]; h = _memoHeights[index]; }
         else if (_sparseMemo is not null && _sparseMemo.TryGetValue(index, out var e)) { v = e.Value; h = e.Height; }
         if (v is null) throw Error($"memo index {index} is not defined");
         if (IsMutableContainer(v)) _aliased = true;
@@ -257,6 +286,12 @@ internal sealed class PickleReader
         var span = _data.Span;
         if (span.Length == 0)
             throw new InvalidDataException($"{Where}: empty input: truncated at offset 0 (a pickle needs at least a STOP opcode)");
+        _memoFilter = PickleMemoScan.Scan(span, _opt.MaxMemoEntries);
+        if (_memoFilter is not null)
+        {
+            _memo = new object?[_memoFilter.Count];
+            _memoHeights = new int[_memoFilter.Count];
+        }
         int pos = 0;
         while (true)
         {
@@ -682,8 +717,9 @@ internal sealed class PickleReader
         for (int i = 0; i < n; i++)
         {
             var v = _stack[from + i];
-            if (v is PickleTemp t)
+            if (IsTemp(v))
             {
+                var t = (PickleTemp)v;
                 if (t is GlobalRef or ArgTuple) holdsGlobal = true;
                 else if (!holdsGlobal) v = Resolve(t);
             }
@@ -717,7 +753,10 @@ internal sealed class PickleReader
         if (((_sp - m) & 1) != 0) throw Error($"odd number of items for {Op.Name(_op)}");
         if (_stack[m - 1] is not PyDict dict)
             throw Error($"{Op.Name(_op)} onto a {TypeName(_stack[m - 1])}, expected a dict");
-        if (_sp - m > 2) dict.EnsureCapacity(dict.Count + (_sp - m) / 2);
+        // Grow geometrically: EnsureCapacity(Count + batch) alone would rehash the whole dict for every
+        // batch of 1000 items, which is quadratic in the size of a store's top-level dict.
+        int need = dict.Count + (_sp - m) / 2;
+        if (_sp - m > 2 && need > dict.Capacity) dict.EnsureCapacity(Math.Max(need, dict.Capacity * 2));
         FillDict(dict, m);
         _heights[m - 1] = CheckHeight(Math.Max(_heights[m - 1], MaxHeight(m, _sp) + 1));
         ClearTo(m);
@@ -1112,6 +1151,13 @@ internal sealed class PickleReader
     {
         if (v is not PyTuple t) throw Error($"{what}: shape must be a tuple, got {TypeName(v)}");
         var shape = new long[t.Count];
+        Shape(t, what, shape);
+        return shape;
+    }
+
+    /// <summary>Checks the shape tuple <paramref name="t"/> and writes its dimensions to <paramref name="shape"/> (of t.Count).</summary>
+    private void Shape(PyTuple t, string what, Span<long> shape)
+    {
         long size = 1;
         for (int i = 0; i < shape.Length; i++)
         {
@@ -1122,11 +1168,10 @@ internal sealed class PickleReader
             if (size > _opt.MaxTotalElements / d) size = _opt.MaxTotalElements + 1;
             else size *= d;
         }
-        if (size > _opt.MaxTotalElements) throw Error($"{what}: shape ({string.Join(", ", shape)}) has more than {_opt.MaxTotalElements} elements");
-        return shape;
+        if (size > _opt.MaxTotalElements) throw Error($"{what}: shape ({string.Join(", ", shape.ToArray())}) has more than {_opt.MaxTotalElements} elements");
     }
 
-    private static long SizeOf(long[] shape)
+    private static long SizeOf(ReadOnlySpan<long> shape)
     {
         long n = 1;
         foreach (var d in shape) n *= d;
@@ -1197,19 +1242,23 @@ internal sealed class PickleReader
         }
         if (Val(args[1]) is not DType dtype) throw Error($"{g.FullName}: expected a dtype, got {TypeName(args[1])}");
         if (dtype.Kind == 'O' || dtype.ItemSize == 0) throw Error($"{g.FullName}: dtype {dtype.Str} cannot come from a buffer");
-        var shape = Shape(args[2], g.FullName);
+        if (args[2] is not PyTuple shapeTuple) throw Error($"{g.FullName}: shape must be a tuple, got {TypeName(args[2])}");
+        // Shapes of up to 8 dimensions stay on the stack (NdArray keeps its own copy).
+        Span<long> shape = shapeTuple.Count <= 8 ? stackalloc long[8] : new long[shapeTuple.Count];
+        shape = shape[..shapeTuple.Count];
+        Shape(shapeTuple, g.FullName, shape);
         if (args[3] is not string order || order is not ("C" or "F" or "K" or "A"))
             throw Error($"{g.FullName}: order must be 'C', 'F' or 'K', got {PyRepr.Repr(args[3] as string ?? TypeName(args[3]))}");
         long size = SizeOf(shape);
         if (mem.Length != size * dtype.ItemSize)
-            throw Error($"{g.FullName}: buffer of {mem.Length} bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
+            throw Error($"{g.FullName}: buffer of {mem.Length} bytes for shape ({string.Join(", ", shape.ToArray())}) of {dtype.Str}, expected {size * dtype.ItemSize}");
         try
         {
             NdArray result;
             if (args.Length == 5 && args[4] is not PyNone && order == "K")
             {
                 var axes = Shape(args[4], g.FullName + " axis order");
-                result = Transpose(dtype, shape, mem, axes, g);
+                result = Transpose(dtype, shape.ToArray(), mem, axes, g);
             }
             else
             {

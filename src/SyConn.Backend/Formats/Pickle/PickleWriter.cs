@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Text.Unicode;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Python;
@@ -43,8 +44,12 @@ internal sealed class PickleWriter
     private bool _framing;
     private byte[] _scratch = new byte[256];
 
-    private readonly Dictionary<object, int> _memo = new(ReferenceEqualityComparer.Instance);
-    private readonly Dictionary<string, int> _valueMemo = new(StringComparer.Ordinal);
+    private readonly IdentityMemo _memo = new();
+    // By-value memo of CPython's singleton str/bytes (see ValueKey): memo index + 1, 0 when not written yet.
+    private readonly int[] _valueMemo = new int[ValueKeyCount];
+    // Globals and their interned name strings, memoized by value (few; searched linearly, by reference first).
+    private readonly List<(string Module, string Name, int Index)> _globalMemo = [];
+    private readonly Dictionary<string, int> _nameMemo = new(StringComparer.Ordinal);
     private int _memoCount;
     private int _depth;
 
@@ -187,17 +192,17 @@ internal sealed class PickleWriter
     private void MemoPut(object key)
     {
         int idx = _memoCount++;
-        _memo[key] = idx;
+        _memo.Set(key, idx);
         WriteMemoPut(idx);
     }
 
     /// <summary>Memoizes an object that cannot occur again (a fresh argument tuple or buffer): only the index is used up.</summary>
     private void MemoFresh() => WriteMemoPut(_memoCount++);
 
-    private void MemoPutValue(string key)
+    private void MemoPutValue(int key)
     {
         int idx = _memoCount++;
-        _valueMemo[key] = idx;
+        _valueMemo[key] = idx + 1;
         WriteMemoPut(idx);
     }
 
@@ -214,35 +219,40 @@ internal sealed class PickleWriter
         else WriteOpU32(Op.LongBinGet, (uint)idx);
     }
 
+    private const int NoValueKey = -1;
+    private const int ValueKeyCount = 1 + 256 + 1 + 256;
+
     /// <summary>
     /// The by-value memo key of objects CPython keeps as singletons (empty and one-character str, empty and
-    /// one-byte bytes), or null when the object is memoized by identity (dtypes too: which numpy dtype
-    /// objects are shared depends on how the arrays were made, and the reader keeps the file's sharing).
+    /// one-byte bytes), or <see cref="NoValueKey"/> when the object is memoized by identity (dtypes too: which
+    /// numpy dtype objects are shared depends on how the arrays were made, and the reader keeps the file's sharing).
     /// </summary>
-    private static string? ValueKey(object o) => o switch
+    private static int ValueKey(object o) => o switch
     {
-        string { Length: 0 } => "s:",
-        string { Length: 1 } s when s[0] < 256 => "s:" + s,
-        PyBytes { Length: 0 } => "b:",
-        PyBytes { Length: 1 } b => "b:" + (char)b.Data.Span[0],
-        _ => null,
+        string { Length: 0 } => 0,
+        string { Length: 1 } s when s[0] < 256 => 1 + s[0],
+        PyBytes { Length: 0 } => 257,
+        PyBytes { Length: 1 } b => 258 + b.Data.Span[0],
+        _ => NoValueKey,
     };
 
-    private bool TryMemoGet(object o, out string? valueKey)
+    private bool TryMemoGet(object o, out int valueKey)
     {
         valueKey = ValueKey(o);
-        if (valueKey is not null)
+        if (valueKey != NoValueKey)
         {
-            if (_valueMemo.TryGetValue(valueKey, out int vi)) { MemoGet(vi); return true; }
+            int vi = _valueMemo[valueKey];
+            if (vi > 0) { MemoGet(vi - 1); return true; }
             return false;
         }
         if (_memo.TryGetValue(o, out int i)) { MemoGet(i); return true; }
         return false;
     }
 
-    private void Memoize(object o, string? valueKey)
+    private void Memoize(object? o, int valueKey)
     {
-        if (valueKey is not null) MemoPutValue(valueKey);
+        if (valueKey != NoValueKey) MemoPutValue(valueKey);
+        else if (o is null) MemoFresh();
         else MemoPut(o);
     }
 
@@ -330,7 +340,7 @@ internal sealed class PickleWriter
         _len += 9;
     }
 
-    private void SaveStr(string s, string? valueKey)
+    private void SaveStr(string s, int valueKey)
     {
         int max = s.Length * 3;
         if (_scratch.Length < max) _scratch = new byte[Math.Max(max, _scratch.Length * 2)];
@@ -348,8 +358,11 @@ internal sealed class PickleWriter
         Memoize(s, valueKey);
     }
 
-    /// <summary>Writes a bytes object; <paramref name="memoKey"/> is memoized after it (by value when <paramref name="valueKey"/> is set).</summary>
-    private void SaveBytes(ReadOnlySpan<byte> data, object memoKey, string? valueKey)
+    /// <summary>
+    /// Writes a bytes object; <paramref name="memoKey"/> is memoized after it (by value when <paramref name="valueKey"/>
+    /// is set; a null key stands for a fresh object that cannot occur again: only its memo index is used up).
+    /// </summary>
+    private void SaveBytes(ReadOnlySpan<byte> data, object? memoKey, int valueKey)
     {
         if (_proto < 3)
         {
@@ -656,8 +669,14 @@ internal sealed class PickleWriter
             }
             else if (module == "copyreg") module = "copy_reg";
         }
-        string key = "g:" + module + "\n" + name;
-        if (_valueMemo.TryGetValue(key, out int idx)) { MemoGet(idx); return; }
+        foreach (var (m, n, index) in _globalMemo)
+        {
+            if ((ReferenceEquals(m, module) || m == module) && (ReferenceEquals(n, name) || n == name))
+            {
+                MemoGet(index);
+                return;
+            }
+        }
         if (_proto >= 4)
         {
             SaveGlobalName(module);
@@ -675,25 +694,26 @@ internal sealed class PickleWriter
             line[p] = (byte)'\n';
             Write(line);
         }
-        MemoPutValue(key);
+        _globalMemo.Add((module, name, _memoCount));
+        MemoFresh();
     }
 
     /// <summary>Module and attribute names are interned in CPython: equal names share one memo entry.</summary>
     private void SaveGlobalName(string s)
     {
         OpcodeBoundary();
-        string key = "n:" + s;
-        if (_valueMemo.TryGetValue(key, out int idx)) { MemoGet(idx); return; }
+        if (_nameMemo.TryGetValue(s, out int idx)) { MemoGet(idx); return; }
         var bytes = System.Text.Encoding.UTF8.GetBytes(s);
         Span<byte> header = [Op.ShortBinUnicode, (byte)bytes.Length];
         Write(header);
         Write(bytes);
-        MemoPutValue(key);
+        _nameMemo[s] = _memoCount;
+        MemoFresh();
     }
 
     // ---------------------------------------------------------------- numpy
 
-    private void SaveDType(DType dt, string? valueKey)
+    private void SaveDType(DType dt, int valueKey)
     {
         SaveGlobal("numpy", "dtype");
         // numpy builds this string afresh for every dtype, so it is never shared through the memo.
@@ -736,7 +756,16 @@ internal sealed class PickleWriter
         OpcodeBoundary();
         Save(sc.DType);
         if (sc.DType.Kind == 'O') Save(sc.ObjectValue);
-        else Save(new PyBytes(sc.Raw));
+        else if (sc.Raw.Length < 2) Save(new PyBytes(sc.Raw)); // CPython's bytes singletons: memoized by value
+        else
+        {
+            // What Save(new PyBytes(raw)) does, without a memo entry for a bytes object nothing else can refer to.
+            OpcodeBoundary();
+            if (_depth + 1 > MaxRecursion) throw new ArgumentException($"value nests deeper than {MaxRecursion} levels; cannot pickle it");
+            _depth++;
+            SaveBytes(sc.Raw, null, NoValueKey);
+            _depth--;
+        }
         WriteByte(Op.Tuple2);
         MemoFresh();
         WriteByte(Op.Reduce);
@@ -791,11 +820,120 @@ internal sealed class PickleWriter
         WriteByte(Op.Build);
     }
 
+    /// <summary>The shape tuple, as <c>SaveArgs(dims...)</c> writes it, without boxing the dimensions.</summary>
     private void SaveShape(NdArray a)
     {
         var shape = a.Shape;
-        var items = new object?[shape.Length];
-        for (int i = 0; i < items.Length; i++) items[i] = shape[i];
-        SaveArgs(items);
+        OpcodeBoundary();
+        int n = shape.Length;
+        if (n == 0) { WriteByte(Op.EmptyTuple); return; }
+        if (n > 3) WriteByte(Op.Mark);
+        for (int i = 0; i < n; i++)
+        {
+            OpcodeBoundary();
+            SaveInt(shape[i]);
+        }
+        WriteByte(n switch { 1 => Op.Tuple1, 2 => Op.Tuple2, 3 => Op.Tuple3, _ => Op.Tuple });
+        MemoFresh();
+    }
+}
+
+/// <summary>
+/// The writer's memo: object identity to memo index, an open-addressing table (linear probing, power-of-two
+/// size, at most 5/8 full) of key/index pairs side by side, so that a probe touches one cache line. With the
+/// millions of objects of a store file the table is far bigger than the caches and every lookup is a cache
+/// miss; a Dictionary with a reference comparer costs two or three (bucket, entry, and its growth rehashes
+/// through both). Not thread-safe.
+/// </summary>
+internal sealed class IdentityMemo
+{
+    private struct Slot
+    {
+        public object? Key;
+        public int Value;
+    }
+
+    private Slot[] _slots;
+    private int _count;
+    private int _limit;
+    private int _shift;
+
+    /// <summary>An empty memo with room for about <paramref name="expected"/> entries before it grows.</summary>
+    public IdentityMemo(int expected = 0)
+    {
+        int size = 256;
+        while (size < (1 << 28) && size / 8 * 5 < expected) size <<= 1;
+        _slots = new Slot[size];
+        _limit = size / 8 * 5;
+        _shift = 32 - BitOperations.Log2((uint)size);
+    }
+
+    public bool TryGetValue(object key, out int value)
+    {
+        var slots = _slots;
+        int mask = slots.Length - 1;
+        int i = Hash(key, _shift);
+        while (true)
+        {
+            ref var s = ref slots[i];
+            if (s.Key is null) break;
+            if (ReferenceEquals(s.Key, key))
+            {
+                value = s.Value;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+        value = 0;
+        return false;
+    }
+
+    /// <summary>Sets the index of <paramref name="key"/> (adds it, or replaces the index it had).</summary>
+    public void Set(object key, int value)
+    {
+        if (_count >= _limit) Grow();
+        var slots = _slots;
+        int mask = slots.Length - 1;
+        int i = Hash(key, _shift);
+        while (true)
+        {
+            ref var s = ref slots[i];
+            if (s.Key is null)
+            {
+                s.Key = key;
+                s.Value = value;
+                _count++;
+                return;
+            }
+            if (ReferenceEquals(s.Key, key))
+            {
+                s.Value = value;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    // Fibonacci hashing: the top bits of the product depend on all bits of the identity hash code, whose
+    // low bits alone are poorly distributed (they come from a linear congruential generator).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Hash(object key, int shift) => (int)((uint)RuntimeHelpers.GetHashCode(key) * 0x9E3779B1u >> shift);
+
+    private void Grow()
+    {
+        var old = _slots;
+        var slots = new Slot[old.Length * 2];
+        int mask = slots.Length - 1;
+        int shift = _shift - 1;
+        foreach (var e in old)
+        {
+            if (e.Key is null) continue;
+            int i = Hash(e.Key, shift);
+            while (slots[i].Key is not null) i = (i + 1) & mask;
+            slots[i] = e;
+        }
+        _slots = slots;
+        _limit = slots.Length / 8 * 5;
+        _shift = shift;
     }
 }
