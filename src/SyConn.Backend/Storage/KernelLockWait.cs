@@ -27,7 +27,10 @@ internal sealed class KernelLockWait
     public const int Dropped = 4;
 
     private int _state;
-    private readonly ManualResetEventSlim _done = new(false);
+    // No spinning: the caller waits for a lock held by another process, typically for a whole
+    // read-modify-write cycle or longer, and spinning would take processor time from that holder (W8:
+    // about 8% less wall time without it).
+    private readonly ManualResetEventSlim _done = new(false, spinCount: 0);
 
     public KernelLockWait(SafeHandle fd, string path)
     {
