@@ -20,10 +20,28 @@ namespace SyConn.Backend.Storage;
 /// process. It is released when the lock is disposed or when the process dies; the lock file itself is
 /// never deleted (other processes may hold descriptors to it). The line <c>pid@host since time</c> is
 /// written into the file while the lock is held and cleared on release, for humans only.</para>
+/// <para><b>Waiting.</b> A request first tries once without blocking. When the lock is held by another
+/// open file description (another process, Python included), the request waits in the kernel
+/// (<c>fcntl(F_OFD_SETLKW)</c>) on a dedicated waiter thread while the caller waits for that thread with
+/// the timeout and the cancellation token; the kernel wakes the request at the moment of the release, so
+/// there is no polling delay. When the caller gives up (timeout or cancellation), the kernel request cannot
+/// be withdrawn: it stays blocked, holding the waiter thread and a descriptor of the lock file, until the
+/// holder releases; if the kernel then grants it, the lock is unlocked and the descriptor closed at once
+/// (the lock is held by nobody for those few microseconds, which a concurrent non-blocking
+/// <see cref="TryAcquire(string, out FileLock?)"/> of this process may see as busy). The next waiter of
+/// this process for the same file adopts such a pending request instead of starting another, so there is
+/// at most one blocked kernel request per lock file and process. The kernel does not hand a released
+/// lock to a waiter — whoever asks first gets it — so a process that re-requests the lock within 1 ms of
+/// its own release, after it has seen contention during the last 50 ms, first gives the other waiters up
+/// to that millisecond to take it (it sleeps in 50 µs steps and stops as soon as another holder shows
+/// up). This keeps a busy process from re-taking the lock over and over while others wait; without
+/// recent contention the request is not delayed. Python waiters poll (fasteners sleeps 0.1 s and more
+/// between tries), so they get the lock when they happen to find it free, as among Python processes.</para>
 /// <para><b>Thread-safety.</b> The static methods are thread-safe. Before the file lock is taken, an
 /// in-process gate per canonical lock path (folder with symbolic links resolved + file name) is entered,
 /// so threads and separate <see cref="FileLock"/> objects of one process exclude each other without
-/// polling; waiting there counts against the same timeout. The lock is not re-entrant: acquiring the same
+/// polling (and only one of them waits for the file lock); waiting there counts against the same
+/// timeout. The lock is not re-entrant: acquiring the same
 /// path again while holding it waits (and times out). A lock may be released from any thread (it is not
 /// bound to the acquiring thread, so it works across <c>await</c>); <see cref="Dispose"/> is idempotent
 /// and thread-safe. Disposing one lock never drops another lock object's lock. A lock that is never
@@ -37,7 +55,37 @@ public sealed class FileLock : IDisposable
     {
         public readonly SemaphoreSlim Semaphore = new(1, 1);
         public readonly string CanonicalPath = canonicalPath;
+
+        /// <summary>
+        /// A kernel lock request of this process that its caller gave up (timeout or cancellation) and that
+        /// is still blocked; the next waiter adopts it. Read and written only by the holder of
+        /// <see cref="Semaphore"/>.
+        /// </summary>
+        public KernelLockWait? Pending;
+
+        /// <summary>How many blocking kernel requests this process has made for this lock file (for tests).</summary>
+        public int KernelWaits;
+
+        /// <summary>Stopwatch timestamp of the last release of this file lock by this process (0: none).</summary>
+        public long LastRelease;
+
+        /// <summary>Stopwatch timestamp of the last time a lock request of this process found the file lock held (0: never).</summary>
+        public long LastContended;
     }
+
+    // Hand-over to waiters of other processes. The kernel wakes blocked requests when the lock is released
+    // but does not hand the lock to one of them: whoever asks first after the release gets it. A process
+    // that releases and at once asks again usually beats the woken waiters (they still have to be
+    // scheduled), and can keep the lock for many rounds. So a process that re-requests the lock within
+    // HandOffWindow of its own release, while there was contention during the last ContentionMemory, first
+    // gives the other waiters that window to take the lock (sleeping in short steps, which also frees its
+    // processor for them) and stops as soon as another holder shows up. Without recent contention, and
+    // for a first request, nothing changes: the uncontended path pays one timestamp read per release.
+    // Measured with 4 processes x 500 increments (W8, no fsync): the longest wait drops about 3x (median
+    // 19 ms against 59 ms with kernel waiting alone) for about 10% more wall time.
+    private static readonly long HandOffWindowTicks = Stopwatch.Frequency / 1000; // 1 ms
+    private static readonly long ContentionMemoryTicks = Stopwatch.Frequency / 20; // 50 ms
+    private const long HandOffStepNs = 50_000; // 50 us
 
     // One gate per canonical lock path, and the gate of each absolute path seen (so that the folder's
     // symbolic links are resolved once per path); entries are kept for the life of the process (a small
@@ -47,17 +95,6 @@ public sealed class FileLock : IDisposable
 
     /// <summary>The holder line is padded to this size so that writing and clearing it never changes the file size.</summary>
     private const int HolderRecordBytes = 128;
-
-    // Back-off between two tries of the file lock: starts at 50 us and doubles up to a cap that grows with
-    // the time already waited, so that a short wait ends within a fraction of a millisecond of the release
-    // and a long wait costs a negligible amount of CPU (at most ~100 wake-ups per second after 2 s).
-    private const double FirstPauseUs = 50;
-    private static double PauseCapUs(TimeSpan waited) => waited.TotalMilliseconds switch
-    {
-        < 50 => 250,
-        < 2000 => 2000,
-        _ => 10_000,
-    };
 
     private readonly Gate _gate;
     private readonly LockFd _fd;
@@ -132,9 +169,20 @@ public sealed class FileLock : IDisposable
         {
             // Closing the only descriptor of the open file description releases the lock in any case.
             _fd.Dispose();
+            Volatile.Write(ref _gate.LastRelease, Stopwatch.GetTimestamp());
             _gate.Semaphore.Release();
         }
     }
+
+    /// <summary>How many blocking kernel requests this process has started for <paramref name="lockPath"/> (0 when never used); for tests.</summary>
+    internal static int KernelWaitsStarted(string lockPath) =>
+        GatesByPath.TryGetValue(Path.GetFullPath(lockPath), out var gate) ? Volatile.Read(ref gate.KernelWaits) : 0;
+
+    /// <summary>True while a request of this process that its caller gave up is still blocked in the kernel or still holds the lock; for tests.</summary>
+    internal static bool HasAbandonedKernelWait(string lockPath) =>
+        GatesByPath.TryGetValue(Path.GetFullPath(lockPath), out var gate)
+        && Volatile.Read(ref gate.Pending) is { } pending
+        && pending.State == KernelLockWait.Abandoned;
 
     /// <inheritdoc/>
     public override string ToString() => $"FileLock({LockPath}, {(IsHeld ? "held" : "released")})";
@@ -167,41 +215,135 @@ public sealed class FileLock : IDisposable
             throw new StorageLockTimeoutException(full, null, null, heldInProcess: true, Stopwatch.GetElapsedTime(start));
         }
 
-        LockFd? fd = null;
+        // The descriptor this call owns and must close when it does not return a lock, and whether this
+        // call still holds the gate.
+        LockFd? owned = null;
+        bool gateHeld = true;
         try
         {
-            fd = LockFd.Open(full, dir);
-            int raw = (int)fd.DangerousGetHandle();
-            double pauseUs = FirstPauseUs;
-            while (!TrySetLock(raw, full))
+            KernelLockWait? wait = null;
+            if (gate.Pending is { } pending && (timeout != TimeSpan.Zero || pending.State == KernelLockWait.Dropped))
             {
-                TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
-                if (!infinite && elapsed >= timeout)
+                // An earlier waiter of this process gave up while its request was blocked in the kernel.
+                // Adopt that request rather than queueing a second one; a request that was dropped meanwhile
+                // is forgotten. (A zero timeout never blocks, so it leaves a live request alone.)
+                gate.Pending = null;
+                if (timeout != TimeSpan.Zero && pending.TryReclaim())
+                {
+                    wait = pending;
+                    owned = (LockFd)pending.Fd;
+                    Volatile.Write(ref gate.LastContended, Stopwatch.GetTimestamp());
+                }
+            }
+
+            if (wait is null)
+            {
+                owned = LockFd.Open(full, dir);
+                int raw = (int)owned.DangerousGetHandle();
+                if (timeout != TimeSpan.Zero) LetOtherWaitersIn(gate, raw, infinite ? long.MaxValue : start + (long)(timeout.TotalSeconds * Stopwatch.Frequency));
+                if (TrySetLock(raw, full)) return Held(full, gate, ref owned);
+                Volatile.Write(ref gate.LastContended, Stopwatch.GetTimestamp());
+
+                if (!infinite && Stopwatch.GetElapsedTime(start) >= timeout)
                 {
                     if (!throwOnTimeout)
                     {
-                        fd.Dispose();
+                        owned.Dispose();
+                        gateHeld = false;
                         gate.Semaphore.Release();
                         return null;
                     }
-                    int? pid = QueryHolderPid(raw);
-                    string? line = ReadHolderLine(raw);
-                    throw new StorageLockTimeoutException(full, pid, line, heldInProcess: false, elapsed);
+                    throw new StorageLockTimeoutException(full, QueryHolderPid(raw), ReadHolderLine(raw),
+                        heldInProcess: false, Stopwatch.GetElapsedTime(start));
                 }
-                double pause = Math.Min(pauseUs, Math.Min(PauseCapUs(elapsed), options.MaxDelay.TotalMicroseconds));
-                if (!infinite) pause = Math.Min(pause, (timeout - elapsed).TotalMicroseconds);
-                Pause(pause, ct);
-                pauseUs *= 2;
+
+                if (infinite && !ct.CanBeCanceled)
+                {
+                    // Nobody can stop this wait: block in the kernel on this thread.
+                    Interlocked.Increment(ref gate.KernelWaits);
+                    SetLockBlocking(raw, full);
+                    return Held(full, gate, ref owned);
+                }
+
+                wait = new KernelLockWait(owned, full);
+                Interlocked.Increment(ref gate.KernelWaits);
+                wait.Start();
             }
-            WriteHolderLine(raw);
-            return new FileLock(full, gate, fd);
+
+            bool completed;
+            try
+            {
+                completed = wait.Wait(infinite ? Timeout.InfiniteTimeSpan : Remaining(start, timeout), ct);
+            }
+            catch (OperationCanceledException)
+            {
+                if (wait.TryAbandon())
+                {
+                    owned = null; // the waiter thread closes it
+                    gate.Pending = wait;
+                    gateHeld = false;
+                    gate.Semaphore.Release();
+                    throw;
+                }
+                // The request completed at the same moment. The caller asked to stop, so a granted lock is
+                // given back (owned is closed by the handler below, which also releases the gate).
+                throw;
+            }
+
+            if (!completed)
+            {
+                int raw = (int)owned!.DangerousGetHandle();
+                // Ask who holds the lock while the descriptor is still ours.
+                int? pid = throwOnTimeout ? QueryHolderPid(raw) : null;
+                string? line = throwOnTimeout ? ReadHolderLine(raw) : null;
+                if (wait.TryAbandon())
+                {
+                    owned = null; // the waiter thread closes it
+                    gate.Pending = wait;
+                    gateHeld = false;
+                    gate.Semaphore.Release();
+                    if (!throwOnTimeout) return null;
+                    throw new StorageLockTimeoutException(full, pid, line, heldInProcess: false, Stopwatch.GetElapsedTime(start));
+                }
+                // Granted at the deadline: take it.
+            }
+
+            if (wait.State == KernelLockWait.Failed) throw Posix.Error("fcntl(F_OFD_SETLKW)", full, wait.Errno);
+            return Held(full, gate, ref owned);
         }
         catch
         {
-            fd?.Dispose();
-            gate.Semaphore.Release();
+            owned?.Dispose();
+            if (gateHeld) gate.Semaphore.Release();
             throw;
         }
+    }
+
+    /// <summary>See <see cref="HandOffWindowTicks"/>: gives waiters of other processes the lock first after our own release.</summary>
+    private static void LetOtherWaitersIn(Gate gate, int fd, long deadline)
+    {
+        long released = Volatile.Read(ref gate.LastRelease);
+        long contended = Volatile.Read(ref gate.LastContended);
+        if (released == 0 || contended == 0) return;
+        long now = Stopwatch.GetTimestamp();
+        if (now - released >= HandOffWindowTicks || now - contended >= ContentionMemoryTicks) return;
+        deadline = Math.Min(deadline, released + HandOffWindowTicks);
+        var step = new Posix.Timespec { tv_sec = 0, tv_nsec = HandOffStepNs };
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            Posix.Nanosleep(step, 0);
+            var lk = WholeFile(Posix.F_WRLCK);
+            if (Posix.FcntlLock(fd, Posix.F_OFD_GETLK, ref lk) != 0 || lk.l_type != Posix.F_UNLCK) return;
+        }
+    }
+
+    private static FileLock Held(string full, Gate gate, ref LockFd? owned)
+    {
+        var fd = owned!;
+        WriteHolderLine((int)fd.DangerousGetHandle());
+        var held = new FileLock(full, gate, fd);
+        owned = null;
+        return held;
     }
 
     private static TimeSpan Remaining(long start, TimeSpan timeout)
@@ -210,28 +352,7 @@ public sealed class FileLock : IDisposable
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
-    private static void Pause(double microseconds, CancellationToken ct)
-    {
-        if (microseconds < 1)
-        {
-            Thread.Yield();
-        }
-        else if (microseconds < 1000 || !ct.CanBeCanceled)
-        {
-            // Thread.Sleep has millisecond resolution; nanosleep gives the sub-millisecond pauses that let
-            // a waiter notice a release quickly. EINTR just ends the pause early.
-            long ns = (long)(microseconds * 1000);
-            var ts = new Posix.Timespec { tv_sec = ns / 1_000_000_000, tv_nsec = ns % 1_000_000_000 };
-            Posix.Nanosleep(ts, 0);
-        }
-        else
-        {
-            ct.WaitHandle.WaitOne(TimeSpan.FromMicroseconds(microseconds));
-        }
-        ct.ThrowIfCancellationRequested();
-    }
-
-    private static Posix.Flock WholeFile(short type) => new()
+    internal static Posix.Flock WholeFile(short type) => new()
     {
         l_type = type,
         l_whence = Posix.SEEK_SET,
@@ -251,6 +372,18 @@ public sealed class FileLock : IDisposable
             if (errno is Posix.EAGAIN or Posix.EACCES) return false;
             if (errno == Posix.EINTR) continue;
             throw Posix.Error("fcntl(F_OFD_SETLK)", path, errno);
+        }
+    }
+
+    /// <summary>Blocks in the kernel until the lock is granted; failures other than EINTR throw.</summary>
+    private static void SetLockBlocking(int fd, string path)
+    {
+        while (true)
+        {
+            var lk = WholeFile(Posix.F_WRLCK);
+            if (Posix.FcntlLock(fd, Posix.F_OFD_SETLKW, ref lk) == 0) return;
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != Posix.EINTR) throw Posix.Error("fcntl(F_OFD_SETLKW)", path, errno);
         }
     }
 

@@ -29,10 +29,9 @@ public sealed record LockOptions
 
     /// <summary>
     /// Upper bound on the pause between two tries (upstream: <c>max_delay</c>, default 100 s; upstream
-    /// sleeps 0.1 s, 0.2 s, ... up to it). <see cref="FileLock"/> pauses 50 us doubling up to 0.25 ms during
-    /// the first 50 ms of a wait, up to 2 ms until 2 s, then up to 10 ms, so that a waiter gets the lock
-    /// within a fraction of a millisecond to a few milliseconds of its release at negligible CPU cost; a
-    /// smaller <see cref="MaxDelay"/> lowers the cap further (zero: only yield the processor between tries).
+    /// sleeps 0.1 s, 0.2 s, ... up to it). <see cref="FileLock"/> does not pause between tries: it waits in
+    /// the kernel (<c>fcntl(F_OFD_SETLKW)</c>), which wakes it when the lock is released, so any value is
+    /// an upper bound that is always met. The value is accepted for compatibility and must not be negative.
     /// </summary>
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(100);
 

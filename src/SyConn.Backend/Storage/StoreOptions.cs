@@ -35,7 +35,7 @@ public sealed record StoreOptions
     /// <summary><c>disable_locking</c> (default true, as upstream: no locking unless asked for).</summary>
     public bool DisableLocking { get; init; } = true;
 
-    /// <summary><c>max_delay</c> in seconds: an upper bound on the back-off between lock attempts (ours is milliseconds).</summary>
+    /// <summary><c>max_delay</c> in seconds: an upper bound on the pause between lock attempts; accepted for compatibility (ours waits in the kernel and is woken at the release, without pauses).</summary>
     public double MaxDelay { get; init; } = 100;
 
     /// <summary><c>timeout</c> in seconds: give up acquiring the lock after this long (default 1000, as upstream).</summary>

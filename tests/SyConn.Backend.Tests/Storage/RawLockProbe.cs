@@ -51,6 +51,19 @@ internal sealed class RawLockProbe : IDisposable
         return new RawLockProbe(fd);
     }
 
+    /// <summary>Waits in the kernel (<c>F_OFD_SETLKW</c>) until a write lock is granted on a new open file description; holds it until disposed.</summary>
+    public static RawLockProbe HoldBlocking(string path)
+    {
+        int fd = OpenFd(path);
+        while (true)
+        {
+            var lk = Whole(Posix.F_WRLCK);
+            if (Posix.FcntlLock(fd, Posix.F_OFD_SETLKW, ref lk) == 0) return new RawLockProbe(fd);
+            int errno = Marshal.GetLastPInvokeError();
+            Assert.True(errno == Posix.EINTR, $"F_OFD_SETLKW failed: errno {errno}");
+        }
+    }
+
     public void Dispose()
     {
         int fd = Interlocked.Exchange(ref _fd, -1);
