@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Stores;
@@ -34,7 +32,7 @@ public static class W6
         if (reps < 1) throw new ArgumentException("reps must be at least 1", nameof(reps));
         Directory.CreateDirectory(outDir);
         var path = Path.Combine(outDir, "w6_binary_search_store.h5");
-        int n = Scaled(10_000_000, scale);
+        int n = BenchMath.Scaled(10_000_000, scale);
         var rng = new Random(Seed);
         var ids = UniqueIds(rng, n, 100_000_000_000UL);
         var attr = new ulong[n];
@@ -42,96 +40,64 @@ public static class W6
         var attrs = new Dictionary<string, NdArray> { [Key] = NdArray.Wrap(attr) };
         var queries = QuerySizes.Select(q =>
         {
-            var a = new ulong[Scaled(q, scale)];
+            var a = new ulong[BenchMath.Scaled(q, scale)];
             for (int i = 0; i < a.Length; i++) a[i] = ids[rng.Next(n)];
             return a;
         }).ToArray();
 
-        var phases = new List<string> { "build" };
-        phases.AddRange(QuerySizes.Select(q => $"get_attributes_{q}"));
-        phases.Add($"get_attributes_{QuerySizes[^1]}_parallel");
-        var runs = phases.ToDictionary(p => p, _ => new List<double>());
+        var timings = new PhaseTimings();
         long buildAllocated = 0;
         ulong checksum = 0;
 
         for (int it = 0; it <= reps; it++)
         {
-            bool timed = it > 0;
+            // The first iteration is the untimed warm-up.
+            var rec = it > 0 ? timings : new PhaseTimings();
             GC.Collect();
             long alloc0 = GC.GetTotalAllocatedBytes(true);
-            var sw = Stopwatch.StartNew();
-            BinarySearchStore.Create(path, ids, attrs, 5, overwrite: true).Dispose();
-            sw.Stop();
+            rec.Add("build", BenchMath.Time(() => BinarySearchStore.Create(path, ids, attrs, 5, overwrite: true).Dispose()));
             buildAllocated = GC.GetTotalAllocatedBytes(true) - alloc0;
-            if (timed) runs["build"].Add(sw.Elapsed.TotalSeconds);
 
             for (int qi = 0; qi < QuerySizes.Length; qi++)
             {
                 GC.Collect();
-                sw.Restart();
-                using (var store = new BinarySearchStore(path))
+                rec.Add($"get_attributes_{QuerySizes[qi]}", BenchMath.Time(() =>
+                {
+                    using var store = new BinarySearchStore(path);
                     checksum += store.GetAttributes(queries[qi], Key).AsSpan<ulong>()[^1];
-                sw.Stop();
-                if (timed) runs[$"get_attributes_{QuerySizes[qi]}"].Add(sw.Elapsed.TotalSeconds);
+                }));
             }
             GC.Collect();
-            sw.Restart();
-            using (var store = new BinarySearchStore(path))
+            rec.Add($"get_attributes_{QuerySizes[^1]}_parallel", BenchMath.Time(() =>
+            {
+                using var store = new BinarySearchStore(path);
                 checksum += BinarySearchStore.GetAttributesParallel(store, queries[^1], Key).AsSpan<ulong>()[^1];
-            sw.Stop();
-            if (timed) runs[$"get_attributes_{QuerySizes[^1]}_parallel"].Add(sw.Elapsed.TotalSeconds);
+            }));
         }
         long fileBytes = new FileInfo(path).Length;
         File.Delete(path);
 
-        var timings = new JsonObject();
-        foreach (var p in phases)
+        var parameters = new JsonObject
         {
-            var r = runs[p];
-            var sorted = r.Order().ToList();
-            double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-            timings[p] = new JsonObject
-            {
-                ["best"] = sorted[0],
-                ["median"] = median,
-                ["runs"] = new JsonArray(r.Select(x => (JsonNode)JsonValue.Create(x)).ToArray()),
-            };
-        }
-        return new JsonObject
-        {
-            ["workload"] = "w6",
-            ["impl"] = "csharp",
-            ["scale"] = scale,
-            ["reps"] = reps,
-            ["params"] = new JsonObject
-            {
-                ["n_ids"] = n,
-                ["id_range"] = "[0, 1e11)",
-                ["n_shards"] = 5,
-                ["attribute"] = "one uint64 attribute",
-                ["query_sizes"] = new JsonArray(queries.Select(q => (JsonNode)JsonValue.Create(q.Length)).ToArray()),
-                ["queries"] = "random existing IDs, drawn with replacement",
-                ["query_phase"] = "opens the store (empty shard cache) and answers one get_attributes batch",
-                ["seed"] = Seed,
-                ["checksum"] = checksum.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            },
-            ["timings"] = timings,
-            ["sizes"] = new JsonObject
-            {
-                ["raw_bytes"] = 16L * n,
-                ["file_bytes"] = fileBytes,
-                ["build_allocated_bytes"] = buildAllocated,
-            },
-            ["env"] = new JsonObject
-            {
-                ["dotnet"] = RuntimeInformation.FrameworkDescription,
-                ["nproc"] = Environment.ProcessorCount,
-                ["os"] = RuntimeInformation.OSDescription,
-            },
+            ["n_ids"] = n,
+            ["id_range"] = "[0, 1e11)",
+            ["n_shards"] = 5,
+            ["attribute"] = "one uint64 attribute",
+            ["query_sizes"] = new JsonArray(queries.Select(q => (JsonNode)JsonValue.Create(q.Length)).ToArray()),
+            ["queries"] = "random existing IDs, drawn with replacement",
+            ["query_phase"] = "opens the store (empty shard cache) and answers one get_attributes batch",
+            ["seed"] = Seed,
+            ["checksum"] = checksum.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
+        var sizes = new JsonObject
+        {
+            ["raw_bytes"] = 16L * n,
+            ["file_bytes"] = fileBytes,
+            ["build_allocated_bytes"] = buildAllocated,
+        };
+        return BenchMath.Line("w6", scale, reps, parameters, timings, sizes);
     }
 
-    private static int Scaled(int count, double scale) => (int)Math.Max(1, Math.Round(count * scale));
 
     /// <summary><paramref name="n"/> unique values below <paramref name="max"/> in random order.</summary>
     private static ulong[] UniqueIds(Random rng, int n, ulong max)

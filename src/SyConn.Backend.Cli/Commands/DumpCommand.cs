@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using SyConn.Backend.Formats.Npy;
 using SyConn.Backend.Formats.Pickle;
 using SyConn.Backend.Python;
@@ -12,8 +11,6 @@ namespace SyConn.Backend.Cli.Commands;
 /// </summary>
 public static class DumpCommand
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
@@ -35,7 +32,7 @@ public static class DumpCommand
                 value = Npy.ReadFile(path);
             else
                 value = Pickle.Load(File.ReadAllBytes(path), sourceName: path);
-            r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(Indented));
+            r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(StoreCommands.Indented));
             return 0;
         });
         return cmd;

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Numerics;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using SyConn.Backend.Arrays;
@@ -92,18 +91,20 @@ public static class VoxelsCommand
 
     private static long[]? TryRepCoord(VoxelStorageDyn vs, StoreKey key)
     {
+        object coord;
         try
         {
-            return vs.ObjectRepCoord(key) switch
-            {
-                NdArray a when a.DType.IsInteger => a.ToArray<long>(),
-                PyTuple or PyList => ((IEnumerable<object>)vs.ObjectRepCoord(key)).Select(x => PyInt.TryGetBigInteger(x, out var b) ? (long)b : 0).ToArray(),
-                _ => null,
-            };
+            coord = vs.ObjectRepCoord(key);
         }
         catch (KeyNotFoundException)
         {
             return null;
         }
+        return coord switch
+        {
+            NdArray a when a.DType.IsInteger => a.ToArray<long>(),
+            PyTuple or PyList => ((IEnumerable<object>)coord).Select(x => PyInt.TryGetInt64(x, out var v) ? v : 0).ToArray(),
+            _ => null,
+        };
     }
 }
