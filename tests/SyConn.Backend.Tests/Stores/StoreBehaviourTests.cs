@@ -385,3 +385,34 @@ public class GetManyTests
         Assert.Equal(6, v[0].Size);
     }
 }
+
+public class MeshWarningTests
+{
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<string> Messages { get; } = [];
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Messages.Add($"{logLevel}: {formatter(state, exception)}");
+    }
+
+    [Fact]
+    public void Mismatched_normal_and_colour_lengths_are_logged_as_warnings()
+    {
+        using var dir = new TempDir();
+        var log = new ListLogger();
+        using var ms = new MeshStorage(dir.File("mesh.pkl"), StoreOptions.Writable with { Logger = log });
+        var ind = NdArray.Create(new uint[] { 0, 1, 2 });
+        var vert = NdArray.Create(new float[] { 0, 0, 0, 1, 0, 0, 0, 1, 0 });
+        ms[1] = [ind, vert, NdArray.Create(new float[] { 0, 0, 1, 0, 0, 1, 0, 0, 1 }), NdArray.Create(new byte[] { 1, 2, 3 })];
+        Assert.Empty(log.Messages);
+        ms[2] = [ind, vert, NdArray.Create(new float[] { 0, 0, 1 })];
+        Assert.Single(log.Messages);
+        Assert.Contains("normal", log.Messages[0], StringComparison.Ordinal);
+        ms[3] = [ind, vert, NdArray.Zeros(DType.Float32, 0), NdArray.Create(new byte[] { 1, 2 })];
+        Assert.Equal(2, log.Messages.Count);
+        Assert.StartsWith("Warning", log.Messages[1], StringComparison.Ordinal);
+        Assert.Contains("colour", log.Messages[1], StringComparison.Ordinal);
+    }
+}
