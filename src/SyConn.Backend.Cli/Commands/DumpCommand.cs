@@ -20,7 +20,7 @@ public static class DumpCommand
         {
             var path = r.GetValue(file)!;
             var ext = Path.GetExtension(path);
-            if (!File.Exists(path)) throw new FileNotFoundException($"no such file: {path}", path);
+            StoreCommands.RequireFile(path);
             object value;
             if (ext.Equals(".npz", StringComparison.OrdinalIgnoreCase))
             {
