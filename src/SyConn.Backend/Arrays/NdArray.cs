@@ -297,15 +297,19 @@ public sealed class NdArray : IEquatable<NdArray>
 
     private sealed class CastMemoryManager<T>(T[] array) : System.Buffers.MemoryManager<byte> where T : unmanaged
     {
-        private GCHandle _pin;
         public override Span<byte> GetSpan() => MemoryMarshal.AsBytes(array.AsSpan());
+
+        // Each pin owns its handle and the MemoryHandle frees it when disposed, so pins nest, run concurrently
+        // and never keep the array alive past their use.
         public override unsafe System.Buffers.MemoryHandle Pin(int elementIndex = 0)
         {
-            if (!_pin.IsAllocated) _pin = GCHandle.Alloc(array, GCHandleType.Pinned);
-            return new System.Buffers.MemoryHandle((byte*)_pin.AddrOfPinnedObject() + elementIndex);
+            var handle = GCHandle.Alloc(array, GCHandleType.Pinned);
+            return new System.Buffers.MemoryHandle((byte*)handle.AddrOfPinnedObject() + elementIndex, handle);
         }
+
         public override void Unpin() { }
-        protected override void Dispose(bool disposing) { if (_pin.IsAllocated) _pin.Free(); }
+
+        protected override void Dispose(bool disposing) { }
     }
 }
 

@@ -108,3 +108,25 @@ public class TypedJsonTests
         Assert.True(t.ContainsKey(new PyTuple(1L, "x")));
     }
 }
+
+public class WrapTests
+{
+    [Fact]
+    public void Pinning_wrapped_data_releases_the_array_when_the_pins_are_disposed()
+    {
+        static WeakReference PinAndDrop()
+        {
+            var values = new long[] { 1, 2, 3 };
+            var a = NdArray.Wrap(values);
+            using (var h1 = a.Data.Pin())
+            using (var h2 = a.Data.Pin())
+            unsafe { Assert.Equal(2L, ((long*)h2.Pointer)[1]); }
+            return new WeakReference(values);
+        }
+        var weak = PinAndDrop();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(weak.IsAlive);
+    }
+}
