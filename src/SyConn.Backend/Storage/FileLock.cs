@@ -49,7 +49,7 @@ namespace SyConn.Backend.Storage;
 /// <para>Linux only (x86-64, arm64); elsewhere <see cref="PlatformNotSupportedException"/>. Locks on
 /// network file systems behave as the file system makes them (not verified).</para>
 /// </remarks>
-public sealed class FileLock : IDisposable
+public sealed class FileLock : IStoreLock
 {
     private sealed class Gate(string canonicalPath)
     {
@@ -118,6 +118,9 @@ public sealed class FileLock : IDisposable
 
     /// <summary>The lock file with the folder's symbolic links resolved: the key of the in-process gate.</summary>
     public string CanonicalPath => _gate.CanonicalPath;
+
+    /// <summary>The lock file (<see cref="LockPath"/>): what <see cref="IStoreLock"/> calls the locked resource.</summary>
+    public string Resource => LockPath;
 
     /// <summary>True until <see cref="Dispose"/> is called.</summary>
     public bool IsHeld => Volatile.Read(ref _released) == 0;

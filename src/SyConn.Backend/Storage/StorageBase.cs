@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using SyConn.Backend.Python;
@@ -6,48 +5,53 @@ using SyConn.Backend.Python;
 namespace SyConn.Backend.Storage;
 
 /// <summary>
-/// The dict contract every store shares (SyConn's <c>FSBase</c>): the entries of a store are one
-/// Python dict of per-key objects; opening a store pulls it, <see cref="Push"/> writes it back.
+/// The dict contract every store shares (SyConn's <c>FSBase</c>, and its <c>BTBase</c>): a store's entries are
+/// per-key Python objects held by an entry store (<see cref="IEntryStore"/>: a pickle file, an npz archive, rows
+/// of a database); <see cref="Pull"/> loads them and <see cref="Push"/> writes back what changed.
 /// </summary>
 /// <remarks>
-/// <para><b>Locking</b> (when <see cref="StoreOptions.DisableLocking"/> is false): a read-only store holds
-/// the store's lock while it reads; a writable store takes it when it pulls and keeps it until
-/// <see cref="Push"/> has written the file, or until it is disposed (which releases it without writing).
-/// The lock excludes other processes, Python SyConn jobs included, and other store objects and threads of
-/// this process.</para>
+/// <para><b>Opening.</b> The stores' <c>Open</c> and <c>OpenAsync</c> factories (and their constructors, shaped as
+/// SyConn's) create the store and pull it. A store's own constructor does no I/O before it is complete.</para>
+/// <para><b>Entries</b> are read lazily from the entry store, and every change is recorded per key
+/// (the indexer, <c>Update</c>, <see cref="Remove"/>, <see cref="SetRaw"/>, and values handed out for editing in
+/// place, such as AttributeDict's dicts); a push writes only the changed and removed keys (a file backend
+/// rewrites its file whole, as SyConn does).</para>
+/// <para><b>Locking</b> (when <see cref="StoreOptions.DisableLocking"/> is false): a read-only store holds the
+/// store's lock while it reads; a writable store takes it when it pulls and keeps it until <see cref="Push"/> has
+/// written, or until it is disposed (which releases it without writing). The lock excludes other processes,
+/// Python SyConn jobs included, and other store objects and threads of this process.</para>
+/// <para><b>Disposing</b> releases the lock and drops changes that were not pushed (as upstream); a writable store
+/// with such changes logs a warning through <see cref="StoreOptions.Logger"/>.</para>
 /// <para><b>Thread-safety:</b> a store object is not thread-safe (like <see cref="Dictionary{TKey,TValue}"/>):
 /// use one per thread, or synchronise. <b>Process-safety:</b> with locking on, read-modify-write cycles of
 /// several processes never lose updates; with locking off (the default), concurrent writers of one file
 /// each replace it whole (the last push wins), but readers always see a complete file.</para>
-/// <para><b>Failure:</b> a file that cannot be read raises <see cref="InvalidDataException"/> and is never
+/// <para><b>Failure:</b> data that cannot be read raises <see cref="InvalidDataException"/> and is never
 /// overwritten (see <see cref="StoreOptions.OnCorruptFile"/>).</para>
 /// </remarks>
 public abstract class StorageBase : IDisposable
 {
-    private PyDict _entries = new();
+    private readonly EntryTable _table = new();
+    private IStoreLock? _lock;
     private bool _pushedWithLock;
     private bool _disposed;
 
-    /// <summary>Opens a store on the filesystem at <paramref name="path"/> and pulls it.</summary>
-    protected StorageBase(string path, StoreOptions? options)
-        : this(new FileStoreBackend(path), options)
+    /// <summary>Creates a store over <paramref name="entryStore"/> without reading anything (the factories pull it).</summary>
+    /// <exception cref="ArgumentException">An unsupported pickle protocol.</exception>
+    protected StorageBase(IEntryStore entryStore, StoreOptions? options)
     {
-    }
-
-    /// <summary>Opens a store over <paramref name="backend"/> and pulls it.</summary>
-    protected StorageBase(IStoreBackend backend, StoreOptions? options)
-    {
-        Backend = backend ?? throw new ArgumentNullException(nameof(backend));
+        EntryStore = entryStore ?? throw new ArgumentNullException(nameof(entryStore));
         Options = options ?? StoreOptions.Default;
         if (Options.PickleProtocol is < 2 or > 5)
             throw new ArgumentException($"pickle protocol {Options.PickleProtocol} is not supported (use 2 to 5)", nameof(options));
+        _table.TrackHandedOut = CanPush;
     }
 
     /// <summary>Where the entries live.</summary>
-    public IStoreBackend Backend { get; }
+    public IEntryStore EntryStore { get; }
 
-    /// <summary>The file path for filesystem stores, else the backend's location.</summary>
-    public string Location => Backend.Location;
+    /// <summary>The store's address: a file path, or <c>bt:IDENTIFIER</c>.</summary>
+    public string Location => EntryStore.Location;
 
     /// <summary>The options the store was opened with.</summary>
     public StoreOptions Options { get; }
@@ -55,71 +59,151 @@ public abstract class StorageBase : IDisposable
     /// <summary><c>read_only</c>.</summary>
     public bool ReadOnly => Options.ReadOnly;
 
-    /// <summary>True while this store holds its lock.</summary>
-    public bool HoldsLock => Backend.HoldsLock;
+    private bool CanPush => !Options.ReadOnly || Options.AllowReadOnlyPush;
 
-    /// <summary>The raw per-key Python objects (what the pickle file holds). Mutations bypass the typed codecs.</summary>
-    protected PyDict Entries => _entries;
+    /// <summary>True while this store holds its lock.</summary>
+    public bool HoldsLock => _lock is { IsHeld: true };
+
+    /// <summary>True when there are changes that a push would write (set or removed keys, values handed out for editing).</summary>
+    public bool IsDirty => _table.IsDirty;
 
     /// <summary>Number of entries (helper keys of <c>VoxelStorageDyn</c> included, as upstream's <c>len</c>).</summary>
-    public int Count => _entries.Count;
+    public int Count => _table.Count;
 
     /// <summary>
-    /// Loads the entries: from <paramref name="source"/> (a pickle file, read without locking) if given, else
-    /// from the store's own location (locking as the options say). Replaces what is in memory.
+    /// Pulls the store as the last step of opening it, disposing it when that fails (which releases a lock taken);
+    /// what the constructors shaped as SyConn's and the <c>Open</c> factories call once the store is complete.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
+    protected void OpenNow()
+    {
+        try
+        {
+            Pull();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Pulls a newly created store without blocking on its lock, disposing it when that fails (the <c>OpenAsync</c> factories' common part).</summary>
+    protected static async Task<TStore> OpenedAsync<TStore>(TStore store, CancellationToken ct) where TStore : StorageBase
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        try
+        {
+            await store.PullAsync(ct).ConfigureAwait(false);
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads the entries: from <paramref name="source"/> (an address of the same kind of store, read without
+    /// locking) if given, else from the store's own location (locking as the options say). Forgets all changes.
+    /// After a pull from elsewhere, the next <see cref="Push"/> replaces everything stored at the own location.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The data is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">The lock could not be taken in time.</exception>
     public void Pull(string? source = null)
     {
         ThrowIfDisposed();
         if (source is not null)
         {
-            SetEntries(FileStoreBackend.ReadFile(Path.GetFullPath(source), Options) ?? new PyDict());
+            PullFrom(source);
             return;
         }
-        if (!ReadOnly) Backend.EnsureWritable();
+        if (!ReadOnly) EntryStore.EnsureWritable();
+        if (!Options.DisableLocking) _lock ??= EntryStore.AcquireLock(Options.LockOptions);
+        LoadLocked();
+    }
+
+    /// <summary>
+    /// <see cref="Pull(string?)"/> of the own location that waits for the lock without blocking the caller's thread.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="ct"/> was cancelled while waiting for the lock.</exception>
+    /// <inheritdoc cref="Pull(string?)" path="/exception"/>
+    public async Task PullAsync(CancellationToken ct = default)
+    {
+        ThrowIfDisposed();
+        if (!ReadOnly) EntryStore.EnsureWritable();
+        if (!Options.DisableLocking) _lock ??= await EntryStore.AcquireLockAsync(Options.LockOptions, ct).ConfigureAwait(false);
+        LoadLocked();
+    }
+
+    private void LoadLocked()
+    {
         bool locking = !Options.DisableLocking;
-        if (locking) Backend.AcquireLock(Options);
         try
         {
-            PyDict? loaded;
             try
             {
-                loaded = Backend.Read(Options);
+                EntryStore.Load(Options);
             }
             catch (InvalidDataException e) when (Options.OnCorruptFile == CorruptFilePolicy.MoveAside)
             {
-                var moved = Backend.MoveAside();
+                var moved = EntryStore.MoveAside();
                 Options.Logger?.LogWarning("{Location} could not be read ({Error}); moved it to {Moved} and started empty", Location, e.Message, moved);
-                loaded = null;
+                EntryStore.Load(Options);
             }
-            SetEntries(loaded ?? new PyDict());
+            LoadSideData();
+            _table.Reset(EntryStore);
             _pushedWithLock = false;
+            OnEntriesReplaced();
         }
         catch
         {
-            if (locking) Backend.ReleaseLock();
+            if (locking) ReleaseLock();
             throw;
         }
-        if (locking && ReadOnly) Backend.ReleaseLock();
+        if (locking && ReadOnly) ReleaseLock();
     }
 
-    private void SetEntries(PyDict loaded)
+    private void PullFrom(string source)
     {
-        // Keys are kept as stored (numpy integer scalars included: Python treats np.uint64(5) and 5 as one
-        // key, and so does PyDict); StoreKey normalises them when they are listed.
-        _entries = loaded;
+        var src = OpenEntryStoreAt(source);
+        try
+        {
+            src.Load(Options);
+        }
+        catch
+        {
+            src.Dispose();
+            throw;
+        }
+        _table.Reset(src, replaceAll: true, ownsBase: true);
         OnEntriesReplaced();
     }
+
+    /// <summary>
+    /// Starts with no entries, without reading (SyConn's <c>overwrite</c>); with <paramref name="replaceOnPush"/>
+    /// the next push replaces everything stored.
+    /// </summary>
+    protected void ResetEmpty(bool replaceOnPush)
+    {
+        ThrowIfDisposed();
+        _table.Reset(null, replaceAll: replaceOnPush);
+        OnEntriesReplaced();
+    }
+
+    /// <summary>Loads data that lives beside the entries (VoxelStorageDyn's voxel cache), under the same lock.</summary>
+    protected virtual void LoadSideData() { }
+
+    /// <summary>The entry store of another address, for <see cref="Pull(string?)"/> and <see cref="Push(string?)"/> with a location.</summary>
+    protected virtual IEntryStore OpenEntryStoreAt(string address) => EntryStores.Open(address, EntryStore.Kind);
 
     /// <summary>Called after the entries were loaded, so derived stores can rebuild their state.</summary>
     protected virtual void OnEntriesReplaced() { }
 
     /// <summary>
-    /// Writes the entries: to <paramref name="dest"/> (a pickle file, written without locking) if given, else to
-    /// the store's own location, atomically (and durably unless <see cref="StoreOptions.Durable"/> is false),
-    /// then releases the lock of a writable locked store.
+    /// Writes the entries: to <paramref name="dest"/> (an address of the same kind of store, all entries, without
+    /// locking) if given, else what changed to the store's own location, atomically (and durably unless
+    /// <see cref="StoreOptions.Durable"/> is false), then releases the lock of a writable locked store.
     /// </summary>
     /// <exception cref="InvalidOperationException">The store is read-only (and <see cref="StoreOptions.AllowReadOnlyPush"/> is off),
     /// or a locked store was already pushed (its lock is gone: pull again first).</exception>
@@ -128,36 +212,44 @@ public abstract class StorageBase : IDisposable
         ThrowIfDisposed();
         if (dest is not null)
         {
-            FileStoreBackend.WriteFile(Path.GetFullPath(dest), _entries, Options);
+            using var target = OpenEntryStoreAt(dest);
+            target.ReplaceAll(_table.ReadAll(), Options);
             return;
         }
-        if (ReadOnly && !Options.AllowReadOnlyPush)
+        if (!CanPush)
             throw new InvalidOperationException($"{Location}: the store was opened read-only; open it with ReadOnly = false (or set AllowReadOnlyPush) to push");
         bool locking = !Options.DisableLocking && !ReadOnly;
-        if (locking && !Backend.HoldsLock)
+        if (locking && !HoldsLock)
             throw new InvalidOperationException(_pushedWithLock
-                ? $"{Location}: already pushed; the lock was released then, so another process may have changed the file. Pull() again before pushing"
+                ? $"{Location}: already pushed; the lock was released then, so another process may have changed the store. Pull() again before pushing"
                 : $"{Location}: the store's lock is not held; Pull() before pushing");
         WriteEntries();
         if (locking)
         {
-            Backend.ReleaseLock();
+            ReleaseLock();
             _pushedWithLock = true;
         }
     }
 
-    /// <summary>Writes the entries to the backend (derived stores write companion files first).</summary>
-    protected virtual void WriteEntries() => Backend.Write(_entries, Options);
+    /// <summary>Writes what changed to the entry store (derived stores write their side data first).</summary>
+    protected virtual void WriteEntries() => _table.Push(EntryStore, Options);
+
+    private void ReleaseLock()
+    {
+        var l = _lock;
+        _lock = null;
+        l?.Dispose();
+    }
 
     /// <summary>True if <paramref name="key"/> is stored (helper keys included).</summary>
-    public bool ContainsKey(StoreKey key) => _entries.ContainsKey(key.PythonValue);
+    public bool ContainsKey(StoreKey key) => _table.ContainsKey(key);
 
     /// <summary>The keys (for <c>VoxelStorageDyn</c>: object IDs only), in insertion order.</summary>
     public virtual IEnumerable<StoreKey> Keys
     {
         get
         {
-            foreach (var k in _entries.Keys) yield return StoreKey.FromPython(k);
+            foreach (var k in _table.Keys) yield return StoreKey.FromPython(k);
         }
     }
 
@@ -166,37 +258,62 @@ public abstract class StorageBase : IDisposable
     public virtual bool Remove(StoreKey key)
     {
         ThrowIfDisposed();
-        bool removed = _entries.Remove(key.PythonValue);
+        bool removed = _table.Remove(key);
         if (removed) OnEntryChanged(key);
         return removed;
     }
 
-    /// <summary>A shallow copy of the internal dict (upstream's <c>copy_intern</c>).</summary>
+    /// <summary>
+    /// A shallow copy of the internal dict (upstream's <c>copy_intern</c>): its values are the store's own objects,
+    /// so editing one edits the store, and each counts as changed on a store that can push.
+    /// </summary>
     public PyDict CopyIntern()
     {
-        var c = new PyDict(_entries.Count);
-        foreach (var kv in _entries) c[kv.Key] = kv.Value;
+        var c = new PyDict(_table.Count);
+        foreach (var k in _table.Keys.ToList())
+            if (_table.TryGetHandedOut(StoreKey.FromPython(k), out var v)) c[k] = v;
         return c;
     }
 
-    /// <summary>The raw Python object stored under <paramref name="key"/>.</summary>
+    /// <summary>The raw Python object stored under <paramref name="key"/> (the store's own object: editing it edits the store).</summary>
     /// <exception cref="KeyNotFoundException">The key is not stored.</exception>
-    public object GetRaw(StoreKey key) =>
-        _entries.TryGetValue(key.PythonValue, out var v) ? v : throw MissingKey(key);
+    public object GetRaw(StoreKey key) => TryGetRaw(key, out var v) ? v : throw MissingKey(key);
 
-    /// <summary>The raw Python object stored under <paramref name="key"/>, if any.</summary>
-    public bool TryGetRaw(StoreKey key, [MaybeNullWhen(false)] out object raw) => _entries.TryGetValue(key.PythonValue, out raw);
+    /// <summary>The raw Python object stored under <paramref name="key"/>, if any (the store's own object).</summary>
+    public bool TryGetRaw(StoreKey key, [MaybeNullWhen(false)] out object raw) => _table.TryGetHandedOut(key, out raw);
 
     /// <summary>Stores a raw Python object (bypassing the typed codec; it must have the store's per-key layout).</summary>
     public void SetRaw(StoreKey key, object raw)
     {
         ThrowIfDisposed();
-        _entries[key.PythonValue] = raw ?? throw new ArgumentNullException(nameof(raw));
+        ArgumentNullException.ThrowIfNull(raw);
+        SetEntry(key, raw, handedOut: true);
+    }
+
+    /// <summary>The raw entry of a key for decoding into a new value (not pinned, not counted as changed).</summary>
+    protected bool TryPeekEntry(StoreKey key, [MaybeNullWhen(false)] out object raw) => _table.TryPeek(key, out raw);
+
+    /// <summary>The raw entry of a key that the caller edits in place or hands out: pinned, and counted as changed on a store that can push.</summary>
+    protected bool TryGetEntryForEdit(StoreKey key, [MaybeNullWhen(false)] out object raw) => _table.TryGetHandedOut(key, out raw);
+
+    /// <summary>Records a new raw entry for a key.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="raw">The raw entry.</param>
+    /// <param name="handedOut">Someone else keeps the object and may edit it in place.</param>
+    /// <param name="edit">False for entries the store adds by itself (no warning when they are dropped unpushed).</param>
+    protected void SetEntry(StoreKey key, object raw, bool handedOut, bool edit = true)
+    {
+        _table.Set(key, raw, handedOut, edit);
         OnEntryChanged(key);
     }
 
     /// <summary>Called when one entry was set or removed (cache invalidation).</summary>
     protected virtual void OnEntryChanged(StoreKey key) { }
+
+    /// <summary>What the store's getter returns for <paramref name="key"/> as a Python value (the fixtures' <c>getter</c> form); never inserts.</summary>
+    /// <exception cref="KeyNotFoundException">The key is not stored.</exception>
+    /// <exception cref="InvalidDataException">The stored entry does not have this store's layout.</exception>
+    public abstract object GetAsPython(StoreKey key);
 
     /// <summary>A <see cref="KeyNotFoundException"/> naming the key and the store.</summary>
     protected KeyNotFoundException MissingKey(StoreKey key) => new($"key {key} is not in {Location}");
@@ -204,158 +321,29 @@ public abstract class StorageBase : IDisposable
     /// <summary>Throws if disposed.</summary>
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
-    /// <summary>Releases the lock (if held) without writing.</summary>
+    /// <summary>Releases the lock (if held) without writing; changes not pushed are dropped (a writable store logs a warning).</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        Dispose(true);
-        Backend.Dispose();
-        GC.SuppressFinalize(this);
+        try
+        {
+            if (!ReadOnly && _table.Edits > 0 && WarnOnUnpushedDispose)
+                Options.Logger?.LogWarning("{Location}: disposed with {Edits} change(s) that were never pushed; they are dropped", Location, _table.Edits);
+            Dispose(true);
+        }
+        finally
+        {
+            ReleaseLock();
+            _table.Dispose();
+            EntryStore.Dispose();
+            GC.SuppressFinalize(this);
+        }
     }
+
+    /// <summary>False for stores whose owner pushes them (a side store), so only the owner warns.</summary>
+    internal bool WarnOnUnpushedDispose { get; set; } = true;
 
     /// <summary>Releases resources of derived stores.</summary>
     protected virtual void Dispose(bool disposing) { }
-}
-
-/// <summary>
-/// A store whose entries decode to <typeparamref name="TValue"/>: the indexer reads through the entry
-/// codec (with a decode cache when <see cref="StoreOptions.CacheDecomp"/> is on) and writes through it.
-/// </summary>
-/// <typeparam name="TValue">What the getter returns.</typeparam>
-public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<StoreKey, TValue>> where TValue : notnull
-{
-    private readonly Dictionary<StoreKey, TValue>? _cache;
-
-    /// <inheritdoc/>
-    protected Storage(string path, StoreOptions? options) : this(new FileStoreBackend(path), options) { }
-
-    /// <inheritdoc/>
-    protected Storage(IStoreBackend backend, StoreOptions? options) : base(backend, options)
-    {
-        if (Options.CacheDecomp) _cache = new Dictionary<StoreKey, TValue>();
-    }
-
-    /// <summary>Decodes the raw per-key object.</summary>
-    /// <exception cref="InvalidDataException">The raw object does not have this store's layout.</exception>
-    protected abstract TValue Decode(StoreKey key, object raw);
-
-    /// <summary>Encodes a value into the raw per-key object.</summary>
-    /// <exception cref="ArgumentException">The value cannot be stored.</exception>
-    protected abstract object Encode(StoreKey key, TValue value);
-
-    /// <summary>Reads (decoding) or writes (encoding) the value of <paramref name="key"/>.</summary>
-    /// <exception cref="KeyNotFoundException">Reading a key that is not stored.</exception>
-    public virtual TValue this[StoreKey key]
-    {
-        get => TryGetValue(key, out var v) ? v : throw MissingKey(key);
-        set
-        {
-            ThrowIfDisposed();
-            ArgumentNullException.ThrowIfNull(value);
-            var raw = Encode(key, value);
-            Entries[key.PythonValue] = raw;
-            OnEntryChanged(key);
-        }
-    }
-
-    /// <summary>The decoded value of <paramref name="key"/>, if stored.</summary>
-    public virtual bool TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value)
-    {
-        if (_cache is not null && _cache.TryGetValue(key, out value)) return true;
-        if (!TryDecode(key, out value)) return false;
-        if (_cache is not null) _cache[key] = value;
-        return true;
-    }
-
-    /// <summary>
-    /// Looks up and decodes one value, bypassing the decode cache. Called from several threads at once by
-    /// <see cref="GetMany"/>, so overrides must only read the store.
-    /// </summary>
-    protected virtual bool TryDecode(StoreKey key, [MaybeNullWhen(false)] out TValue value)
-    {
-        if (!Entries.TryGetValue(key.PythonValue, out var raw)) { value = default; return false; }
-        value = Decode(key, raw);
-        return true;
-    }
-
-    /// <summary>
-    /// The values of several keys, in the order given, decoded (decompressed) in parallel on all cores: the bulk
-    /// counterpart of the indexer. Do not modify the store from another thread meanwhile.
-    /// </summary>
-    /// <exception cref="KeyNotFoundException">A key is not stored.</exception>
-    public TValue[] GetMany(IReadOnlyList<StoreKey> keys)
-    {
-        ArgumentNullException.ThrowIfNull(keys);
-        var result = new TValue[keys.Count];
-        var fromCache = new bool[keys.Count];
-        try
-        {
-            Parallel.For(0, keys.Count, i =>
-            {
-                if (_cache is not null && _cache.TryGetValue(keys[i], out var c)) { result[i] = c; fromCache[i] = true; return; }
-                result[i] = TryDecode(keys[i], out var v) ? v : throw MissingKey(keys[i]);
-            });
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-            throw;
-        }
-        if (_cache is not null)
-            for (int i = 0; i < result.Length; i++) if (!fromCache[i]) _cache[keys[i]] = result[i];
-        return result;
-    }
-
-    /// <summary>
-    /// Sets several values (upstream's <c>update</c>). Values are encoded (compressed) in parallel on all cores,
-    /// then stored in the given order; like the indexer, it returns only when every value is encoded, so the
-    /// caller may reuse its arrays afterwards. If a value cannot be encoded, nothing is stored.
-    /// </summary>
-    /// <exception cref="ArgumentException">A value cannot be stored (nothing was changed).</exception>
-    public void Update(IEnumerable<KeyValuePair<StoreKey, TValue>> items)
-    {
-        ArgumentNullException.ThrowIfNull(items);
-        ThrowIfDisposed();
-        var list = items as IReadOnlyList<KeyValuePair<StoreKey, TValue>> ?? items.ToList();
-        var raw = new object[list.Count];
-        if (list.Count < 8)
-        {
-            for (int i = 0; i < raw.Length; i++) raw[i] = Encode(list[i].Key, list[i].Value ?? throw new ArgumentNullException(nameof(items), $"value of key {list[i].Key} is null"));
-        }
-        else
-        {
-            try
-            {
-                Parallel.For(0, raw.Length, i => raw[i] = Encode(list[i].Key, list[i].Value ?? throw new ArgumentNullException(nameof(items), $"value of key {list[i].Key} is null")));
-            }
-            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-                throw;
-            }
-        }
-        for (int i = 0; i < raw.Length; i++)
-        {
-            Entries[list[i].Key.PythonValue] = raw[i];
-            OnEntryChanged(list[i].Key);
-        }
-    }
-
-    /// <summary>The decoded values in key order.</summary>
-    public IEnumerable<TValue> Values => Keys.Select(k => this[k]);
-
-    /// <summary>Key/value pairs in key order (decoding each value).</summary>
-    public IEnumerator<KeyValuePair<StoreKey, TValue>> GetEnumerator()
-    {
-        foreach (var k in Keys.ToList()) yield return new KeyValuePair<StoreKey, TValue>(k, this[k]);
-    }
-
-    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
-
-    /// <inheritdoc/>
-    protected override void OnEntryChanged(StoreKey key) => _cache?.Remove(key);
-
-    /// <inheritdoc/>
-    protected override void OnEntriesReplaced() => _cache?.Clear();
 }

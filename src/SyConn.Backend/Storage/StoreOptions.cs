@@ -75,7 +75,11 @@ public sealed record StoreOptions
     /// <summary>A writable store with locking on.</summary>
     public static StoreOptions WritableLocked { get; } = new() { ReadOnly = false, DisableLocking = false };
 
-    internal LockOptions ToLockOptions() => new()
+    /// <summary>
+    /// The backend-neutral lock options these settings make (<see cref="Timeout"/>, <see cref="MaxNbAttempts"/>,
+    /// <see cref="MaxDelay"/>), as every entry store's <see cref="IEntryStore.AcquireLock"/> takes them.
+    /// </summary>
+    public LockOptions LockOptions => new()
     {
         Timeout = TimeSpan.FromSeconds(Math.Max(0, Timeout)),
         MaxNbAttempts = MaxNbAttempts,

@@ -16,20 +16,36 @@ namespace SyConn.Backend.Stores;
 /// </remarks>
 public class CompressedStorage : Storage<NdArray>
 {
-    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
-    public CompressedStorage(string path, StoreOptions? options = null) : this(new FileStoreBackend(path), options) { }
+    /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
+    public CompressedStorage(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
 
-    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
-    public CompressedStorage(IStoreBackend backend, StoreOptions? options = null) : base(backend, options)
+    /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
+    public CompressedStorage(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
     {
-        Pull();
+        OpenNow();
     }
 
-    /// <summary>Constructor for derived stores that pull themselves.</summary>
-    protected CompressedStorage(IStoreBackend backend, StoreOptions? options, bool pull) : base(backend, options)
-    {
-        if (pull) Pull();
-    }
+    /// <summary>Creates the store without pulling it, for derived stores and the factories (they pull once the store is complete).</summary>
+    protected CompressedStorage(IEntryStore entryStore, StoreOptions? options, bool deferred) : base(entryStore, options) { }
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
+    /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
+    /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
+    public static CompressedStorage Open(string path, StoreOptions? options = null) => new(path, options);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static CompressedStorage Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static Task<CompressedStorage> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenAsync(EntryStores.Pickle(path), options, ct);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static Task<CompressedStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenedAsync(new CompressedStorage(entryStore, options, deferred: true), ct);
 
     /// <inheritdoc/>
     protected override NdArray Decode(StoreKey key, object raw) => DecodeEntry(raw, Where(this, key));

@@ -22,18 +22,62 @@ public sealed class MeshStorage : Storage<NdArray[]>
 {
     private static readonly DType[] Types = [DType.UInt32, DType.Float32, DType.Float32, DType.UInt8];
 
-    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
+    /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?, bool, bool)"/>).</summary>
     public MeshStorage(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
-        : this(new FileStoreBackend(path), options, loadColArr, compress) { }
+        : this(EntryStores.Pickle(path), options, loadColArr, compress) { }
 
-    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
-    public MeshStorage(IStoreBackend backend, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
-        : base(backend, options)
+    /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?, bool, bool)"/>).</summary>
+    public MeshStorage(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
+        : this(entryStore, options, loadColArr, compress, deferred: true)
+    {
+        OpenNow();
+    }
+
+    private MeshStorage(IEntryStore entryStore, StoreOptions? options, bool loadColArr, bool compress, bool deferred)
+        : base(entryStore, options)
     {
         LoadColArr = loadColArr;
         Compress = compress;
-        Pull();
     }
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
+    /// <param name="path">The store file.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="loadColArr"><c>load_colarr</c>: the getter also returns the colour/label array.</param>
+    /// <param name="compress"><c>compress</c>: new entries are stored as LZ4 block lists.</param>
+    /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
+    /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
+    public static MeshStorage Open(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false) =>
+        new(path, options, loadColArr, compress);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <param name="entryStore">Where the entries live.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="loadColArr"><c>load_colarr</c>: the getter also returns the colour/label array.</param>
+    /// <param name="compress"><c>compress</c>: new entries are stored as LZ4 block lists.</param>
+    /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
+    public static MeshStorage Open(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false) =>
+        new(entryStore, options, loadColArr, compress);
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <param name="path">The store file.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="loadColArr"><c>load_colarr</c>: the getter also returns the colour/label array.</param>
+    /// <param name="compress"><c>compress</c>: new entries are stored as LZ4 block lists.</param>
+    /// <param name="ct">Cancels the wait for the lock.</param>
+    /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
+    public static Task<MeshStorage> OpenAsync(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
+        OpenAsync(EntryStores.Pickle(path), options, loadColArr, compress, ct);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <param name="entryStore">Where the entries live.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="loadColArr"><c>load_colarr</c>: the getter also returns the colour/label array.</param>
+    /// <param name="compress"><c>compress</c>: new entries are stored as LZ4 block lists.</param>
+    /// <param name="ct">Cancels the wait for the lock.</param>
+    /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
+    public static Task<MeshStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
+        OpenedAsync(new MeshStorage(entryStore, options, loadColArr, compress, deferred: true), ct);
 
     /// <summary><c>load_colarr</c>: the getter also returns the colour/label array.</summary>
     public bool LoadColArr { get; }
@@ -81,6 +125,9 @@ public sealed class MeshStorage : Storage<NdArray[]>
             result[i] = i < list.Count ? DecodePart(list[i], Types[i], $"{where}, mesh array {i}") : NdArray.Zeros(Types[i], 0);
         return result;
     }
+
+    /// <inheritdoc/>
+    protected override object ToPython(NdArray[] value) => new PyList(value);
 
     private static NdArray DecodePart(object part, DType dt, string where) => part switch
     {

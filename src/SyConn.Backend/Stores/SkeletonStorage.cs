@@ -31,14 +31,35 @@ public sealed record Skeleton(NdArray Nodes, NdArray Diameters, NdArray Edges, P
 /// </summary>
 public sealed class SkeletonStorage : Storage<Skeleton>
 {
-    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
-    public SkeletonStorage(string path, StoreOptions? options = null) : this(new FileStoreBackend(path), options) { }
+    /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
+    public SkeletonStorage(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
 
-    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
-    public SkeletonStorage(IStoreBackend backend, StoreOptions? options = null) : base(backend, options)
+    /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
+    public SkeletonStorage(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
     {
-        Pull();
+        OpenNow();
     }
+
+    private SkeletonStorage(IEntryStore entryStore, StoreOptions? options, bool deferred) : base(entryStore, options) { }
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
+    /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
+    /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
+    public static SkeletonStorage Open(string path, StoreOptions? options = null) => new(path, options);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static SkeletonStorage Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static Task<SkeletonStorage> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenAsync(EntryStores.Pickle(path), options, ct);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static Task<SkeletonStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenedAsync(new SkeletonStorage(entryStore, options, deferred: true), ct);
 
     /// <inheritdoc/>
     protected override object Encode(StoreKey key, Skeleton value) => new PyList(4)
@@ -48,6 +69,9 @@ public sealed class SkeletonStorage : Storage<Skeleton>
         Lz4List.Encode(value.Edges.AsType(DType.UInt32)),
         value.Extras ?? new PyDict(),
     };
+
+    /// <inheritdoc/>
+    protected override object ToPython(Skeleton value) => value.ToPython();
 
     /// <inheritdoc/>
     protected override Skeleton Decode(StoreKey key, object raw)

@@ -54,19 +54,92 @@ public static class StoreFactory
         return null;
     }
 
-    /// <summary>Opens a pickle-backed store of the given class (not the npz or HDF5 ones).</summary>
-    /// <exception cref="ArgumentException">The class is not pickle-backed.</exception>
-    public static StorageBase OpenPickleStore(string path, StoreClass cls, StoreOptions? options = null, bool loadColArr = false) => cls switch
+    /// <summary>
+    /// Opens the store of class <paramref name="cls"/> at <paramref name="address"/> (a path, or <c>bt:IDENTIFIER</c>
+    /// once a backend registered that scheme, see <see cref="EntryStores"/>) and pulls it: the one way the command
+    /// line and other tools open a store by name. A VoxelStorageDyn path gets <c>.pkl</c> appended when missing,
+    /// a VoxelStorageLazyLoading path <c>.npz</c>.
+    /// </summary>
+    /// <param name="cls">The store class (any but BinarySearchStore, which is no dict store: use <see cref="BinarySearchStore"/>).</param>
+    /// <param name="address">Where the store lives.</param>
+    /// <param name="options">Store options (null: read-only, unlocked, as upstream; a VoxelStorageLazyLoading opened from a path is writable).</param>
+    /// <param name="parameters">Class-specific arguments (mesh colours, voxel mode, ...).</param>
+    /// <exception cref="ArgumentException">BinarySearchStore, or an address no backend serves.</exception>
+    /// <exception cref="InvalidDataException">The stored data is corrupt (it is left untouched).</exception>
+    /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
+    public static StorageBase Open(StoreClass cls, string address, StoreOptions? options = null, StoreParameters? parameters = null)
     {
-        StoreClass.AttributeDict => new AttributeDict(path, options),
-        StoreClass.CompressedStorage => new CompressedStorage(path, options),
-        StoreClass.MeshStorage => new MeshStorage(path, options, loadColArr),
-        StoreClass.SkeletonStorage => new SkeletonStorage(path, options),
-        StoreClass.VoxelStorageL => new VoxelStorageL(path, options),
-        StoreClass.VoxelStorageClass => new VoxelStorageClass(path, options),
-        StoreClass.VoxelStorageDyn => new VoxelStorageDyn(path, options),
-        _ => throw new ArgumentException($"{cls} is not a pickle-backed store"),
-    };
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        var p = parameters ?? StoreParameters.Default;
+        var entries = EntryStoreFor(cls, address, p);
+        return cls switch
+        {
+            StoreClass.AttributeDict => new AttributeDict(entries, options),
+            StoreClass.CompressedStorage => new CompressedStorage(entries, options),
+            StoreClass.MeshStorage => new MeshStorage(entries, options, p.LoadColArr, p.Compress),
+            StoreClass.SkeletonStorage => new SkeletonStorage(entries, options),
+            StoreClass.VoxelStorageL => new VoxelStorageL(entries, options),
+            StoreClass.VoxelStorageClass => new VoxelStorageClass(entries, options),
+            StoreClass.VoxelStorageDyn => new VoxelStorageDyn(entries, options, p.VoxeldataPath, p.VoxelMode, p.DatasetOptions),
+            StoreClass.VoxelStorageLazyLoading => new VoxelStorageLazyLoading(entries, options ?? LazyLoadingDefaults),
+            _ => throw NotADictStore(cls, address, entries),
+        };
+    }
+
+    /// <summary><see cref="Open(StoreClass, string, StoreOptions?, StoreParameters?)"/> that waits for the store's lock without blocking the caller's thread.</summary>
+    /// <param name="cls">The store class (any but BinarySearchStore).</param>
+    /// <param name="address">Where the store lives.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="parameters">Class-specific arguments.</param>
+    /// <param name="ct">Cancels the wait for the lock.</param>
+    /// <inheritdoc cref="Open(StoreClass, string, StoreOptions?, StoreParameters?)" path="/exception"/>
+    public static async Task<StorageBase> OpenAsync(StoreClass cls, string address, StoreOptions? options = null, StoreParameters? parameters = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        var p = parameters ?? StoreParameters.Default;
+        var entries = EntryStoreFor(cls, address, p);
+        return cls switch
+        {
+            StoreClass.AttributeDict => await AttributeDict.OpenAsync(entries, options, ct).ConfigureAwait(false),
+            StoreClass.CompressedStorage => await CompressedStorage.OpenAsync(entries, options, ct).ConfigureAwait(false),
+            StoreClass.MeshStorage => await MeshStorage.OpenAsync(entries, options, p.LoadColArr, p.Compress, ct).ConfigureAwait(false),
+            StoreClass.SkeletonStorage => await SkeletonStorage.OpenAsync(entries, options, ct).ConfigureAwait(false),
+            StoreClass.VoxelStorageL => await VoxelStorageL.OpenAsync(entries, options, ct).ConfigureAwait(false),
+            StoreClass.VoxelStorageClass => await VoxelStorageClass.OpenAsync(entries, options, ct).ConfigureAwait(false),
+            StoreClass.VoxelStorageDyn => await VoxelStorageDyn.OpenAsync(entries, options, p.VoxeldataPath, p.VoxelMode, p.DatasetOptions, ct).ConfigureAwait(false),
+            StoreClass.VoxelStorageLazyLoading => await VoxelStorageLazyLoading.OpenAsync(entries, options ?? LazyLoadingDefaults, ct).ConfigureAwait(false),
+            _ => throw NotADictStore(cls, address, entries),
+        };
+    }
+
+    private static readonly StoreOptions LazyLoadingDefaults = new() { ReadOnly = false, DisableLocking = true };
+
+    private static IEntryStore EntryStoreFor(StoreClass cls, string address, StoreParameters p)
+    {
+        if (cls == StoreClass.BinarySearchStore)
+            throw new ArgumentException($"{address}: a BinarySearchStore is not a dict store; open it with new BinarySearchStore(path)");
+        if (EntryStores.IsBackendAddress(address))
+            return EntryStores.Open(address, cls == StoreClass.VoxelStorageLazyLoading ? EntryStoreKind.Npz : EntryStoreKind.Pickle, p.NpzCompressionLevel);
+        return cls switch
+        {
+            StoreClass.VoxelStorageDyn => EntryStores.Pickle(VoxelStorageDyn.PklPath(address)),
+            StoreClass.VoxelStorageLazyLoading => EntryStores.Npz(address.EndsWith(".npz", StringComparison.Ordinal) ? address : address + ".npz", p.NpzCompressionLevel),
+            _ => EntryStores.Pickle(address),
+        };
+    }
+
+    private static ArgumentException NotADictStore(StoreClass cls, string address, IEntryStore entries)
+    {
+        entries.Dispose();
+        return new ArgumentException($"{address}: {cls} is not a store class that opens over entries");
+    }
+
+    /// <summary>Opens a pickle-backed store of the given class from a path (<see cref="Open(StoreClass, string, StoreOptions?, StoreParameters?)"/> for the pickle classes).</summary>
+    /// <exception cref="ArgumentException">The class is not pickle-backed.</exception>
+    public static StorageBase OpenPickleStore(string path, StoreClass cls, StoreOptions? options = null, bool loadColArr = false) =>
+        cls is StoreClass.VoxelStorageLazyLoading or StoreClass.BinarySearchStore
+            ? throw new ArgumentException($"{cls} is not a pickle-backed store")
+            : Open(cls, path, options, new StoreParameters { LoadColArr = loadColArr });
 
     /// <summary>
     /// What the store's getter returns for <paramref name="key"/>, as a Python value (arrays, lists, dicts,
@@ -75,19 +148,32 @@ public static class StoreFactory
     /// <exception cref="KeyNotFoundException">The key is not stored.</exception>
     public static object GetAsPython(StorageBase store, StoreKey key)
     {
-        switch (store)
-        {
-            case AttributeDict ad:
-                return ad.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"key {key} is not in {store.Location}");
-            case CompressedStorage cs: return cs[key];
-            case MeshStorage ms: return new PyList(ms[key]);
-            case SkeletonStorage ss: return ss[key].ToPython();
-            case VoxelStorageL vl:
-            {
-                var m = vl[key];
-                return new PyTuple(new PyList(m.Masks), m.Offsets);
-            }
-            default: throw new ArgumentException($"{store.GetType().Name} has no getter");
-        }
+        ArgumentNullException.ThrowIfNull(store);
+        return store.GetAsPython(key);
     }
+}
+
+/// <summary>Class-specific arguments of <see cref="StoreFactory.Open"/>, named as SyConn names them.</summary>
+public sealed record StoreParameters
+{
+    /// <summary>No class-specific arguments.</summary>
+    public static StoreParameters Default { get; } = new();
+
+    /// <summary>MeshStorage <c>load_colarr</c>: the getter also returns the colour/label array.</summary>
+    public bool LoadColArr { get; init; }
+
+    /// <summary>MeshStorage <c>compress</c>: new entries are stored as LZ4 block lists.</summary>
+    public bool Compress { get; init; }
+
+    /// <summary>VoxelStorageDyn <c>voxeldata_path</c>: replaces the stored dataset path when given.</summary>
+    public string? VoxeldataPath { get; init; }
+
+    /// <summary>VoxelStorageDyn <c>voxel_mode</c>: open the segmentation dataset so that object masks can be read.</summary>
+    public bool VoxelMode { get; init; }
+
+    /// <summary>VoxelStorageDyn in voxel mode: cube cache and parallelism of the dataset reader.</summary>
+    public Formats.Knossos.KnossosDatasetOptions? DatasetOptions { get; init; }
+
+    /// <summary>VoxelStorageLazyLoading on files: the deflate level of push.</summary>
+    public System.IO.Compression.CompressionLevel NpzCompressionLevel { get; init; } = System.IO.Compression.CompressionLevel.Optimal;
 }

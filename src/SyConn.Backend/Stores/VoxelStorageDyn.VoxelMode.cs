@@ -7,7 +7,7 @@ namespace SyConn.Backend.Stores;
 public partial class VoxelStorageDyn
 {
     /// <summary>The segmentation dataset in voxel mode; null otherwise.</summary>
-    public KnossosDataset? Dataset { get; }
+    public KnossosDataset? Dataset { get; private set; }
 
     /// <summary>True when the store was opened in voxel mode (object masks are read from <see cref="Dataset"/>).</summary>
     public bool VoxelMode => Dataset is not null;
@@ -23,9 +23,9 @@ public partial class VoxelStorageDyn
         if (string.IsNullOrEmpty(p))
             throw new InvalidOperationException($"{Location}: voxel mode needs a segmentation dataset, but meta['voxeldata_path'] is None and none was given");
         if (Path.IsPathRooted(p)) return p;
-        if (Backend is FileStoreBackend f)
+        if (EntryStore.Folder is { } folder)
         {
-            var besideStore = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(f.Path)!, p));
+            var besideStore = Path.GetFullPath(Path.Combine(folder, p));
             if (Directory.Exists(besideStore) || File.Exists(besideStore)) return besideStore;
         }
         return Path.GetFullPath(p);

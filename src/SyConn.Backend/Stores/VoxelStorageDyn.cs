@@ -29,7 +29,8 @@ public partial class VoxelStorageDyn : CompressedStorage
     private readonly string? _voxeldataPathArg;
 
     /// <summary>
-    /// Opens (pulls) the store at <paramref name="path"/> (<c>.pkl</c> is appended if missing).
+    /// Opens (pulls) the store at <paramref name="path"/> (<c>.pkl</c> is appended if missing), as
+    /// <see cref="Open(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)"/>.
     /// </summary>
     /// <param name="path">The store path.</param>
     /// <param name="options">Store options.</param>
@@ -41,50 +42,115 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <exception cref="InvalidOperationException">Voxel mode without a dataset path.</exception>
     /// <exception cref="FileNotFoundException">Voxel mode and the dataset's configuration cannot be found.</exception>
     public VoxelStorageDyn(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null)
-        : this(new FileStoreBackend(PklPath(path)), options, voxeldataPath, voxelMode, datasetOptions)
+        : this(EntryStores.Pickle(PklPath(path)), options, voxeldataPath, voxelMode, datasetOptions)
     {
     }
 
-    /// <summary>Opens (pulls) the store over <paramref name="backend"/>; the voxel cache lives beside a file backend's pickle.</summary>
-    public VoxelStorageDyn(IStoreBackend backend, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null)
-        : base(backend, options, pull: false)
+    /// <summary>Opens (pulls) the store over <paramref name="entryStore"/>; the voxel cache is its side store <see cref="IEntryStore.VoxelCacheSideStore"/>.</summary>
+    /// <param name="entryStore">Where the entries live.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="voxeldataPath">The segmentation dataset of the objects; replaces a different stored one (with a warning).</param>
+    /// <param name="voxelMode">Open the segmentation dataset so that object masks can be read.</param>
+    /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
+    /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
+    public VoxelStorageDyn(IEntryStore entryStore, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null)
+        : this(entryStore, options, voxeldataPath)
+    {
+        OpenNow();
+        if (voxelMode) OpenDataset(datasetOptions);
+    }
+
+    /// <summary>Creates the store without pulling it (the factories pull it once it is complete).</summary>
+    protected VoxelStorageDyn(IEntryStore entryStore, StoreOptions? options, string? voxeldataPath)
+        : base(entryStore, options, deferred: true)
     {
         _voxeldataPathArg = voxeldataPath;
-        NpzPath = backend is FileStoreBackend f ? f.Path[..^4] + ".npz" : null;
-        VoxelCache = NpzPath is null ? null : new VoxelStorageLazyLoading(NpzPath, durable: Options.Durable);
-        Pull();
-        if (voxelMode)
+        // The voxel cache lives and moves with the store, under its lock; the store decides when it is pushed.
+        var cacheOptions = Options with { DisableLocking = true, AllowReadOnlyPush = true, CacheDecomp = false };
+        VoxelCache = VoxelStorageLazyLoading.Unopened(entryStore.OpenSideStore(IEntryStore.VoxelCacheSideStore), cacheOptions);
+        VoxelCache.WarnOnUnpushedDispose = false;
+    }
+
+    /// <summary>Opens the store at <paramref name="path"/> (<c>.pkl</c> is appended if missing) and pulls it.</summary>
+    /// <param name="path">The store path.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="voxeldataPath">The segmentation dataset of the objects; replaces a different stored one (with a warning).</param>
+    /// <param name="voxelMode">Open the segmentation dataset so that object masks can be read.</param>
+    /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
+    /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
+    public static VoxelStorageDyn Open(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null) =>
+        new(path, options, voxeldataPath, voxelMode, datasetOptions);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <param name="entryStore">Where the entries live.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="voxeldataPath">The segmentation dataset of the objects; replaces a different stored one (with a warning).</param>
+    /// <param name="voxelMode">Open the segmentation dataset so that object masks can be read.</param>
+    /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
+    /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
+    public static VoxelStorageDyn Open(IEntryStore entryStore, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null) =>
+        new(entryStore, options, voxeldataPath, voxelMode, datasetOptions);
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <param name="path">The store path.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="voxeldataPath">The segmentation dataset of the objects; replaces a different stored one (with a warning).</param>
+    /// <param name="voxelMode">Open the segmentation dataset so that object masks can be read.</param>
+    /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
+    /// <param name="ct">Cancels the wait for the lock.</param>
+    /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
+    public static Task<VoxelStorageDyn> OpenAsync(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null, CancellationToken ct = default) =>
+        OpenAsync(EntryStores.Pickle(PklPath(path)), options, voxeldataPath, voxelMode, datasetOptions, ct);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <param name="entryStore">Where the entries live.</param>
+    /// <param name="options">Store options.</param>
+    /// <param name="voxeldataPath">The segmentation dataset of the objects; replaces a different stored one (with a warning).</param>
+    /// <param name="voxelMode">Open the segmentation dataset so that object masks can be read.</param>
+    /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
+    /// <param name="ct">Cancels the wait for the lock.</param>
+    /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
+    public static async Task<VoxelStorageDyn> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null, CancellationToken ct = default)
+    {
+        var store = await OpenedAsync(new VoxelStorageDyn(entryStore, options, voxeldataPath), ct).ConfigureAwait(false);
+        if (voxelMode) store.OpenDataset(datasetOptions);
+        return store;
+    }
+
+    private void OpenDataset(KnossosDatasetOptions? datasetOptions)
+    {
+        try
         {
-            try
-            {
-                Dataset = KnossosDataset.Open(ResolveVoxeldataPath(), datasetOptions);
-            }
-            catch
-            {
-                Dispose();
-                throw;
-            }
+            Dataset = KnossosDataset.Open(ResolveVoxeldataPath(), datasetOptions);
+        }
+        catch
+        {
+            Dispose();
+            throw;
         }
     }
 
     /// <summary>The pickle path for a store path (upstream appends <c>.pkl</c> when missing).</summary>
     public static string PklPath(string path) => path.EndsWith(".pkl", StringComparison.Ordinal) ? path : path + ".pkl";
 
-    /// <summary>The companion voxel cache path (<c>.npz</c>), or null for non-file backends.</summary>
-    public string? NpzPath { get; }
+    /// <summary>Where the voxel cache lives: the companion <c>.npz</c> path on files.</summary>
+    public string NpzPath => VoxelCache.Location;
 
-    /// <summary>The voxel cache (<c>.npz</c>); null for non-file backends.</summary>
-    public VoxelStorageLazyLoading? VoxelCache { get; }
+    /// <summary>The voxel cache (on files the companion <c>.npz</c>), pushed with the store.</summary>
+    public VoxelStorageLazyLoading VoxelCache { get; }
+
+    /// <summary>The voxel cache is read with the entries, under the same lock.</summary>
+    protected override void LoadSideData() => VoxelCache.Pull();
 
     /// <inheritdoc/>
     protected override void OnEntriesReplaced()
     {
         base.OnEntriesReplaced();
-        var e = Entries;
-        if (!e.ContainsKey("meta")) e["meta"] = new PyDict { ["voxeldata_path"] = (object?)_voxeldataPathArg ?? PyNone.Value };
-        if (!e.ContainsKey("size")) e["size"] = new PyDefaultDict("int");
-        if (!e.ContainsKey("rep_coord")) e["rep_coord"] = new PyDict();
-        if (!e.ContainsKey("voxel_cache")) e["voxel_cache"] = new PyDict();
+        // The helper keys upstream's constructor adds: pushed with the store, but not an edit of the caller's.
+        if (!ContainsKey("meta")) SetEntry("meta", new PyDict { ["voxeldata_path"] = (object?)_voxeldataPathArg ?? PyNone.Value }, handedOut: true, edit: false);
+        if (!ContainsKey("size")) SetEntry("size", new PyDefaultDict("int"), handedOut: true, edit: false);
+        if (!ContainsKey("rep_coord")) SetEntry("rep_coord", new PyDict(), handedOut: true, edit: false);
+        if (!ContainsKey("voxel_cache")) SetEntry("voxel_cache", new PyDict(), handedOut: true, edit: false);
         if (_voxeldataPathArg is not null && !Equals(Meta.TryGetValue("voxeldata_path", out var old) ? old : null, _voxeldataPathArg))
         {
             if (old is string s)
@@ -93,15 +159,18 @@ public partial class VoxelStorageDyn : CompressedStorage
         }
     }
 
-    /// <summary>The <c>meta</c> dict.</summary>
-    public PyDict Meta => Dict(Entries["meta"], Location, "'meta'");
+    private PyDict Helper(string name) =>
+        TryGetEntryForEdit(name, out var raw) ? Dict(raw, Location, $"'{name}'") : throw new InvalidDataException($"{Location}: the helper key '{name}' is missing");
+
+    /// <summary>The <c>meta</c> dict (the store's own: editing it edits the store).</summary>
+    public PyDict Meta => Helper("meta");
 
     /// <summary>The stored <c>meta['voxeldata_path']</c> (null if None).</summary>
     public string? VoxeldataPath => Meta.TryGetValue("voxeldata_path", out var v) ? v as string : null;
 
-    private PyDict SizeDict => Dict(Entries["size"], Location, "'size'");
+    private PyDict SizeDict => Helper("size");
 
-    private PyDict RepCoordDict => Dict(Entries["rep_coord"], Location, "'rep_coord'");
+    private PyDict RepCoordDict => Helper("rep_coord");
 
     /// <summary>Object keys only: non-str keys and str keys made only of digits (upstream's <c>keys()</c>).</summary>
     public override IEnumerable<StoreKey> Keys =>
@@ -110,7 +179,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <summary>The bounding boxes of <paramref name="key"/>, or its voxel-cache array when it has one (upstream quirk).</summary>
     protected override bool TryDecode(StoreKey key, [MaybeNullWhen(false)] out NdArray value)
     {
-        if (VoxelCache is not null && (key.IsInteger || key.IsString) && VoxelCache.TryGetValue(key, out value)) return true;
+        if ((key.IsInteger || key.IsString) && VoxelCache.TryGetValue(key, out value)) return true;
         return base.TryDecode(key, out value);
     }
 
@@ -143,21 +212,17 @@ public partial class VoxelStorageDyn : CompressedStorage
     public void SetObjectRepCoord(StoreKey key, object coord) => RepCoordDict[key.PythonValue] = coord ?? throw new ArgumentNullException(nameof(coord));
 
     /// <summary>upstream's <c>set_voxel_cache</c>: keeps an array for the key in the <c>.npz</c> cache.</summary>
-    public void SetVoxelCache(StoreKey key, NdArray voxels)
-    {
-        if (VoxelCache is null) throw new InvalidOperationException($"{Location}: this backend has no voxel cache file");
-        VoxelCache[key] = voxels;
-    }
+    public void SetVoxelCache(StoreKey key, NdArray voxels) => VoxelCache[key] = voxels;
 
     /// <summary>upstream's <c>get_voxel_cache</c>.</summary>
     /// <exception cref="KeyNotFoundException">No cached array for the key.</exception>
     public NdArray GetVoxelCache(StoreKey key) =>
-        VoxelCache is not null && VoxelCache.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"no voxel cache entry for key {key} in {NpzPath}");
+        VoxelCache.TryGetValue(key, out var v) ? v : throw new KeyNotFoundException($"no voxel cache entry for key {key} in {NpzPath}");
 
     /// <summary>Writes the voxel cache first (when it changed), then the pickle.</summary>
     protected override void WriteEntries()
     {
-        if (VoxelCache is { IsDirty: true }) VoxelCache.Push();
+        if (VoxelCache.IsDirty) VoxelCache.Push();
         base.WriteEntries();
     }
 
@@ -166,7 +231,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     {
         if (disposing)
         {
-            VoxelCache?.Dispose();
+            VoxelCache.Dispose();
             Dataset?.Dispose();
         }
         base.Dispose(disposing);

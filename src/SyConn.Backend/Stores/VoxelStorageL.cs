@@ -75,14 +75,36 @@ public sealed class VoxelMasks
 /// </remarks>
 public class VoxelStorageL : Storage<VoxelMasks>
 {
-    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
-    public VoxelStorageL(string path, StoreOptions? options = null) : this(new FileStoreBackend(path), options) { }
+    /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
+    public VoxelStorageL(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
 
-    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
-    public VoxelStorageL(IStoreBackend backend, StoreOptions? options = null) : base(backend, options)
+    /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
+    public VoxelStorageL(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
     {
-        Pull();
+        OpenNow();
     }
+
+    /// <summary>Creates the store without pulling it, for derived stores and the factories (they pull once the store is complete).</summary>
+    protected VoxelStorageL(IEntryStore entryStore, StoreOptions? options, bool deferred) : base(entryStore, options) { }
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
+    /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
+    /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
+    public static VoxelStorageL Open(string path, StoreOptions? options = null) => new(path, options);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static VoxelStorageL Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static Task<VoxelStorageL> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenAsync(EntryStores.Pickle(path), options, ct);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static Task<VoxelStorageL> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenedAsync(new VoxelStorageL(entryStore, options, deferred: true), ct);
 
     /// <inheritdoc/>
     protected override object Encode(StoreKey key, VoxelMasks value)
@@ -133,7 +155,7 @@ public class VoxelStorageL : Storage<VoxelMasks>
     {
         ArgumentNullException.ThrowIfNull(mask);
         ArgumentNullException.ThrowIfNull(offset);
-        if (!TryGetRaw(key, out var raw))
+        if (!TryPeekEntry(key, out var raw))
         {
             this[key] = new VoxelMasks([mask], [offset]);
             return;
@@ -160,8 +182,11 @@ public class VoxelStorageL : Storage<VoxelMasks>
             ["off"] = newOff,
         };
         foreach (var kv in d) if (!copy.ContainsKey(kv.Key)) copy[kv.Key] = kv.Value;
-        SetRaw(key, copy);
+        SetEntry(key, copy, handedOut: false);
     }
+
+    /// <summary>The getter's value as upstream returns it: <c>(masks, offsets)</c>.</summary>
+    protected override object ToPython(VoxelMasks value) => new PyTuple(new PyList(value.Masks), value.Offsets);
 
     private static NdArray AppendRow(NdArray a, long[] row, string where)
     {
@@ -182,12 +207,37 @@ public class VoxelStorageL : Storage<VoxelMasks>
 /// </summary>
 public sealed class VoxelStorageClass : VoxelStorageL
 {
-    /// <summary>Opens (pulls) the store at <paramref name="path"/>.</summary>
+    /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
     /// <exception cref="ArgumentException">Locking was enabled.</exception>
-    public VoxelStorageClass(string path, StoreOptions? options = null) : base(new FileStoreBackend(path), CheckOptions(options)) { }
+    public VoxelStorageClass(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
 
-    /// <summary>Opens (pulls) the store over <paramref name="backend"/>.</summary>
-    public VoxelStorageClass(IStoreBackend backend, StoreOptions? options = null) : base(backend, CheckOptions(options)) { }
+    /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
+    /// <exception cref="ArgumentException">Locking was enabled.</exception>
+    public VoxelStorageClass(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, CheckOptions(options), deferred: true)
+    {
+        OpenNow();
+    }
+
+    private VoxelStorageClass(IEntryStore entryStore, StoreOptions? options, bool deferred) : base(entryStore, CheckOptions(options), deferred) { }
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
+    /// <exception cref="ArgumentException">Locking was enabled.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
+    public static new VoxelStorageClass Open(string path, StoreOptions? options = null) => new(path, options);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static new VoxelStorageClass Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+
+    /// <summary>Opens the store at <paramref name="path"/> and pulls it (no lock is waited for: this class never locks).</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static new Task<VoxelStorageClass> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenAsync(EntryStores.Pickle(path), options, ct);
+
+    /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
+    /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
+    public static new Task<VoxelStorageClass> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
+        OpenedAsync(new VoxelStorageClass(entryStore, options, deferred: true), ct);
 
     private static StoreOptions? CheckOptions(StoreOptions? o) =>
         o is { DisableLocking: false } ? throw new ArgumentException("VoxelStorageClass does not support locking: keep DisableLocking = true") : o;

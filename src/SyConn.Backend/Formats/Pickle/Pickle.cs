@@ -45,6 +45,19 @@ public static class Pickle
     public static object Load(ReadOnlyMemory<byte> data, PickleReadOptions? options = null, string? sourceName = null) =>
         new PickleReader(data, options ?? PickleReadOptions.Default, sourceName).Run();
 
+    /// <summary>
+    /// <see cref="Load(ReadOnlyMemory{byte}, PickleReadOptions?, string?)"/>, telling whether the pickle's memo
+    /// handed out a mutable object (or a tuple or array) more than once, so that the result shares it between
+    /// places. Store files normally share only strings, dtypes and empty bytes.
+    /// </summary>
+    internal static object Load(ReadOnlyMemory<byte> data, PickleReadOptions? options, string? sourceName, out bool sharesValues)
+    {
+        var reader = new PickleReader(data, options ?? PickleReadOptions.Default, sourceName);
+        var result = reader.Run();
+        sharesValues = reader.SharesValues;
+        return result;
+    }
+
     /// <summary>Writes <paramref name="value"/> as a pickle and returns the bytes.</summary>
     /// <param name="value">A value of the Python value model.</param>
     /// <param name="protocol">2 to 5; 5 (the default) is what SyConn writes with Python 3.8+.</param>

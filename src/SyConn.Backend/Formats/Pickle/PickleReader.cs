@@ -45,6 +45,7 @@ internal sealed class PickleReader
     private int _opPos;
     private long _elements;
     private bool _aliased;
+    private bool _sharesValues;
 
     public PickleReader(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source)
     {
@@ -173,6 +174,16 @@ internal sealed class PickleReader
         _ => throw Error("a tuple holding a global cannot be used as a value"),
     };
 
+    /// <summary>
+    /// True once the memo (or DUP) handed out an object that is, or may hold, something mutable a second time:
+    /// the result then shares such objects between places (a list, dict, set, bytearray, array or tuple).
+    /// Strings, bytes, numbers, dtypes and numpy scalars are immutable and do not count.
+    /// </summary>
+    public bool SharesValues => _sharesValues;
+
+    private static bool MayShareMutable(object o) =>
+        o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray or NdArray or ArrayProxy or PyTuple;
+
     private static bool IsMutableContainer(object o) =>
         o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
 
@@ -270,6 +281,7 @@ internal sealed class PickleReader
         else if (_sparseMemo is not null && _sparseMemo.TryGetValue(index, out var e)) { v = e.Value; h = e.Height; }
         if (v is null) throw Error($"memo index {index} is not defined");
         if (IsMutableContainer(v)) _aliased = true;
+        if (!_sharesValues && MayShareMutable(v)) _sharesValues = true;
         Push(v, h);
     }
 
@@ -338,6 +350,7 @@ internal sealed class PickleReader
                     if (_sp <= _fence) throw Underflow();
                     var top = _stack[_sp - 1];
                     if (IsMutableContainer(top)) _aliased = true;
+                    if (MayShareMutable(top)) _sharesValues = true;
                     Push(top, _heights[_sp - 1]);
                     break;
                 }

@@ -1,0 +1,95 @@
+using SyConn.Backend.Arrays;
+
+namespace SyConn.Backend.Python;
+
+/// <summary>Python's <c>copy.deepcopy</c> for the value model.</summary>
+/// <remarks>Thread-safe (stateless); the value must not be modified while it is copied.</remarks>
+public static class PyCopy
+{
+    /// <summary>
+    /// A copy of <paramref name="value"/> that shares no mutable object with it: lists, dicts (defaultdict and
+    /// OrderedDict included), sets, bytearrays and arrays (their bytes, or the elements of object arrays) are
+    /// copied; tuples are rebuilt when they hold something that was copied. Immutable values (str, bytes, numbers,
+    /// None, numpy scalars, dtypes, frozensets) are shared, as Python shares them. An object that occurs twice in
+    /// <paramref name="value"/> occurs twice in the copy as one copied object.
+    /// </summary>
+    public static object Deep(object value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        return IsAtom(value) ? value : new Copier().Copy(value);
+    }
+
+    private static bool IsAtom(object v) => v is string or long or System.Numerics.BigInteger or double or bool or PyNone
+        or PyBytes or NpScalar or DType or System.Numerics.Complex or PySet { IsFrozen: true };
+
+    private sealed class Copier
+    {
+        private readonly Dictionary<object, object> _done = new(ReferenceEqualityComparer.Instance);
+
+        public object Copy(object v)
+        {
+            if (IsAtom(v)) return v;
+            if (_done.TryGetValue(v, out var seen)) return seen;
+            object result;
+            switch (v)
+            {
+                case PyList l:
+                {
+                    var c = new PyList(l.Count);
+                    _done[v] = c;
+                    foreach (var item in l) c.Add(Copy(item));
+                    return c;
+                }
+                case PyDict d:
+                {
+                    var c = d switch
+                    {
+                        PyDefaultDict dd => new PyDefaultDict(dd.DefaultFactory),
+                        PyOrderedDict => new PyOrderedDict(),
+                        _ => new PyDict(d.Count),
+                    };
+                    _done[v] = c;
+                    foreach (var kv in d) c[kv.Key] = Copy(kv.Value);
+                    return c;
+                }
+                case PySet s:
+                    result = new PySet(s, frozen: false); // members are hashable, hence immutable
+                    break;
+                case PyByteArray b:
+                    result = new PyByteArray(b.Data.ToArray());
+                    break;
+                case PyTuple t:
+                {
+                    object[]? items = null;
+                    for (int i = 0; i < t.Count; i++)
+                    {
+                        var c = Copy(t[i]);
+                        if (items is null && !ReferenceEquals(c, t[i]))
+                        {
+                            items = new object[t.Count];
+                            for (int j = 0; j < i; j++) items[j] = t[j];
+                        }
+                        if (items is not null) items[i] = c;
+                    }
+                    result = items is null ? t : new PyTuple(items);
+                    break;
+                }
+                case NdArray a when a.Objects is { } objects:
+                {
+                    var items = new object?[objects.Count];
+                    for (int i = 0; i < items.Length; i++) items[i] = objects[i] is { } o ? Copy(o) : null;
+                    result = NdArray.FromObjects(a.Shape, items);
+                    break;
+                }
+                case NdArray a:
+                    result = new NdArray(a.DType, a.Shape, a.Data.ToArray(), a.Order);
+                    break;
+                default:
+                    result = v; // a type of the model without mutable state
+                    break;
+            }
+            _done[v] = result;
+            return result;
+        }
+    }
+}

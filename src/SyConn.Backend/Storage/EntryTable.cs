@@ -1,0 +1,278 @@
+using System.Diagnostics.CodeAnalysis;
+using SyConn.Backend.Python;
+
+namespace SyConn.Backend.Storage;
+
+/// <summary>
+/// The entries of a store as its base sees them: what the entry store holds, read lazily, plus every change
+/// since the last pull or push, recorded per key, so that a push writes exactly the changed and removed keys.
+/// </summary>
+/// <remarks>
+/// <para>Changes live in an overlay over the base (the entry store a pull loaded, or nothing): a set or a
+/// value handed out mutable goes into the overlay; a removal of a base key is remembered. Iteration follows
+/// Python's dict order: base keys in their order (a changed key keeps its place), then new keys in the order
+/// they were first set; a key removed and set again moves to the end.</para>
+/// <para><b>Mutable values.</b> A value handed out for in-place editing (AttributeDict's dicts, VoxelStorageDyn's
+/// helper dicts, raw entries) is pinned in the overlay, so every later read returns that very object, and it
+/// counts as changed on a pushable store: after a push it stays pinned and changed, because its holder may edit it
+/// again. Values set through an entry codec are the codec's own objects and are dropped from the overlay after a
+/// push (the entry store then holds them).</para>
+/// <para>Not thread-safe, except that <see cref="TryPeek"/>, <see cref="ContainsKey"/> and <see cref="Count"/> may
+/// run on several threads at once while nothing changes the table.</para>
+/// </remarks>
+internal sealed class EntryTable : IDisposable
+{
+    private IEntryStore? _base;
+    private bool _ownsBase;
+    private bool _replaceAll;
+    private readonly OrderedEntries _overlay = new();
+    private readonly HashSet<object> _removed = new(PyEquality.Comparer);
+    private int _added;
+    private int _edits;
+
+    /// <summary>True when values handed out mutable count as changes (the store can push).</summary>
+    public bool TrackHandedOut { get; set; }
+
+    /// <summary>Set and removed keys since the last pull or push, not counting values merely handed out.</summary>
+    public int Edits => _edits;
+
+    /// <summary>True when a push has something to write beyond what the base holds.</summary>
+    public bool IsDirty => _replaceAll || _overlay.Count > 0 || _removed.Count > 0;
+
+    /// <summary>
+    /// Starts over from <paramref name="base"/> (null: empty), forgetting all changes. With
+    /// <paramref name="replaceAll"/>, the next push replaces everything its target holds with this table's entries
+    /// (a pull from another location, or an overwrite). An owned base is disposed when the table moves on.
+    /// </summary>
+    public void Reset(IEntryStore? @base, bool replaceAll = false, bool ownsBase = false)
+    {
+        ReleaseBase();
+        _base = @base;
+        _ownsBase = ownsBase;
+        _replaceAll = replaceAll;
+        _overlay.Clear();
+        _removed.Clear();
+        _added = 0;
+        _edits = 0;
+    }
+
+    private void ReleaseBase()
+    {
+        if (_ownsBase) _base?.Dispose();
+        _base = null;
+        _ownsBase = false;
+    }
+
+    private bool BaseHas(object key) => _base is not null && _base.ContainsKey(StoreKey.FromPython(key)) && !_removed.Contains(key);
+
+    /// <summary>Number of entries.</summary>
+    public int Count => (_base?.Count ?? 0) - _removed.Count + _added;
+
+    /// <summary>True if the key has an entry.</summary>
+    public bool ContainsKey(StoreKey key) =>
+        _overlay.ContainsKey(key.PythonValue) || (!_removed.Contains(key.PythonValue) && _base is not null && _base.ContainsKey(key));
+
+    /// <summary>The keys as stored (numpy integer scalars included), in dict order.</summary>
+    public IEnumerable<object> Keys
+    {
+        get
+        {
+            if (_base is not null)
+            {
+                foreach (var k in _base.Keys)
+                    if (_removed.Count == 0 || !_removed.Contains(k)) yield return k;
+            }
+            foreach (var (k, _, _) in _overlay.Items)
+                if (!BaseHas(k)) yield return k;
+        }
+    }
+
+    /// <summary>The raw entry of a key without pinning it (for decoding into a new value).</summary>
+    public bool TryPeek(StoreKey key, [MaybeNullWhen(false)] out object raw)
+    {
+        if (_overlay.TryGetValue(key.PythonValue, out raw, out _)) return true;
+        if (_base is null || (_removed.Count > 0 && _removed.Contains(key.PythonValue))) { raw = null; return false; }
+        return _base.TryRead(key, out raw);
+    }
+
+    /// <summary>
+    /// The raw entry of a key to be edited in place: pinned (later reads return this object) and, on a store that
+    /// can push, counted as changed.
+    /// </summary>
+    public bool TryGetHandedOut(StoreKey key, [MaybeNullWhen(false)] out object raw)
+    {
+        if (_overlay.TryGetValue(key.PythonValue, out raw, out bool handedOut))
+        {
+            if (!handedOut) _overlay.MarkHandedOut(key.PythonValue);
+            return true;
+        }
+        if (!TryPeek(key, out raw)) return false;
+        // A read-only store over a base that returns the same object every time needs no pin.
+        if (TrackHandedOut || !_base!.StableReads) _overlay.Set(key.PythonValue, raw, handedOut: true);
+        return true;
+    }
+
+    /// <summary>Sets the raw entry of a key.</summary>
+    /// <param name="key">The key.</param>
+    /// <param name="raw">The entry.</param>
+    /// <param name="handedOut">The caller keeps the object and may edit it in place (it stays changed after a push).</param>
+    /// <param name="edit">False for entries the store adds itself (SyConn's helper keys), which are pushed but do not make a dispose without push worth a warning.</param>
+    public void Set(StoreKey key, object raw, bool handedOut, bool edit = true)
+    {
+        object k = key.PythonValue;
+        if (_overlay.Set(k, raw, handedOut) && !BaseHas(k)) _added++;
+        if (edit) _edits++;
+    }
+
+    /// <summary>Removes a key; true if it had an entry.</summary>
+    public bool Remove(StoreKey key)
+    {
+        object k = key.PythonValue;
+        bool inBase = BaseHas(k);
+        bool inOverlay = _overlay.Remove(k);
+        if (inOverlay && !inBase) _added--;
+        if (inBase) _removed.Add(k);
+        bool removed = inOverlay || inBase;
+        if (removed) _edits++;
+        return removed;
+    }
+
+    /// <summary>Every entry in dict order (values not pinned).</summary>
+    public IEnumerable<KeyValuePair<object, object>> ReadAll()
+    {
+        foreach (var k in Keys.ToList())
+        {
+            var key = StoreKey.FromPython(k);
+            if (!TryPeek(key, out var v)) throw new InvalidOperationException($"key {key} vanished while the entries were read");
+            yield return KeyValuePair.Create(k, v);
+        }
+    }
+
+    /// <summary>
+    /// Writes what changed to <paramref name="target"/> (only the changed and removed keys; everything after a pull
+    /// from elsewhere), then makes <paramref name="target"/> the base. On failure nothing is forgotten.
+    /// </summary>
+    public void Push(IEntryStore target, StoreOptions options)
+    {
+        if (_replaceAll || !ReferenceEquals(target, _base))
+        {
+            target.ReplaceAll(ReadAll(), options);
+        }
+        else
+        {
+            var changed = new List<KeyValuePair<object, object>>(_overlay.Count);
+            foreach (var (k, v, _) in _overlay.Items) changed.Add(KeyValuePair.Create(k, v));
+            target.WriteChanges(_removed, changed, options);
+        }
+        // The target now holds every entry: keep only what holders may still edit.
+        if (!ReferenceEquals(target, _base)) ReleaseBase();
+        _base = target;
+        _replaceAll = false;
+        _removed.Clear();
+        _overlay.RemoveWhere(handedOut: false);
+        _added = 0;
+        _edits = 0;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Reset(null);
+
+    /// <summary>An insertion-ordered map from raw keys (Python equality) with O(1) removal.</summary>
+    private sealed class OrderedEntries
+    {
+        private (object? Key, object Value, bool HandedOut)[] _slots = [];
+        private int _used;
+        private readonly Dictionary<object, int> _index = new(PyEquality.Comparer);
+
+        public int Count => _index.Count;
+
+        public bool ContainsKey(object key) => _index.Count > 0 && _index.ContainsKey(key);
+
+        public bool TryGetValue(object key, [MaybeNullWhen(false)] out object value, out bool handedOut)
+        {
+            if (_index.Count > 0 && _index.TryGetValue(key, out int i))
+            {
+                (_, value, handedOut) = _slots[i];
+                return true;
+            }
+            value = null;
+            handedOut = false;
+            return false;
+        }
+
+        /// <summary>Sets a value; true if the key was not in the map.</summary>
+        public bool Set(object key, object value, bool handedOut)
+        {
+            if (_index.TryGetValue(key, out int i))
+            {
+                _slots[i] = (_slots[i].Key, value, handedOut || _slots[i].HandedOut);
+                return false;
+            }
+            if (_used == _slots.Length)
+            {
+                if (_index.Count < _used / 2) Compact();
+                else Array.Resize(ref _slots, Math.Max(16, _slots.Length * 2));
+            }
+            _slots[_used] = (key, value, handedOut);
+            _index.Add(key, _used++);
+            return true;
+        }
+
+        public void MarkHandedOut(object key)
+        {
+            int i = _index[key];
+            _slots[i] = _slots[i] with { HandedOut = true };
+        }
+
+        public bool Remove(object key)
+        {
+            if (_index.Count == 0 || !_index.Remove(key, out int i)) return false;
+            _slots[i] = default;
+            return true;
+        }
+
+        public IEnumerable<(object Key, object Value, bool HandedOut)> Items
+        {
+            get
+            {
+                for (int i = 0; i < _used; i++)
+                {
+                    var s = _slots[i];
+                    if (s.Key is not null) yield return (s.Key, s.Value, s.HandedOut);
+                }
+            }
+        }
+
+        public void RemoveWhere(bool handedOut)
+        {
+            for (int i = 0; i < _used; i++)
+                if (_slots[i].Key is { } k && _slots[i].HandedOut == handedOut)
+                {
+                    _index.Remove(k);
+                    _slots[i] = default;
+                }
+            Compact();
+        }
+
+        public void Clear()
+        {
+            _index.Clear();
+            Array.Clear(_slots, 0, _used);
+            _used = 0;
+        }
+
+        private void Compact()
+        {
+            int j = 0;
+            for (int i = 0; i < _used; i++)
+            {
+                var s = _slots[i];
+                if (s.Key is null) continue;
+                _slots[j] = s;
+                _index[s.Key] = j++;
+            }
+            Array.Clear(_slots, j, _used - j);
+            _used = j;
+        }
+    }
+}

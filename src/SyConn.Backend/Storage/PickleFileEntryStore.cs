@@ -1,0 +1,197 @@
+using System.Diagnostics.CodeAnalysis;
+using SyConn.Backend.Formats.Pickle;
+using SyConn.Backend.Python;
+
+namespace SyConn.Backend.Storage;
+
+/// <summary>
+/// The filesystem entry store of SyConn's <c>.pkl</c> stores: the whole store is one pickle of one Python dict,
+/// read whole by <see cref="Load"/> and rewritten whole (atomically, see <see cref="AtomicFile"/>) by every write;
+/// the per-key calls work on the dict it read. Locked through <c>.&lt;name&gt;.lk</c> beside the file
+/// (<see cref="FileLock"/>, interoperating with Python's fasteners locks).
+/// </summary>
+/// <remarks>
+/// <para>A pickle may share an object between the entries of two keys through its memo. Such a file is read
+/// with <see cref="StableReads"/> false: each entry read is a deep copy (<see cref="PyCopy.Deep"/>), so that no
+/// entry shares a mutable object with another and editing one key never changes another, as with a backend that
+/// keeps each key apart. Files written by SyConn share only immutable objects (key strings, dtypes, empty bytes)
+/// and are read without copies.</para>
+/// <para>Side stores (<see cref="OpenSideStore"/>): the voxel cache is SyConn's sibling <c>.npz</c> (the path
+/// with <c>.pkl</c> replaced, or <c>.npz</c> appended); any other name <c>N</c> is <c>&lt;stem&gt;.N.npz</c>.</para>
+/// <para>Thread-safety: see <see cref="IEntryStore"/>.</para>
+/// </remarks>
+public sealed class PickleFileEntryStore : IEntryStore
+{
+    private PyDict _entries = new();
+    private bool _shares;
+
+    /// <summary>An entry store over the pickle file at <paramref name="path"/> (made absolute; nothing is read yet).</summary>
+    /// <exception cref="ArgumentException">The path is empty or names a folder.</exception>
+    public PickleFileEntryStore(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        Path = System.IO.Path.GetFullPath(path);
+        if (System.IO.Path.GetFileName(Path).Length == 0) throw new ArgumentException($"a store path must name a file, not a folder: '{path}'", nameof(path));
+    }
+
+    /// <summary>The absolute path of the pickle file.</summary>
+    public string Path { get; }
+
+    /// <inheritdoc/>
+    public string Location => Path;
+
+    /// <inheritdoc/>
+    public EntryStoreKind Kind => EntryStoreKind.Pickle;
+
+    /// <inheritdoc/>
+    public string? Folder => System.IO.Path.GetDirectoryName(Path);
+
+    /// <inheritdoc/>
+    public bool StableReads => !_shares;
+
+    /// <inheritdoc/>
+    public bool Exists { get; private set; }
+
+    /// <inheritdoc/>
+    public void Load(StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var bytes = AtomicFile.ReadAllBytes(Path);
+        if (bytes is null)
+        {
+            _entries = new PyDict();
+            _shares = false;
+            Exists = false;
+            return;
+        }
+        var obj = Pickle.Load(bytes, options.PickleOptions, Path, out bool shares);
+        _entries = obj as PyDict ?? throw new InvalidDataException(
+            $"{Path}: the pickle holds a {obj?.GetType().Name ?? "None"} at offset 0; a SyConn store file holds a dict");
+        _shares = shares;
+        Exists = true;
+    }
+
+    /// <inheritdoc/>
+    public int Count => _entries.Count;
+
+    /// <inheritdoc/>
+    public IEnumerable<object> Keys => _entries.Keys;
+
+    /// <inheritdoc/>
+    public bool ContainsKey(StoreKey key) => _entries.ContainsKey(key.PythonValue);
+
+    /// <inheritdoc/>
+    public bool TryRead(StoreKey key, [MaybeNullWhen(false)] out object entry)
+    {
+        if (!_entries.TryGetValue(key.PythonValue, out entry)) return false;
+        if (_shares) entry = PyCopy.Deep(entry);
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<KeyValuePair<object, object>> ReadAll() => _shares ? _entries.Select(kv => KeyValuePair.Create(kv.Key, PyCopy.Deep(kv.Value))) : _entries;
+
+    /// <inheritdoc/>
+    public void WriteChanges(IReadOnlyCollection<object> removed, IReadOnlyList<KeyValuePair<object, object>> changed, StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(removed);
+        ArgumentNullException.ThrowIfNull(changed);
+        ArgumentNullException.ThrowIfNull(options);
+        // Changes are applied to the dict read, then the whole dict is written. If the write fails, the dict is
+        // ahead of the file; the caller still holds the changes and applies them again (setting and removing are
+        // idempotent), so reads and the next push stay right. Removing from an ordered dict shifts its tail, so
+        // with removals the dict is rebuilt once instead.
+        if (removed.Count > 0)
+        {
+            var gone = removed as IReadOnlySet<object> ?? new HashSet<object>(removed, PyEquality.Comparer);
+            var next = new PyDict(_entries.Count + changed.Count);
+            foreach (var kv in _entries)
+                if (!gone.Contains(kv.Key)) next.Add(kv.Key, kv.Value);
+            _entries = next;
+        }
+        if (_entries.Count == 0) _entries.EnsureCapacity(changed.Count);
+        foreach (var kv in changed) _entries[kv.Key] = kv.Value; // a stored key keeps its place and its stored form
+        WriteFile(_entries, options);
+    }
+
+    /// <inheritdoc/>
+    public void ReplaceAll(IEnumerable<KeyValuePair<object, object>> entries, StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        ArgumentNullException.ThrowIfNull(options);
+        var next = new PyDict();
+        foreach (var kv in entries) next[kv.Key] = kv.Value;
+        WriteFile(next, options);
+        _entries = next;
+        _shares = false;
+    }
+
+    private void WriteFile(PyDict entries, StoreOptions options)
+    {
+        EnsureWritable();
+        AtomicFile.Write(Path, s => Pickle.Dump(entries, s, options.PickleProtocol), options.Durable);
+        Exists = true;
+    }
+
+    /// <inheritdoc/>
+    public IStoreLock AcquireLock(LockOptions options, CancellationToken ct = default) =>
+        FileLock.Acquire(LockPaths.ForStore(Path), options, ct);
+
+    /// <inheritdoc/>
+    public Task<IStoreLock> AcquireLockAsync(LockOptions options, CancellationToken ct = default) =>
+        FileStoreFiles.AcquireLockAsync(Path, options, ct);
+
+    /// <inheritdoc/>
+    public IEntryStore OpenSideStore(string name) => new NpzEntryStore(FileStoreFiles.SidePath(Path, name, voxelCacheIsSibling: true));
+
+    /// <inheritdoc/>
+    public void EnsureWritable() => FileStoreFiles.EnsureFolder(Path);
+
+    /// <inheritdoc/>
+    public string MoveAside() => FileStoreFiles.MoveAside(Path);
+
+    /// <summary>Nothing to release: the file is read whole and no handle is kept.</summary>
+    public void Dispose()
+    {
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"PickleFileEntryStore({Path})";
+}
+
+/// <summary>What the file entry stores share: side-store paths, folders, moving damaged files aside, waiting for a lock without blocking.</summary>
+internal static class FileStoreFiles
+{
+    public static string SidePath(string path, string name, bool voxelCacheIsSibling)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (!name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+            throw new ArgumentException($"side store name '{name}' must be made of ASCII letters, digits and '_'", nameof(name));
+        string stem = path.EndsWith(".pkl", StringComparison.Ordinal) || path.EndsWith(".npz", StringComparison.Ordinal) ? path[..^4] : path;
+        return voxelCacheIsSibling && name == IEntryStore.VoxelCacheSideStore ? stem + ".npz" : $"{stem}.{name}.npz";
+    }
+
+    public static void EnsureFolder(string path)
+    {
+        var dir = Path.GetDirectoryName(path);
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+    }
+
+    public static string MoveAside(string path)
+    {
+        var target = $"{path}.corrupt-{DateTime.UtcNow:yyyyMMddTHHmmss.fffZ}";
+        File.Move(path, target);
+        return target;
+    }
+
+    /// <summary>
+    /// Waits for the file lock on a thread-pool thread, so the caller's thread is free meanwhile; the kernel wait
+    /// itself runs on <see cref="FileLock"/>'s own waiter thread and honours the token.
+    /// </summary>
+    public static async Task<IStoreLock> AcquireLockAsync(string path, LockOptions options, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var lockPath = LockPaths.ForStore(path);
+        return await Task.Run(() => (IStoreLock)FileLock.Acquire(lockPath, options, ct), ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,160 @@
+using System.Collections;
+using System.Diagnostics.CodeAnalysis;
+
+namespace SyConn.Backend.Storage;
+
+/// <summary>
+/// A store whose entries decode to <typeparamref name="TValue"/>: the indexer reads through the entry
+/// codec (with a decode cache when <see cref="StoreOptions.CacheDecomp"/> is on) and writes through it.
+/// </summary>
+/// <typeparam name="TValue">What the getter returns.</typeparam>
+public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<StoreKey, TValue>> where TValue : notnull
+{
+    private readonly Dictionary<StoreKey, TValue>? _cache;
+
+    /// <inheritdoc/>
+    protected Storage(IEntryStore entryStore, StoreOptions? options) : base(entryStore, options)
+    {
+        if (Options.CacheDecomp) _cache = new Dictionary<StoreKey, TValue>();
+    }
+
+    /// <summary>
+    /// True when the getter returns the stored objects themselves (AttributeDict), so that editing a value edits the
+    /// store: reads then pin the entry and count it as changed on a store that can push.
+    /// </summary>
+    protected virtual bool ValuesAreLive => false;
+
+    /// <summary>Decodes the raw per-key object.</summary>
+    /// <exception cref="InvalidDataException">The raw object does not have this store's layout.</exception>
+    protected abstract TValue Decode(StoreKey key, object raw);
+
+    /// <summary>Encodes a value into the raw per-key object.</summary>
+    /// <exception cref="ArgumentException">The value cannot be stored.</exception>
+    protected abstract object Encode(StoreKey key, TValue value);
+
+    /// <summary>The getter's value as a Python value (<see cref="StorageBase.GetAsPython"/>); the value itself by default.</summary>
+    protected virtual object ToPython(TValue value) => value;
+
+    /// <inheritdoc/>
+    public override object GetAsPython(StoreKey key) => TryGetValue(key, out var v) ? ToPython(v) : throw MissingKey(key);
+
+    /// <summary>Reads (decoding) or writes (encoding) the value of <paramref name="key"/>.</summary>
+    /// <exception cref="KeyNotFoundException">Reading a key that is not stored.</exception>
+    public virtual TValue this[StoreKey key]
+    {
+        get => TryGetValue(key, out var v) ? v : throw MissingKey(key);
+        set
+        {
+            ThrowIfDisposed();
+            ArgumentNullException.ThrowIfNull(value);
+            SetEntry(key, Encode(key, value), ValuesAreLive);
+        }
+    }
+
+    /// <summary>The decoded value of <paramref name="key"/>, if stored.</summary>
+    public virtual bool TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value)
+    {
+        if (_cache is not null && _cache.TryGetValue(key, out value)) return true;
+        if (ValuesAreLive)
+        {
+            if (!TryGetEntryForEdit(key, out var raw)) { value = default; return false; }
+            value = Decode(key, raw);
+        }
+        else if (!TryDecode(key, out value)) return false;
+        if (_cache is not null) _cache[key] = value;
+        return true;
+    }
+
+    /// <summary>
+    /// Looks up and decodes one value, bypassing the decode cache. Called from several threads at once by
+    /// <see cref="GetMany"/>, so overrides must only read the store.
+    /// </summary>
+    protected virtual bool TryDecode(StoreKey key, [MaybeNullWhen(false)] out TValue value)
+    {
+        if (!TryPeekEntry(key, out var raw)) { value = default; return false; }
+        value = Decode(key, raw);
+        return true;
+    }
+
+    /// <summary>
+    /// The values of several keys, in the order given, decoded (decompressed) in parallel on all cores: the bulk
+    /// counterpart of the indexer. Do not modify the store from another thread meanwhile.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">A key is not stored.</exception>
+    public TValue[] GetMany(IReadOnlyList<StoreKey> keys)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var result = new TValue[keys.Count];
+        if (ValuesAreLive)
+        {
+            // Live values are pinned one by one: pinning changes the entry table.
+            for (int i = 0; i < result.Length; i++) result[i] = TryGetValue(keys[i], out var v) ? v : throw MissingKey(keys[i]);
+            return result;
+        }
+        var fromCache = new bool[keys.Count];
+        try
+        {
+            Parallel.For(0, keys.Count, i =>
+            {
+                if (_cache is not null && _cache.TryGetValue(keys[i], out var c)) { result[i] = c; fromCache[i] = true; return; }
+                result[i] = TryDecode(keys[i], out var v) ? v : throw MissingKey(keys[i]);
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
+        if (_cache is not null)
+            for (int i = 0; i < result.Length; i++) if (!fromCache[i]) _cache[keys[i]] = result[i];
+        return result;
+    }
+
+    /// <summary>
+    /// Sets several values (upstream's <c>update</c>). Values are encoded (compressed) in parallel on all cores,
+    /// then stored in the given order; like the indexer, it returns only when every value is encoded, so the
+    /// caller may reuse its arrays afterwards. If a value cannot be encoded, nothing is stored.
+    /// </summary>
+    /// <exception cref="ArgumentException">A value cannot be stored (nothing was changed).</exception>
+    public void Update(IEnumerable<KeyValuePair<StoreKey, TValue>> items)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        ThrowIfDisposed();
+        var list = items as IReadOnlyList<KeyValuePair<StoreKey, TValue>> ?? items.ToList();
+        var raw = new object[list.Count];
+        if (list.Count < 8)
+        {
+            for (int i = 0; i < raw.Length; i++) raw[i] = Encode(list[i].Key, list[i].Value ?? throw new ArgumentNullException(nameof(items), $"value of key {list[i].Key} is null"));
+        }
+        else
+        {
+            try
+            {
+                Parallel.For(0, raw.Length, i => raw[i] = Encode(list[i].Key, list[i].Value ?? throw new ArgumentNullException(nameof(items), $"value of key {list[i].Key} is null")));
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+                throw;
+            }
+        }
+        for (int i = 0; i < raw.Length; i++) SetEntry(list[i].Key, raw[i], ValuesAreLive);
+    }
+
+    /// <summary>The decoded values in key order.</summary>
+    public IEnumerable<TValue> Values => Keys.Select(k => this[k]);
+
+    /// <summary>Key/value pairs in key order (decoding each value).</summary>
+    public IEnumerator<KeyValuePair<StoreKey, TValue>> GetEnumerator()
+    {
+        foreach (var k in Keys.ToList()) yield return new KeyValuePair<StoreKey, TValue>(k, this[k]);
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <inheritdoc/>
+    protected override void OnEntryChanged(StoreKey key) => _cache?.Remove(key);
+
+    /// <inheritdoc/>
+    protected override void OnEntriesReplaced() => _cache?.Clear();
+}
