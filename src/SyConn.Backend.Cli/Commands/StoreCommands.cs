@@ -30,6 +30,14 @@ public static class StoreCommands
         catch (FormatException e) { throw new UsageException(e.Message, "KEY"); }
     }
 
+    /// <summary>Opens a dict store read-only through the library's factory (BinarySearchStore has its own commands).</summary>
+    internal static StorageBase OpenStore(string address, StoreClass cls, StoreParameters? parameters)
+    {
+        if (cls == StoreClass.BinarySearchStore) throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", address);
+        if (!EntryStores.IsBackendAddress(address)) RequireFile(cls == StoreClass.VoxelStorageDyn ? VoxelStorageDyn.PklPath(address) : address);
+        return StoreFactory.Open(cls, address, StoreOptions.Default, parameters);
+    }
+
     internal static void RequireFile(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"no such file", path);
@@ -49,20 +57,9 @@ public static class StoreCommands
             var p = r.GetValue(path)!;
             var cls = ResolveClass(p, r.GetValue(asOpt));
             var k = ParseKey(r.GetValue(key)!);
-            RequireFile(p);
             object value;
-            if (cls == StoreClass.VoxelStorageLazyLoading)
-            {
-                using var s = new VoxelStorageLazyLoading(p);
-                value = s[k];
-            }
-            else if (cls == StoreClass.BinarySearchStore)
-                throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", p);
-            else
-            {
-                using var s = StoreFactory.OpenPickleStore(p, cls, StoreOptions.Default, r.GetValue(colarr));
-                value = StoreFactory.GetAsPython(s, k);
-            }
+            using (var s = OpenStore(p, cls, new StoreParameters { LoadColArr = r.GetValue(colarr) }))
+                value = s.GetAsPython(k);
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(value).ToJsonString(Indented));
             else o.WriteLine(Describe.Value(value));
@@ -82,20 +79,9 @@ public static class StoreCommands
         {
             var p = r.GetValue(path)!;
             var cls = ResolveClass(p, r.GetValue(asOpt));
-            RequireFile(p);
             List<StoreKey> keys;
-            if (cls == StoreClass.VoxelStorageLazyLoading)
-            {
-                using var s = new VoxelStorageLazyLoading(p);
+            using (var s = OpenStore(p, cls, null))
                 keys = s.Keys.ToList();
-            }
-            else if (cls == StoreClass.BinarySearchStore)
-                throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", p);
-            else
-            {
-                using var s = StoreFactory.OpenPickleStore(p, cls, StoreOptions.Default);
-                keys = s.Keys.ToList();
-            }
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(new PyList(keys.Select(k => k.PythonValue))).ToJsonString(Indented));
             else foreach (var k in keys) o.WriteLine(k.ToString());
