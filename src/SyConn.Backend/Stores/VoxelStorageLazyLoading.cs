@@ -45,7 +45,7 @@ public sealed class VoxelStorageLazyLoading : IDisposable, IEnumerable<KeyValueP
 
     private void Open()
     {
-        _reader = new NpzReader(Path);
+        _reader = NpzFile.OpenRead(Path);
         foreach (var k in _reader.Keys)
             if (_names.Add(k)) _order.Add(k);
     }
