@@ -147,6 +147,24 @@ public sealed class KnossosConfigTests
     }
 
     [Fact]
+    public void Pure_parse_dispatches_on_the_name_and_leaves_relative_paths_relative()
+    {
+        Assert.Equal(KnossosConfigKind.PykConf, KnossosConfig.Parse(PykSeg, "/d/x.pyk.conf").Kind);
+        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfig.Parse(Legacy, "/d/mag1/knossos.conf").Kind);
+        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfig.Parse(Legacy, "/d/other.conf").Kind);
+        Assert.Equal(KnossosConfigKind.Toml, KnossosConfig.KindOf("/d/x.k.toml"));
+        Assert.Equal(KnossosConfigKind.PykConf, KnossosConfig.KindOf("ds.pyknossos.conf"));
+        var rel = PykSeg.Replace("_BaseExt = .seg.sz.zip\n", "_BaseExt = .seg.sz.zip\n_BaseURL = rel/cubes\n", StringComparison.Ordinal);
+        Assert.Equal("rel/cubes", KnossosConfig.Parse(rel, "/d/x.pyk.conf").Root);
+        Assert.Equal(".", KnossosConfig.Parse(PykSeg, "x.pyk.conf").Root);
+        Assert.Equal("ds", KnossosConfig.Parse(Legacy, "ds/mag1/knossos.conf").Root);
+        Assert.Equal("x.pyk.conf", KnossosConfig.Parse(PykSeg, "x.pyk.conf").ConfigPath);
+        // the file side makes them absolute
+        Assert.Equal(Path.GetFullPath("ds"), KnossosConfigFiles.ParseLegacyConf(Legacy, "ds/mag1/knossos.conf").Root);
+        Assert.Equal(Path.GetFullPath("x.pyk.conf"), KnossosConfigFiles.ParsePykConf(PykSeg, "x.pyk.conf").ConfigPath);
+    }
+
+    [Fact]
     public void Folder_resolution_order_is_pyk_then_toml_then_legacy()
     {
         using var t = new TempDir();
