@@ -4,6 +4,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Knossos;
+using SyConn.Backend.Storage.Knossos;
 
 namespace SyConn.Backend.Bench;
 

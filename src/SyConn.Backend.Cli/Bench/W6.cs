@@ -6,8 +6,8 @@ namespace SyConn.Backend.Cli.Bench;
 
 /// <summary>
 /// Workload W6 of bench/workloads.md: a <see cref="BinarySearchStore"/> of 10^7 unique uint64 IDs
-/// drawn from [0, 1e11) with one uint64 attribute in 5 shards; phases <c>build</c> and
-/// <c>get_attributes_N</c> for N random existing IDs (N = 1,000 ... 1,000,000) plus a parallel
+/// drawn from [0, 1e11) with one uint64 attribute in 5 shards; phases <c>build</c> (durable: file and
+/// folder fsynced), <c>build_nosync</c> and <c>get_attributes_N</c> for N random existing IDs (N = 1,000 ... 1,000,000) plus a parallel
 /// variant for 1,000,000.
 /// </summary>
 /// <remarks>Thread-safety: one run at a time per output folder (the store file is reused).</remarks>
@@ -57,6 +57,8 @@ public static class W6
             long alloc0 = GC.GetTotalAllocatedBytes(true);
             rec.Add("build", BenchMath.Time(() => BinarySearchStore.Create(path, ids, attrs, 5, overwrite: true).Dispose()));
             buildAllocated = GC.GetTotalAllocatedBytes(true) - alloc0;
+            GC.Collect();
+            rec.Add("build_nosync", BenchMath.Time(() => BinarySearchStore.Create(path, ids, attrs, 5, overwrite: true, durable: false).Dispose()));
 
             for (int qi = 0; qi < QuerySizes.Length; qi++)
             {

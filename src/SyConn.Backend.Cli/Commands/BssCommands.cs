@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using SyConn.Backend.Arrays;
-using SyConn.Backend.Formats.Npy;
 using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
 using SyConn.Backend.Stores;
 
 namespace SyConn.Backend.Cli.Commands;
@@ -65,7 +65,7 @@ public static class BssCommands
             }
         }
         StoreCommands.RequireFile(file!);
-        return ToIds(Npy.ReadFile(file!), file!);
+        return ToIds(NpyFile.Read(file!), file!);
     }
 
     private static ulong[] ToIds(NdArray a, string where)
@@ -92,7 +92,7 @@ public static class BssCommands
         {
             var idFile = r.GetValue(ids)!;
             StoreCommands.RequireFile(idFile);
-            var idArr = ToIds(Npy.ReadFile(idFile), idFile);
+            var idArr = ToIds(NpyFile.Read(idFile), idFile);
             var dict = new Dictionary<string, NdArray>(StringComparer.Ordinal);
             foreach (var spec in r.GetValue(attrs) ?? [])
             {
@@ -101,7 +101,7 @@ public static class BssCommands
                 var name = spec[..eq];
                 var file = spec[(eq + 1)..];
                 StoreCommands.RequireFile(file);
-                if (!dict.TryAdd(name, Npy.ReadFile(file))) throw new UsageException($"attribute '{name}' given twice", "--attr");
+                if (!dict.TryAdd(name, NpyFile.Read(file))) throw new UsageException($"attribute '{name}' given twice", "--attr");
             }
             try
             {

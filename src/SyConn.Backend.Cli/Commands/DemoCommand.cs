@@ -5,6 +5,7 @@ using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Knossos;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
+using SyConn.Backend.Storage.Knossos;
 using SyConn.Backend.Stores;
 
 namespace SyConn.Backend.Cli.Commands;

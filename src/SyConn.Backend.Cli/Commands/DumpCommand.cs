@@ -1,7 +1,7 @@
 using System.CommandLine;
-using SyConn.Backend.Formats.Npy;
 using SyConn.Backend.Formats.Pickle;
 using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
 
 namespace SyConn.Backend.Cli.Commands;
 
@@ -25,11 +25,11 @@ public static class DumpCommand
             if (ext.Equals(".npz", StringComparison.OrdinalIgnoreCase))
             {
                 var members = new PyDict();
-                foreach (var kv in Npz.ReadAll(path)) members[kv.Key] = kv.Value;
+                foreach (var kv in NpzFile.ReadAll(path)) members[kv.Key] = kv.Value;
                 value = members;
             }
             else if (ext.Equals(".npy", StringComparison.OrdinalIgnoreCase))
-                value = Npy.ReadFile(path);
+                value = NpyFile.Read(path);
             else
                 value = Pickle.Load(File.ReadAllBytes(path), sourceName: path);
             r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(StoreCommands.Indented));

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using SyConn.Backend.Formats.Knossos;
+using SyConn.Backend.Storage.Knossos;
 
 namespace SyConn.Backend.Cli.Commands;
 

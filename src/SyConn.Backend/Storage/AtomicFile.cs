@@ -18,6 +18,11 @@ namespace SyConn.Backend.Storage;
 /// share one; the last rename wins. Atomic replacement does not serialise read-modify-write cycles: use
 /// <see cref="FileLock"/> for that. A crashed writer may leave a stray temp file; it never damages the
 /// target.</para>
+/// <para><b>Create only.</b> With <c>overwrite: false</c> an existing target is refused with an
+/// <see cref="IOException"/> before anything is written, and the final step is
+/// <c>renameat2(RENAME_NOREPLACE)</c>, so a target that appears while the new file is written is not
+/// replaced either (the temp file is deleted). Where the file system cannot do that rename (some network
+/// and FUSE mounts), the target is checked once more just before a plain rename.</para>
 /// <para>The file mode of an existing target is kept; a new file gets 0666 minus the umask (as Python's
 /// <c>open(path, 'wb')</c>). Owner, extended attributes and hard links of the old file are not carried
 /// over; a symbolic link at the target path is replaced by the file, not followed.</para>
@@ -30,10 +35,13 @@ public static class AtomicFile
     /// <param name="path">The target file; its folder must exist.</param>
     /// <param name="data">The new content.</param>
     /// <param name="durable">fsync file and folder (default). False matches upstream: atomic, not durable.</param>
-    /// <exception cref="IOException">Writing, renaming or syncing failed (the temp file is deleted when the target was not replaced).</exception>
-    public static void Write(string path, ReadOnlySpan<byte> data, bool durable = true)
+    /// <param name="overwrite">Replace an existing target (default). False creates the file only if
+    /// <paramref name="path"/> does not exist, checked up front and again by the rename itself (see the remarks of the class).</param>
+    /// <exception cref="IOException">Writing, renaming or syncing failed (the temp file is deleted when the target was not replaced),
+    /// or <paramref name="overwrite"/> is false and the target exists.</exception>
+    public static void Write(string path, ReadOnlySpan<byte> data, bool durable = true, bool overwrite = true)
     {
-        var target = Prepare(path);
+        var target = Prepare(path, overwrite);
         var (fs, temp) = CreateTemp(target, bufferSize: 0);
         try
         {
@@ -48,22 +56,25 @@ public static class AtomicFile
             DeleteQuietly(temp);
             throw;
         }
-        Commit(temp, target, durable);
+        Commit(temp, target, durable, overwrite);
     }
 
     /// <summary>
     /// Replaces <paramref name="path"/> with what <paramref name="writer"/> writes to the stream it gets.
-    /// The stream is buffered and seekable; the writer must not dispose it. If the writer throws, the
-    /// target is left untouched and the temp file deleted.
+    /// The stream is buffered, readable, writable and seekable (so writers that read back or patch what
+    /// they wrote, like an HDF5 writer, can use it); the writer must not dispose it. If the writer throws,
+    /// the target is left untouched and the temp file deleted.
     /// </summary>
     /// <param name="path">The target file; its folder must exist.</param>
     /// <param name="writer">Writes the new content.</param>
     /// <param name="durable">fsync file and folder (default). False matches upstream: atomic, not durable.</param>
-    /// <exception cref="IOException">Writing, renaming or syncing failed.</exception>
-    public static void Write(string path, Action<Stream> writer, bool durable = true)
+    /// <param name="overwrite">Replace an existing target (default). False creates the file only if
+    /// <paramref name="path"/> does not exist, checked up front and again by the rename itself (see the remarks of the class).</param>
+    /// <exception cref="IOException">Writing, renaming or syncing failed, or <paramref name="overwrite"/> is false and the target exists.</exception>
+    public static void Write(string path, Action<Stream> writer, bool durable = true, bool overwrite = true)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        var target = Prepare(path);
+        var target = Prepare(path, overwrite);
         var (fs, temp) = CreateTemp(target, bufferSize: 1 << 16);
         try
         {
@@ -79,7 +90,7 @@ public static class AtomicFile
             DeleteQuietly(temp);
             throw;
         }
-        Commit(temp, target, durable);
+        Commit(temp, target, durable, overwrite);
     }
 
     /// <summary>
@@ -136,7 +147,7 @@ public static class AtomicFile
 
     private readonly record struct Target(string Full, string Dir, string Name, UnixFileMode? Mode);
 
-    private static Target Prepare(string path)
+    private static Target Prepare(string path, bool overwrite)
     {
         Posix.EnsureSupported(nameof(AtomicFile));
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -145,6 +156,7 @@ public static class AtomicFile
         if (name.Length == 0) throw new ArgumentException($"The target must name a file, not a folder: '{path}'.", nameof(path));
         string dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"The folder of '{full}' does not exist.");
+        if (!overwrite && File.Exists(full)) throw Exists(full);
         UnixFileMode? mode = null;
         try
         {
@@ -178,7 +190,7 @@ public static class AtomicFile
                 fs = new FileStream(temp, new FileStreamOptions
                 {
                     Mode = FileMode.CreateNew, // O_EXCL: never reuse someone else's temp file
-                    Access = FileAccess.Write,
+                    Access = FileAccess.ReadWrite, // readable too: some writers (PureHDF) require it
                     Share = FileShare.None,
                     BufferSize = bufferSize,
                 });
@@ -201,16 +213,39 @@ public static class AtomicFile
         }
     }
 
-    private static void Commit(string temp, in Target target, bool durable)
+    private static void Commit(string temp, in Target target, bool durable, bool overwrite)
     {
-        if (Posix.Rename(temp, target.Full) != 0)
+        int errno = 0;
+        if (overwrite)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            if (Posix.Rename(temp, target.Full) != 0) errno = Marshal.GetLastPInvokeError();
+        }
+        else
+        {
+            errno = Posix.RenameNoReplace(temp, target.Full);
+            if (errno is Posix.EINVAL or Posix.ENOSYS)
+            {
+                // The file system (or libc) cannot rename without replacing: check, then rename. A file
+                // created between the two steps is replaced; that window is as short as we can make it.
+                if (File.Exists(target.Full)) errno = Posix.EEXIST;
+                else errno = Posix.Rename(temp, target.Full) == 0 ? 0 : Marshal.GetLastPInvokeError();
+            }
+            if (errno == Posix.EEXIST)
+            {
+                DeleteQuietly(temp);
+                throw Exists(target.Full);
+            }
+        }
+        if (errno != 0)
+        {
             DeleteQuietly(temp);
             throw new IOException($"rename of '{temp}' to '{target.Full}' failed: {Posix.ErrnoText(errno)}", errno);
         }
         if (durable) Posix.FsyncDirectory(target.Dir);
     }
+
+    private static IOException Exists(string full) =>
+        new($"'{full}' already exists and overwrite is false; it was left untouched.", Posix.EEXIST);
 
     private static void DeleteQuietly(string path)
     {

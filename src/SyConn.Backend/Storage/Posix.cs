@@ -33,8 +33,13 @@ internal static unsafe partial class Posix
     internal const int EINTR = 4;
     internal const int EAGAIN = 11;
     internal const int EACCES = 13;
+    internal const int EEXIST = 17;
     internal const int EINVAL = 22;
+    internal const int ENOSYS = 38;
     internal const int ENOTSUP = 95;
+
+    private const int AT_FDCWD = -100;
+    private const uint RENAME_NOREPLACE = 1;
 
     /// <summary>
     /// <c>struct flock</c> on Linux x86-64 and arm64: <c>short l_type; short l_whence; long l_start;
@@ -82,6 +87,26 @@ internal static unsafe partial class Posix
 
     [LibraryImport(Libc, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int Rename(string oldPath, string newPath);
+
+    [LibraryImport(Libc, EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Renameat2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
+
+    /// <summary>
+    /// <c>renameat2(…, RENAME_NOREPLACE)</c>: renames unless <paramref name="newPath"/> exists, in one step.
+    /// Returns 0 or the errno: <see cref="EEXIST"/> when the target exists, <see cref="EINVAL"/> or
+    /// <see cref="ENOSYS"/> when the file system, kernel or libc cannot do it (also when libc lacks the call).
+    /// </summary>
+    internal static int RenameNoReplace(string oldPath, string newPath)
+    {
+        try
+        {
+            return Renameat2(AT_FDCWD, oldPath, AT_FDCWD, newPath, RENAME_NOREPLACE) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return ENOSYS; // libc older than glibc 2.28
+        }
+    }
 
     [LibraryImport(Libc, EntryPoint = "realpath", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial nint Realpath(string path, nint resolved);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using PureHDF;
 using SyConn.Backend.Arrays;
+using SyConn.Backend.Storage;
 
 namespace SyConn.Backend.Stores;
 
@@ -15,7 +16,9 @@ public sealed partial class BinarySearchStore
     /// Builds a store file like upstream's constructor: the IDs are sorted, every attribute's rows
     /// follow their IDs, and IDs and rows are split into <paramref name="nShards"/> shards with numpy's
     /// <c>array_split</c> rule (the first <c>len % n</c> shards are one row longer). The file is written
-    /// beside its final name and renamed into place, so a failed build leaves no partial file.
+    /// through <see cref="AtomicFile"/>: to a temp file beside its final name, fsynced (unless
+    /// <paramref name="durable"/> is false) and renamed into place, so a failed build leaves no partial
+    /// file and an existing store stays as it was.
     /// </summary>
     /// <param name="path">The <c>.h5</c> file to write.</param>
     /// <param name="ids">The object IDs, in any order; they must be unique.</param>
@@ -24,16 +27,20 @@ public sealed partial class BinarySearchStore
     /// float32, float64. A big-endian array is stored in native order and its <c>dtype</c> attribute
     /// names the native type. The name <c>ids</c> is reserved.</param>
     /// <param name="nShards">Number of shards, 1 to <c>ids.Length</c>.</param>
-    /// <param name="overwrite">Replace an existing file; without it an existing file is refused.</param>
+    /// <param name="overwrite">Replace an existing file; without it an existing file is refused, also one that
+    /// appears while the store is built (the final rename does not replace it).</param>
     /// <param name="options">Options for the returned store.</param>
+    /// <param name="durable">fsync the file and its folder before returning (default). False matches upstream
+    /// (no fsync): still atomic, but after a power loss the file may be missing or old.</param>
     /// <returns>The new store, open for queries.</returns>
     /// <exception cref="ArgumentException">Duplicate IDs, no IDs, a bad shard count, a bad attribute name, an attribute of the wrong length or of an unsupported dtype.</exception>
-    /// <exception cref="IOException">The file exists and <paramref name="overwrite"/> is false.</exception>
+    /// <exception cref="IOException">The file exists and <paramref name="overwrite"/> is false, or writing failed (nothing is left behind).</exception>
     /// <remarks>Memory: besides the inputs, the sorted IDs, a permutation (4 bytes per ID) and one
     /// reordered copy of each attribute; about 2.3x the inputs in all for a uint64 attribute.
-    /// Thread-safety: a static method; concurrent builds of the same path race on the final rename.</remarks>
+    /// Thread-safety: a static method; concurrent builds of the same path race on the final rename (with
+    /// <paramref name="overwrite"/> the last one wins, without it the first one does).</remarks>
     public static BinarySearchStore Create(string path, ReadOnlySpan<ulong> ids, IReadOnlyDictionary<string, NdArray> attributes,
-        int nShards = DefaultShards, bool overwrite = false, BinarySearchStoreOptions? options = null)
+        int nShards = DefaultShards, bool overwrite = false, BinarySearchStoreOptions? options = null, bool durable = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(attributes);
@@ -117,19 +124,13 @@ public sealed partial class BinarySearchStore
         }
         file.Attributes["bucket_ranges"] = ranges;
 
-        var dir = System.IO.Path.GetDirectoryName(full)!;
-        var tmp = System.IO.Path.Combine(dir, "." + System.IO.Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..12] + ".tmp");
         try
         {
-            file.Write(tmp);
-            if (File.Exists(full) && !overwrite)
-                throw new IOException($"{full} appeared while the store was built; pass overwrite: true to replace it");
-            File.Move(tmp, full, overwrite: true);
+            AtomicFile.Write(full, s => file.Write(s), durable, overwrite);
         }
-        catch
+        catch (IOException e) when (!overwrite && e.HResult == Posix.EEXIST)
         {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw;
+            throw new IOException($"{full} appeared while the store was built; pass overwrite: true to replace it", e);
         }
         return new BinarySearchStore(full, options);
     }

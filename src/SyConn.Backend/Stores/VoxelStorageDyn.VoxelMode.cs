@@ -1,6 +1,7 @@
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Knossos;
 using SyConn.Backend.Storage;
+using SyConn.Backend.Storage.Knossos;
 
 namespace SyConn.Backend.Stores;
 

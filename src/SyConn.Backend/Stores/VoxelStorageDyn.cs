@@ -1,9 +1,9 @@
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using SyConn.Backend.Arrays;
-using SyConn.Backend.Formats.Knossos;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
+using SyConn.Backend.Storage.Knossos;
 using static SyConn.Backend.Stores.EntryParsing;
 
 namespace SyConn.Backend.Stores;

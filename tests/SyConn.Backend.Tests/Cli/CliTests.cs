@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using SyConn.Backend.Arrays;
-using NpyCodec = SyConn.Backend.Formats.Npy.Npy;
+using SyConn.Backend.Storage;
 using SyConn.Backend.Tests.Infrastructure;
 
 namespace SyConn.Backend.Tests.CommandLine;
@@ -89,14 +89,14 @@ public class CliTests
     {
         using var dir = new TempDir();
         var ids = new ulong[] { 10, 3, ulong.MaxValue, 7, 1UL << 63 };
-        NpyCodec.WriteFile(dir.File("ids.npy"), NdArray.Create(ids));
-        NpyCodec.WriteFile(dir.File("cell.npy"), NdArray.Create(new long[] { 100, 30, -1, 70, 5 }));
+        NpyFile.Write(dir.File("ids.npy"), NdArray.Create(ids));
+        NpyFile.Write(dir.File("cell.npy"), NdArray.Create(new long[] { 100, 30, -1, 70, 5 }));
         var h5 = dir.File("store.h5");
         var (code, _, e) = Run("bss-build", h5, "--ids", dir.File("ids.npy"), "--attr", $"cell={dir.File("cell.npy")}", "--shards", "2");
         Assert.True(code == 0, e);
         (code, _, _) = Run("bss-build", h5, "--ids", dir.File("ids.npy"), "--attr", $"cell={dir.File("cell.npy")}");
         Assert.Equal(1, code);
-        NpyCodec.WriteFile(dir.File("q.npy"), NdArray.Create(new ulong[] { ulong.MaxValue, 3, 1UL << 63 }));
+        NpyFile.Write(dir.File("q.npy"), NdArray.Create(new ulong[] { ulong.MaxValue, 3, 1UL << 63 }));
         var (c2, o, e2) = Run("bss", h5, "--attr", "cell", "--ids-file", dir.File("q.npy"));
         Assert.True(c2 == 0, e2);
         Assert.Equal(["18446744073709551615\t-1", "3\t30", "9223372036854775808\t5"], o.Split('\n', StringSplitOptions.RemoveEmptyEntries));

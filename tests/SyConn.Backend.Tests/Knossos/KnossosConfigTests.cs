@@ -1,4 +1,5 @@
 using SyConn.Backend.Formats.Knossos;
+using SyConn.Backend.Storage.Knossos;
 using SyConn.Backend.Tests.Infrastructure;
 
 namespace SyConn.Backend.Tests.Knossos;
@@ -45,7 +46,7 @@ public sealed class KnossosConfigTests
         Assert.Equal("/elsewhere/cubes", KnossosConfig.ParsePykConf(seg, "/d/x.pyk.conf").Root);
         Assert.Equal("/d", abs.Root);
         var rel = PykSeg.Replace("_BaseExt = .seg.sz.zip\n", "_BaseExt = .seg.sz.zip\n_BaseURL = rel/cubes\n", StringComparison.Ordinal);
-        Assert.Equal(Path.GetFullPath("rel/cubes"), KnossosConfig.ParsePykConf(rel, "/d/x.pyk.conf").Root);
+        Assert.Equal(Path.GetFullPath("rel/cubes"), KnossosConfigFiles.ParsePykConf(rel, "/d/x.pyk.conf").Root);
         var http = PykSeg.Replace("_BaseExt = .seg.sz.zip\n", "_BaseExt = .seg.sz.zip\n_BaseURL = https://host/ds/\n", StringComparison.Ordinal);
         var e = Assert.Throws<NotSupportedException>(() => KnossosConfig.ParsePykConf(http, "/d/x.pyk.conf"));
         Assert.Contains("https://host/ds/", e.Message);
@@ -141,8 +142,26 @@ public sealed class KnossosConfigTests
         e = Assert.Throws<InvalidDataException>(() => KnossosConfig.ParseToml("[[Layer]]\nName = 'a'\nFileExtension = ['.seg.sz.zip']\nExtent_px = [1, 1, 1]\n", "/d/x.k.toml"));
         Assert.Contains("CubeShape_px", e.Message);
         Assert.Throws<InvalidDataException>(() => KnossosConfig.ParseToml("[[Layer]\nName = ", "/d/x.k.toml"));
-        var rel = KnossosConfig.ParseToml("[[Layer]]\nName = 'a'\nURL = 'some/rel'\n" + tail, "/d/x.k.toml");
+        var rel = KnossosConfigFiles.ParseToml("[[Layer]]\nName = 'a'\nURL = 'some/rel'\n" + tail, "/d/x.k.toml");
         Assert.Equal(Path.GetFullPath("some/rel"), rel.Root);
+    }
+
+    [Fact]
+    public void Pure_parse_dispatches_on_the_name_and_leaves_relative_paths_relative()
+    {
+        Assert.Equal(KnossosConfigKind.PykConf, KnossosConfig.Parse(PykSeg, "/d/x.pyk.conf").Kind);
+        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfig.Parse(Legacy, "/d/mag1/knossos.conf").Kind);
+        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfig.Parse(Legacy, "/d/other.conf").Kind);
+        Assert.Equal(KnossosConfigKind.Toml, KnossosConfig.KindOf("/d/x.k.toml"));
+        Assert.Equal(KnossosConfigKind.PykConf, KnossosConfig.KindOf("ds.pyknossos.conf"));
+        var rel = PykSeg.Replace("_BaseExt = .seg.sz.zip\n", "_BaseExt = .seg.sz.zip\n_BaseURL = rel/cubes\n", StringComparison.Ordinal);
+        Assert.Equal("rel/cubes", KnossosConfig.Parse(rel, "/d/x.pyk.conf").Root);
+        Assert.Equal(".", KnossosConfig.Parse(PykSeg, "x.pyk.conf").Root);
+        Assert.Equal("ds", KnossosConfig.Parse(Legacy, "ds/mag1/knossos.conf").Root);
+        Assert.Equal("x.pyk.conf", KnossosConfig.Parse(PykSeg, "x.pyk.conf").ConfigPath);
+        // the file side makes them absolute
+        Assert.Equal(Path.GetFullPath("ds"), KnossosConfigFiles.ParseLegacyConf(Legacy, "ds/mag1/knossos.conf").Root);
+        Assert.Equal(Path.GetFullPath("x.pyk.conf"), KnossosConfigFiles.ParsePykConf(PykSeg, "x.pyk.conf").ConfigPath);
     }
 
     [Fact]
@@ -151,24 +170,24 @@ public sealed class KnossosConfigTests
         using var t = new TempDir();
         const string toml = "[[Layer]]\nName = 'fromtoml'\nFileExtension = ['.seg.sz.zip']\nExtent_px = [8, 8, 8]\nCubeShape_px = [4, 4, 4]\n";
         Directory.CreateDirectory(t.File("mag1"));
-        Assert.Throws<FileNotFoundException>(() => KnossosConfig.Open(t.Path));
-        Assert.Throws<FileNotFoundException>(() => KnossosConfig.Open(t.File("nope")));
+        Assert.Throws<FileNotFoundException>(() => KnossosConfigFiles.Open(t.Path));
+        Assert.Throws<FileNotFoundException>(() => KnossosConfigFiles.Open(t.File("nope")));
         File.WriteAllText(t.File("mag1/knossos.conf"), Legacy);
-        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfig.Open(t.Path).Kind);
+        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfigFiles.Open(t.Path).Kind);
         File.WriteAllText(t.File("a.k.toml"), toml);
-        Assert.Equal("fromtoml", KnossosConfig.Open(t.Path).Name);
+        Assert.Equal("fromtoml", KnossosConfigFiles.Open(t.Path).Name);
         File.WriteAllText(t.File("one.pyk.conf"), PykSeg);
-        Assert.Equal("segname", KnossosConfig.Open(t.Path).Name);
+        Assert.Equal("segname", KnossosConfigFiles.Open(t.Path).Name);
         // two pyk confs: that step is skipped (as kd_factory does), the single toml wins
         File.WriteAllText(t.File("two.pyk.conf"), PykSeg);
-        Assert.Equal("fromtoml", KnossosConfig.Open(t.Path).Name);
+        Assert.Equal("fromtoml", KnossosConfigFiles.Open(t.Path).Name);
         File.WriteAllText(t.File("b.k.toml"), toml);
-        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfig.Open(t.Path).Kind);
+        Assert.Equal(KnossosConfigKind.LegacyConf, KnossosConfigFiles.Open(t.Path).Kind);
         // a file path is used as given, dispatched on its name
-        Assert.Equal(KnossosConfigKind.PykConf, KnossosConfig.Open(t.File("two.pyk.conf")).Kind);
-        Assert.Equal(KnossosConfigKind.Toml, KnossosConfig.Open(t.File("b.k.toml")).Kind);
+        Assert.Equal(KnossosConfigKind.PykConf, KnossosConfigFiles.Open(t.File("two.pyk.conf")).Kind);
+        Assert.Equal(KnossosConfigKind.Toml, KnossosConfigFiles.Open(t.File("b.k.toml")).Kind);
         File.WriteAllText(t.File("other.conf"), Legacy);
-        var c = KnossosConfig.Open(t.File("other.conf"));
+        var c = KnossosConfigFiles.Open(t.File("other.conf"));
         Assert.Equal(KnossosConfigKind.LegacyConf, c.Kind);
         Assert.Equal(Path.GetFullPath(t.Path), c.Root);
     }

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using SyConn.Backend.Formats.Knossos;
+using SyConn.Backend.Storage.Knossos;
 using SyConn.Backend.Tests.Infrastructure;
 
 namespace SyConn.Backend.Tests.Knossos;
@@ -238,9 +239,9 @@ public sealed class KnossosFixtureTests
     {
         var root = Shared.KnossosFixture("ds1");
         var boundary = new Xyz(256, 256, 256);
-        Assert.Equal(File.ReadAllText(Path.Combine(root, "kfixA.pyk.conf")), KnossosWriter.PykConfText("kfixA", boundary, 128, (10, 10, 25)));
-        Assert.Equal(File.ReadAllText(Path.Combine(root, "mag1", "knossos.conf")), KnossosWriter.LegacyConfText("kfixA", boundary, (10, 10, 25)));
-        var scales = KnossosWriter.TomlScales(boundary, new Xyz(128, 128, 128), (10, 10, 25));
-        Assert.Equal(File.ReadAllText(Path.Combine(root, "kfixA.k.toml")), KnossosWriter.TomlText("kfixA", boundary, new Xyz(128, 128, 128), scales));
+        Assert.Equal(File.ReadAllText(Path.Combine(root, "kfixA.pyk.conf")), KnossosConfigText.PykConfText("kfixA", boundary, 128, (10, 10, 25)));
+        Assert.Equal(File.ReadAllText(Path.Combine(root, "mag1", "knossos.conf")), KnossosConfigText.LegacyConfText("kfixA", boundary, (10, 10, 25)));
+        var scales = KnossosConfigText.TomlScales(boundary, new Xyz(128, 128, 128), (10, 10, 25));
+        Assert.Equal(File.ReadAllText(Path.Combine(root, "kfixA.k.toml")), KnossosConfigText.TomlText("kfixA", boundary, new Xyz(128, 128, 128), scales));
     }
 }

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text.Json.Nodes;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Knossos;
+using SyConn.Backend.Storage.Knossos;
 using SyConn.Backend.Tests.Infrastructure;
 
 namespace SyConn.Backend.Tests.Knossos;
@@ -190,7 +191,7 @@ public sealed class KnossosRoundTripTests
         Assert.Throws<ArgumentException>(() => KnossosWriter.Create(t.File("y"), "bad name", new Xyz(8, 8, 8), 4, (1, 1, 1)));
         // legacy conf with edge 128 reads back through the legacy path
         var l = KnossosWriter.Create(t.File("leg"), "leg", new Xyz(300, 10, 10), 128, (10, 10, 25), new KnossosCreateOptions { WriteLegacyConf = true });
-        var cfg = KnossosConfig.Open(Path.Combine(t.File("leg"), "mag1", "knossos.conf"));
+        var cfg = KnossosConfigFiles.Open(Path.Combine(t.File("leg"), "mag1", "knossos.conf"));
         Assert.Equal(("leg", new Xyz(300, 10, 10)), (cfg.Name, cfg.Boundary));
         Assert.Equal(l.Config.Root, cfg.Root);
     }

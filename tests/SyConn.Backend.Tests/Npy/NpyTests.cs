@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Npy;
 using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
 using SyConn.Backend.Tests.Infrastructure;
 using SyConn.Backend.Tests.Lz4;
 using NpyCodec = SyConn.Backend.Formats.Npy.Npy;
@@ -118,12 +119,12 @@ print(json.dumps(out))
                 var bytes = File.ReadAllBytes(dir.File(variant));
                 AssertSameArray(a, NpyCodec.Read(bytes.AsSpan(), variant));
                 AssertSameArray(a, NpyCodec.Read(bytes, variant));
-                AssertSameArray(a, NpyCodec.ReadFile(dir.File(variant)));
+                AssertSameArray(a, NpyFile.Read(dir.File(variant)));
                 using var s = new MemoryStream(bytes);
                 AssertSameArray(a, NpyCodec.Read(s, variant));
                 Assert.Equal(bytes.Length, s.Position);
             }
-            NpyCodec.WriteFile(dir.File($"{i}.ours.npy"), a);
+            NpyFile.Write(dir.File($"{i}.ours.npy"), a);
         }
         // numpy loads what we wrote.
         var loaded = JsonNode.Parse(PyRun.RunChecked(LoadScript, [dir.Path, Cases.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!.AsArray();
@@ -230,7 +231,7 @@ print(json.dumps(out))
         var path = Shared.PyFixture("voxel_lazy.npz");
         Requires.That(File.Exists(path), path);
         var entry = Manifest.File_("voxel_lazy.npz");
-        using var npz = new NpzReader(path);
+        using var npz = NpzFile.OpenRead(path);
         var getters = entry["getter"]!.AsArray();
         var keys = getters.Single(g => (string)g!["call"]! == "list(keys())")!["returns"]!["items"]!.AsArray().Select(k => (string)k!["v"]!).ToList();
         Assert.Equal(keys, npz.Keys);
@@ -255,7 +256,7 @@ print(json.dumps(out))
         var path = Shared.PyFixture("voxel_storage_dyn.npz");
         Requires.That(File.Exists(path), path);
         var entry = Manifest.File_("voxel_storage_dyn.npz");
-        var all = Npz.ReadAll(path);
+        var all = NpzFile.ReadAll(path);
         var arrays = entry["arrays"]!.AsObject();
         Assert.Equal(arrays.Select(kv => kv.Key), all.Keys);
         foreach (var (k, v) in arrays) TypedJsonAssert.Equal(v, TypedJson.ToJson(all[k]), $"voxel_storage_dyn.npz[{k}]");
@@ -269,7 +270,7 @@ print(json.dumps(out))
     {
         using var zip = ZipFile.OpenRead(path);
         Assert.Equal(expected.Select(e => (string)e!["name"]!), zip.Entries.Select(e => e.FullName));
-        using var npz = new NpzReader(path);
+        using var npz = NpzFile.OpenRead(path);
         foreach (var e in expected)
         {
             var member = zip.GetEntry((string)e!["name"]!)!;
@@ -312,7 +313,7 @@ np.savez_compressed(d + '/deflated.npz', **arrs)
         };
         foreach (var file in new[] { "stored.npz", "deflated.npz" })
         {
-            using var npz = new NpzReader(dir.File(file));
+            using var npz = NpzFile.OpenRead(dir.File(file));
             Assert.Equal(expected.Select(e => e.Key), npz.Keys);
             foreach (var (k, a) in expected)
             {
@@ -349,7 +350,7 @@ print(json.dumps(out))
         arrays["-3"] = Make(0);
         arrays["123456789012"] = NdArray.Zeros(DType.Int64, 0, 3);
         var path = dir.File("ours.npz");
-        Npz.Write(path, arrays, compress);
+        NpzFile.Write(path, arrays, compress);
         var result = JsonNode.Parse(PyRun.RunChecked(LoadNpzScript, [path]))!;
         var members = result["members"]!.AsArray();
         Assert.Equal(arrays.Keys.Select(k => k + ".npy"), members.Select(m => (string)m![0]!));
@@ -366,7 +367,7 @@ print(json.dumps(out))
             Assert.Equal(a.Sha256C(), (string)e[3]!);
         }
         // And we read our own archive back.
-        var back = Npz.ReadAll(path);
+        var back = NpzFile.ReadAll(path);
         foreach (var (k, a) in arrays) AssertSameArray(a, back[k]);
     }
 

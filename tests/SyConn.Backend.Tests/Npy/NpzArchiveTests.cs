@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Npy;
+using SyConn.Backend.Storage;
 using SyConn.Backend.Tests.Infrastructure;
 using PyRun = SyConn.Backend.Tests.Infrastructure.Python;
 
@@ -16,8 +17,8 @@ public class NpzArchiveTests
         using var dir = new TempDir();
         var path = dir.File("many.npz");
         const int n = 70_000;
-        Npz.Write(path, Enumerable.Range(0, n).Select(i => new KeyValuePair<string, NdArray>(i.ToString(System.Globalization.CultureInfo.InvariantCulture), NdArray.Create(new long[] { i, -i }))), compress: false);
-        using (var r = new NpzReader(path))
+        NpzFile.Write(path, Enumerable.Range(0, n).Select(i => new KeyValuePair<string, NdArray>(i.ToString(System.Globalization.CultureInfo.InvariantCulture), NdArray.Create(new long[] { i, -i }))), compress: false);
+        using (var r = NpzFile.OpenRead(path))
         {
             Assert.Equal(n, r.Keys.Count);
             Assert.Equal(new long[] { 69_999, -69_999 }, r.Read("69999").ToArray<long>());
@@ -42,7 +43,7 @@ print(len(z.files), z['69999'].tolist(), z['0'].dtype.str)
         var arrays = Enumerable.Range(0, 200).Select(i => new KeyValuePair<string, NdArray>($"{i - 50}",
             NdArray.Create(Enumerable.Range(0, rng.Next(0, 300) * 3).Select(_ => (long)rng.Next(1000)).ToArray()).Reshape(-1, 3))).ToList();
         using (var fs = File.Create(path)) Npz.Write(fs, arrays, compress: true, level);
-        var back = Npz.ReadAll(path);
+        var back = NpzFile.ReadAll(path);
         Assert.Equal(arrays.Select(a => a.Key), back.Keys);
         foreach (var (k, v) in arrays) Assert.True(v.Equals(back[k]), k);
         var o = PyRun.RunChecked("""

@@ -82,6 +82,60 @@ public class AtomicFileTests
     }
 
     [Fact]
+    public void The_stream_a_writer_gets_can_be_read_back_and_patched()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("rw.h5");
+        AtomicFile.Write(p, s =>
+        {
+            Assert.True(s.CanRead && s.CanWrite && s.CanSeek);
+            s.Write("abcdef"u8);
+            s.Position = 1;
+            var two = new byte[2];
+            s.ReadExactly(two);
+            Assert.Equal("bc"u8.ToArray(), two);
+            s.Position = 0;
+            s.Write("X"u8);
+            s.SetLength(4);
+        });
+        Assert.Equal("Xbcd"u8.ToArray(), File.ReadAllBytes(p));
+        Assert.Empty(Strays(dir, "rw.h5"));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Overwrite_false_creates_a_new_file_and_refuses_an_existing_one(bool durable)
+    {
+        using var dir = new TempDir();
+        string p = dir.File("once.cfg");
+        AtomicFile.Write(p, "first"u8, durable, overwrite: false);
+        Assert.Equal("first"u8.ToArray(), File.ReadAllBytes(p));
+        var e = Assert.Throws<IOException>(() => AtomicFile.Write(p, "second"u8, durable, overwrite: false));
+        Assert.Contains(p, e.Message);
+        bool called = false;
+        Assert.Throws<IOException>(() => AtomicFile.Write(p, s => { called = true; s.Write("third"u8); }, durable, overwrite: false));
+        Assert.False(called); // refused before anything is written
+        Assert.Equal("first"u8.ToArray(), File.ReadAllBytes(p));
+        Assert.Empty(Strays(dir, "once.cfg"));
+    }
+
+    [Fact]
+    public void Overwrite_false_does_not_replace_a_target_that_appears_while_writing()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("race.cfg");
+        var e = Assert.Throws<IOException>(() => AtomicFile.Write(p, s =>
+        {
+            s.Write("ours"u8);
+            File.WriteAllText(p, "theirs"); // another writer wins the race
+        }, overwrite: false));
+        Assert.Contains(p, e.Message);
+        Assert.Equal("theirs", File.ReadAllText(p));
+        Assert.Empty(Strays(dir, "race.cfg"));
+    }
+
+    [Fact]
     public void A_failing_rename_deletes_the_temp()
     {
         using var dir = new TempDir();

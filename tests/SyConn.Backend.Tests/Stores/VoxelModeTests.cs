@@ -6,6 +6,7 @@ using SyConn.Backend.Cli;
 using SyConn.Backend.Cli.Commands;
 using SyConn.Backend.Formats.Knossos;
 using SyConn.Backend.Storage;
+using SyConn.Backend.Storage.Knossos;
 using SyConn.Backend.Stores;
 using SyConn.Backend.Tests.Infrastructure;
 

@@ -22,9 +22,13 @@ public enum KnossosConfigKind
 /// <c>mag1/</c> cube tree. Immutable; thread-safe.
 /// </summary>
 /// <remarks>
-/// Parsing follows knossos_utils (see the KNOSSOS spec §4 and §5). Only local datasets are supported:
+/// <para>Parsing follows knossos_utils (see the KNOSSOS spec §4 and §5). Only local datasets are supported:
 /// a remote (<c>http…</c>, <c>ftp_mode</c>) or neuroglancer-precomputed dataset is refused with a
-/// <see cref="NotSupportedException"/>.
+/// <see cref="NotSupportedException"/>.</para>
+/// <para>Everything here is pure: the parsers take the file's text and its path, and work out
+/// <see cref="Root"/> from those strings alone (no file system, no working directory). A relative
+/// <c>_BaseURL</c>/<c>URL</c> therefore stays relative. Finding and reading config files, and making
+/// the paths absolute, is done by <c>SyConn.Backend.Storage.Knossos.KnossosConfigFiles</c>.</para>
 /// </remarks>
 public sealed partial class KnossosConfig
 {
@@ -34,7 +38,7 @@ public sealed partial class KnossosConfig
     /// <summary>The default cube edge when a pyk.conf has no <c>_CubeSize</c>, and the fixed edge of legacy confs.</summary>
     public const int DefaultCubeEdge = 128;
 
-    /// <summary>Creates a configuration from its parts.</summary>
+    /// <summary>Creates a configuration from its parts. <paramref name="root"/> and <paramref name="configPath"/> are kept as given.</summary>
     /// <exception cref="ArgumentException">A value is out of range (empty name, non-positive boundary or cube edge, no scale).</exception>
     public KnossosConfig(string name, Xyz boundary, Xyz cubeShape, IReadOnlyList<(double X, double Y, double Z)> scales, string root,
         KnossosConfigKind kind, string? configPath = null)
@@ -52,9 +56,9 @@ public sealed partial class KnossosConfig
         Boundary = boundary;
         CubeShape = cubeShape;
         Scales = scales.ToArray();
-        Root = Path.GetFullPath(root);
+        Root = root;
         Kind = kind;
-        ConfigPath = configPath is null ? null : Path.GetFullPath(configPath);
+        ConfigPath = configPath;
     }
 
     /// <summary>The experiment name used in cube file names (not the folder name).</summary>
@@ -69,13 +73,16 @@ public sealed partial class KnossosConfig
     /// <summary>Voxel sizes in nm, one (x, y, z) entry per mag; the first is mag 1. May be empty for pyk confs with <c>_ServerFormat = knossos</c>.</summary>
     public IReadOnlyList<(double X, double Y, double Z)> Scales { get; }
 
-    /// <summary>The absolute folder holding <c>mag1/</c>.</summary>
+    /// <summary>
+    /// The folder holding <c>mag1/</c>: absolute for configs from <c>KnossosConfigFiles</c>, a
+    /// <c>KnossosDataset</c> or a <c>KnossosWriter</c>; as written or given otherwise.
+    /// </summary>
     public string Root { get; }
 
     /// <summary>Which kind of file this was read from.</summary>
     public KnossosConfigKind Kind { get; }
 
-    /// <summary>The absolute path of the file this was read from, if any.</summary>
+    /// <summary>The path of the file this was read from, if any (absolute when read by <c>KnossosConfigFiles</c>).</summary>
     public string? ConfigPath { get; }
 
     /// <summary>Cube folder and file name for cube index (i, j, k) at mag 1, relative to <see cref="Root"/>.</summary>
@@ -87,61 +94,45 @@ public sealed partial class KnossosConfig
         return Path.Combine("mag1", xs, ys, zs, $"{Name}_mag1_{xs}_{ys}_{zs}{SegmentationExtension}");
     }
 
-    /// <summary>The absolute path of the mag-1 cube file with index (i, j, k).</summary>
+    /// <summary>The path of the mag-1 cube file with index (i, j, k): <see cref="Root"/> joined with <see cref="CubeRelativePath"/>.</summary>
     public string CubePath(long i, long j, long k) => Path.Combine(Root, CubeRelativePath(i, j, k));
 
     // ---------------------------------------------------------------- entry points
 
-    /// <summary>
-    /// Opens the configuration of a dataset given a config file or a dataset folder.
-    /// </summary>
-    /// <remarks>
-    /// <para>A <b>file</b> is used as given and dispatched on its name (knossos_utils master's rule):
-    /// <c>*.k.toml</c> → TOML; names ending in <c>.pyk.conf</c>, <c>.pyknossos.conf</c> or
-    /// <c>ariadne.conf</c> → pyKNOSSOS conf; anything else → legacy <c>knossos.conf</c>.</para>
-    /// <para>A <b>folder</b> resolves in this order (SyConn's <c>kd_factory</c>, plus our toml step):
-    /// 1. exactly one <c>*.pyk.conf</c> directly in the folder;
-    /// 2. otherwise exactly one <c>*.k.toml</c> directly in the folder (not done upstream);
-    /// 3. otherwise <c>mag1/knossos.conf</c>;
-    /// 4. otherwise a <see cref="FileNotFoundException"/>. Two or more files of one kind skip that step,
-    /// as upstream does for pyk confs.</para>
-    /// <para>Relative <c>_BaseURL</c>/<c>URL</c> values resolve against the process working directory,
-    /// as in knossos_utils.</para>
-    /// </remarks>
-    /// <exception cref="FileNotFoundException">The path does not exist, or the folder holds no usable config.</exception>
-    /// <exception cref="InvalidDataException">The config is malformed or lacks a required key.</exception>
-    /// <exception cref="NotSupportedException">The dataset is remote (HTTP) or neuroglancer-precomputed.</exception>
-    public static KnossosConfig Open(string path)
+    /// <summary>Which kind of config a file of this name is (knossos_utils master's rule).</summary>
+    /// <remarks><c>*.k.toml</c> → TOML; names ending in <c>.pyk.conf</c>, <c>.pyknossos.conf</c> or
+    /// <c>ariadne.conf</c> → pyKNOSSOS conf; anything else → legacy <c>knossos.conf</c>.</remarks>
+    /// <param name="fileName">A file name or path; only the last part is looked at.</param>
+    public static KnossosConfigKind KindOf(string fileName)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        if (File.Exists(path)) return FromFile(path);
-        if (!Directory.Exists(path))
-            throw new FileNotFoundException($"KNOSSOS dataset or config not found: {path}", path);
-        var pyk = Directory.GetFiles(path, "*.pyk.conf", SearchOption.TopDirectoryOnly);
-        if (pyk.Length == 1) return FromFile(pyk[0]);
-        var toml = Directory.GetFiles(path, "*.k.toml", SearchOption.TopDirectoryOnly);
-        if (toml.Length == 1) return FromFile(toml[0]);
-        var legacy = Path.Combine(path, "mag1", "knossos.conf");
-        if (File.Exists(legacy)) return FromFile(legacy);
-        throw new FileNotFoundException(
-            $"no KNOSSOS config found in {path}: expected exactly one *.pyk.conf (found {pyk.Length}), exactly one *.k.toml (found {toml.Length}) or mag1/knossos.conf",
-            path);
-    }
-
-    /// <summary>Reads one config file, dispatching on its name (see <see cref="Open"/>).</summary>
-    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The config is malformed or lacks a required key.</exception>
-    /// <exception cref="NotSupportedException">The dataset is remote or neuroglancer-precomputed.</exception>
-    public static KnossosConfig FromFile(string file)
-    {
-        if (!File.Exists(file)) throw new FileNotFoundException($"KNOSSOS config not found: {file}", file);
-        string text = File.ReadAllText(file);
-        string name = Path.GetFileName(file);
-        if (name.EndsWith(".k.toml", StringComparison.Ordinal)) return ParseToml(text, file);
+        ArgumentNullException.ThrowIfNull(fileName);
+        string name = Path.GetFileName(fileName);
+        if (name.EndsWith(".k.toml", StringComparison.Ordinal)) return KnossosConfigKind.Toml;
         if (name.EndsWith(".pyk.conf", StringComparison.Ordinal) || name.EndsWith(".pyknossos.conf", StringComparison.Ordinal)
             || name.EndsWith("ariadne.conf", StringComparison.Ordinal))
-            return ParsePykConf(text, file);
-        return ParseLegacyConf(text, file);
+            return KnossosConfigKind.PykConf;
+        return KnossosConfigKind.LegacyConf;
+    }
+
+    /// <summary>
+    /// Parses the text of a config file, choosing the parser by the file's name (<see cref="KindOf"/>):
+    /// <see cref="ParseToml"/>, <see cref="ParsePykConf"/> or <see cref="ParseLegacyConf"/>.
+    /// </summary>
+    /// <param name="text">The file content.</param>
+    /// <param name="confPath">The file's path: its name selects the parser, its folder is the default root, and
+    /// error messages name it. Pass an absolute path to get an absolute root.</param>
+    /// <exception cref="InvalidDataException">The config is malformed or lacks a required key.</exception>
+    /// <exception cref="NotSupportedException">The dataset is remote or neuroglancer-precomputed.</exception>
+    public static KnossosConfig Parse(string text, string confPath)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentException.ThrowIfNullOrEmpty(confPath);
+        return KindOf(confPath) switch
+        {
+            KnossosConfigKind.Toml => ParseToml(text, confPath),
+            KnossosConfigKind.PykConf => ParsePykConf(text, confPath),
+            _ => ParseLegacyConf(text, confPath),
+        };
     }
 
     // ---------------------------------------------------------------- pyk.conf
@@ -152,8 +143,8 @@ public sealed partial class KnossosConfig
     /// <c>"</c> characters are removed (knossos_utils master). The section whose <c>_BaseExt</c> is
     /// <c>.seg.sz.zip</c> (leading dot optional) is used; without one, the last value of each key over the
     /// whole file is used (knossos_utils syconn2). <c>_CubeSize</c> defaults to 128³. Root = the conf's
-    /// folder, or <c>_BaseURL</c> when given (<c>file://</c> or a plain path; relative = relative to the
-    /// working directory).
+    /// folder, or <c>_BaseURL</c> when given (<c>file://</c> or a plain path; a relative one is kept relative:
+    /// knossos_utils resolves it against the working directory, as <c>KnossosConfigFiles</c> does).
     /// </summary>
     /// <param name="text">The file content.</param>
     /// <param name="confPath">The file's path (root folder and error messages).</param>
@@ -207,7 +198,7 @@ public sealed partial class KnossosConfig
         bool knossosFormat = chosen.TryGetValue("_ServerFormat", out var sf) && sf.Trim() == "knossos";
         if (scales.Count == 0 && !knossosFormat)
             throw new InvalidDataException($"{confPath}: required key '_DataScale' (at least one x,y,z triple) is missing in the pyKNOSSOS conf");
-        string root = Path.GetDirectoryName(Path.GetFullPath(confPath))!;
+        string root = FolderOf(confPath);
         if (chosen.TryGetValue("_BaseURL", out var url) && url.Trim().Length > 0)
             root = ResolveUrl(url.Trim(), confPath, "_BaseURL");
         return Make(name, boundary, cube, scales, root, KnossosConfigKind.PykConf, confPath);
@@ -266,8 +257,8 @@ public sealed partial class KnossosConfig
         var boundary = new Xyz(ToInt(ReqNum("boundary x "), confPath, "boundary x "), ToInt(ReqNum("boundary y "), confPath, "boundary y "),
             ToInt(ReqNum("boundary z "), confPath, "boundary z "));
         var scale = (ReqNum("scale x "), ReqNum("scale y "), ReqNum("scale z "));
-        string folder = Path.GetDirectoryName(Path.GetFullPath(confPath))!;
-        string root = MagFolder().IsMatch(Path.GetFileName(folder)) ? Path.GetDirectoryName(folder)! : folder;
+        string folder = FolderOf(confPath);
+        string root = MagFolder().IsMatch(Path.GetFileName(folder)) ? FolderOf(folder) : folder;
         return Make(name, boundary, new Xyz(DefaultCubeEdge, DefaultCubeEdge, DefaultCubeEdge), [scale], root, KnossosConfigKind.LegacyConf, confPath);
     }
 
@@ -283,8 +274,8 @@ public sealed partial class KnossosConfig
     /// Parses a <c>&lt;name&gt;.k.toml</c>: the first <c>[[Layer]]</c> whose <c>FileExtension</c> lists
     /// <c>.seg.sz.zip</c> and that is local (no <c>URL</c>, a <c>file://</c> URL or a plain path) is used.
     /// Needs <c>Name</c>, <c>Extent_px</c> and <c>CubeShape_px</c> (may be non-cubic); <c>VoxelSize_nm</c>
-    /// gives the scales. Root = the toml's folder or the layer's <c>URL</c> (relative = relative to the
-    /// working directory).
+    /// gives the scales. Root = the toml's folder or the layer's <c>URL</c> (a relative one is kept relative;
+    /// see <see cref="ParsePykConf"/>).
     /// </summary>
     /// <param name="text">The file content.</param>
     /// <param name="confPath">The file's path (root folder and error messages).</param>
@@ -341,7 +332,7 @@ public sealed partial class KnossosConfig
                     scales.Add((TomlNumber(t[0], where, "VoxelSize_nm"), TomlNumber(t[1], where, "VoxelSize_nm"), TomlNumber(t[2], where, "VoxelSize_nm")));
                 }
             }
-            string root = url is null ? Path.GetDirectoryName(Path.GetFullPath(confPath))! : ResolveUrl(url, confPath, "URL");
+            string root = url is null ? FolderOf(confPath) : ResolveUrl(url, confPath, "URL");
             return Make(name, boundary, cube, scales, root, KnossosConfigKind.Toml, confPath);
         }
         if (refusal is not null) throw new NotSupportedException(refusal);
@@ -388,7 +379,14 @@ public sealed partial class KnossosConfig
             throw new NotSupportedException($"{confPath}: {key} '{url}' points to a remote dataset; only local cube folders are supported");
         string p = url.StartsWith("file://", StringComparison.OrdinalIgnoreCase) ? url["file://".Length..] : url;
         if (p.Length == 0) throw new InvalidDataException($"{confPath}: {key} '{url}' names no folder");
-        return Path.GetFullPath(p); // relative to the working directory, as knossos_utils does
+        return p; // a relative folder stays relative here; knossos_utils takes it relative to the working directory
+    }
+
+    /// <summary>The folder part of <paramref name="path"/> as a string operation; <c>.</c> when there is none.</summary>
+    private static string FolderOf(string path)
+    {
+        string? dir = Path.GetDirectoryName(path);
+        return string.IsNullOrEmpty(dir) ? "." : dir;
     }
 
     private static Xyz ParseTriple(string value, string confPath, string key)

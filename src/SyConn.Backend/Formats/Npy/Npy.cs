@@ -14,7 +14,8 @@ namespace SyConn.Backend.Formats.Npy;
 /// Simple dtypes only: structured dtypes and object arrays (which need pickle, refused like numpy's
 /// <c>allow_pickle=False</c>) raise <see cref="InvalidDataException"/> on read and
 /// <see cref="ArgumentException"/> on write. Arrays keep the byte order of the file and its memory order
-/// (<see cref="ArrayOrder.F"/> when <c>fortran_order</c> is true). All members are thread-safe.
+/// (<see cref="ArrayOrder.F"/> when <c>fortran_order</c> is true). All members are thread-safe. A pure codec
+/// on spans and streams: files are read and written by <c>SyConn.Backend.Storage.NpyFile</c>.
 /// </remarks>
 public static class Npy
 {
@@ -77,14 +78,6 @@ public static class Npy
         return header.Create(bytes);
     }
 
-    /// <summary>Reads an .npy file.</summary>
-    /// <exception cref="InvalidDataException">The file is not a valid .npy file of a supported dtype.</exception>
-    public static NdArray ReadFile(string path)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        return Read(new BufferedStream(fs, 1 << 16), path);
-    }
-
     /// <summary>Writes <paramref name="array"/> as numpy 1.24's <c>np.save</c> would (byte for byte).</summary>
     /// <exception cref="ArgumentException">The array is an object array or has a dtype numpy cannot describe by a simple type string.</exception>
     public static void Write(Stream stream, NdArray array)
@@ -107,13 +100,6 @@ public static class Npy
         if (fortran || array.IsCContiguous) array.Data.Span.CopyTo(result.AsSpan(header.Length));
         else array.ToCBytes().CopyTo(result, header.Length);
         return result;
-    }
-
-    /// <summary>Writes an .npy file (created or overwritten; no atomic replace).</summary>
-    public static void WriteFile(string path, NdArray array)
-    {
-        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-        Write(fs, array);
     }
 
     /// <summary>The header numpy would write for <paramref name="array"/> (magic, version, length, dict text, padding).</summary>

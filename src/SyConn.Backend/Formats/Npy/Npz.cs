@@ -49,13 +49,6 @@ public sealed class NpzReader : IDisposable
         }
     }
 
-    /// <summary>Opens the archive at <paramref name="path"/>.</summary>
-    /// <exception cref="InvalidDataException">The file is not a readable zip archive.</exception>
-    public NpzReader(string path)
-        : this(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path, leaveOpen: false)
-    {
-    }
-
     /// <summary>Member names with a trailing <c>.npy</c> removed, in archive order (numpy's <c>NpzFile.files</c>).</summary>
     public IReadOnlyList<string> Keys => _keys;
 
@@ -126,12 +119,6 @@ public sealed class NpzWriter : IDisposable
         _zip = new ZipMemberWriter(stream, compress, level, leaveOpen);
     }
 
-    /// <summary>Starts an archive in a new file at <paramref name="path"/> (overwritten; no atomic replace).</summary>
-    public NpzWriter(string path, bool compress = true)
-        : this(new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16), compress, leaveOpen: false)
-    {
-    }
-
     /// <summary>Adds <paramref name="array"/> as member <c>&lt;name&gt;.npy</c>.</summary>
     /// <exception cref="ArgumentException">The name is empty or already used, or the array cannot be written as .npy.</exception>
     public void Add(string name, NdArray array)
@@ -155,31 +142,15 @@ public sealed class NpzWriter : IDisposable
     public void Dispose() => _zip.Dispose();
 }
 
-/// <summary>Whole-archive conveniences over <see cref="NpzReader"/> and <see cref="NpzWriter"/>. Thread-safe.</summary>
+/// <summary>Whole-archive conveniences over <see cref="NpzReader"/> and <see cref="NpzWriter"/> on streams; files: <c>SyConn.Backend.Storage.NpzFile</c>. Thread-safe.</summary>
 public static class Npz
 {
-    /// <summary>Reads every array of the archive at <paramref name="path"/>, keyed by member name without <c>.npy</c>, in archive order.</summary>
-    /// <exception cref="InvalidDataException">The file is not a valid npz archive of supported arrays.</exception>
-    public static OrderedDictionary<string, NdArray> ReadAll(string path)
-    {
-        using var r = new NpzReader(path);
-        return r.ReadAll();
-    }
-
     /// <summary>Reads every array of the archive in <paramref name="stream"/> (seekable), in archive order.</summary>
     /// <exception cref="InvalidDataException">The stream is not a valid npz archive of supported arrays.</exception>
     public static OrderedDictionary<string, NdArray> ReadAll(Stream stream, string? name = null)
     {
         using var r = new NpzReader(stream, name, leaveOpen: true);
         return r.ReadAll();
-    }
-
-    /// <summary>Writes <paramref name="arrays"/> to a new archive at <paramref name="path"/> (overwritten; no atomic replace).</summary>
-    /// <exception cref="ArgumentException">A name repeats or an array cannot be written as .npy.</exception>
-    public static void Write(string path, IEnumerable<KeyValuePair<string, NdArray>> arrays, bool compress = true)
-    {
-        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-        Write(fs, arrays, compress);
     }
 
     /// <summary>Writes <paramref name="arrays"/> as an archive to <paramref name="stream"/> (left open).</summary>

@@ -2,8 +2,9 @@ using System.Buffers;
 using System.Runtime.ExceptionServices;
 using Microsoft.Win32.SafeHandles;
 using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Knossos;
 
-namespace SyConn.Backend.Formats.Knossos;
+namespace SyConn.Backend.Storage.Knossos;
 
 /// <summary>Options of a <see cref="KnossosDataset"/>.</summary>
 public sealed class KnossosDatasetOptions
@@ -47,7 +48,8 @@ public sealed class KnossosDataset : IDisposable
 
     private sealed record CacheEntry((long, long, long) Key, ulong[]? Data, long Cost);
 
-    /// <summary>Opens a dataset from its configuration.</summary>
+    /// <summary>Opens a dataset from its configuration. A relative <see cref="KnossosConfig.Root"/> is made
+    /// absolute here, against the current working directory.</summary>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
     public KnossosDataset(KnossosConfig config, KnossosDatasetOptions? options = null)
     {
@@ -55,21 +57,21 @@ public sealed class KnossosDataset : IDisposable
         _options = options ?? new KnossosDatasetOptions();
         if (_options.CacheBytes < 0) throw new ArgumentException("CacheBytes must be >= 0", nameof(options));
         if (_options.MaxDegreeOfParallelism < 1) throw new ArgumentException("MaxDegreeOfParallelism must be >= 1", nameof(options));
-        Config = config;
+        Config = KnossosConfigFiles.MakeAbsolute(config);
         _cubeVoxels = (int)config.CubeShape.Product;
         _pool = ArrayPool<ulong>.Create(_cubeVoxels, Math.Max(2, _options.MaxDegreeOfParallelism * 2));
     }
 
     /// <summary>
-    /// Opens a dataset from a config file or a dataset folder; see <see cref="KnossosConfig.Open"/> for
+    /// Opens a dataset from a config file or a dataset folder; see <see cref="KnossosConfigFiles.Open"/> for
     /// the resolution order (one <c>*.pyk.conf</c>, then one <c>*.k.toml</c>, then <c>mag1/knossos.conf</c>).
     /// </summary>
     /// <exception cref="FileNotFoundException">No dataset or config at <paramref name="path"/>.</exception>
     /// <exception cref="InvalidDataException">The config is malformed.</exception>
     /// <exception cref="NotSupportedException">The dataset is remote or neuroglancer-precomputed.</exception>
-    public static KnossosDataset Open(string path, KnossosDatasetOptions? options = null) => new(KnossosConfig.Open(path), options);
+    public static KnossosDataset Open(string path, KnossosDatasetOptions? options = null) => new(KnossosConfigFiles.Open(path), options);
 
-    /// <summary>The configuration this dataset was opened with.</summary>
+    /// <summary>The configuration this dataset was opened with (with an absolute root).</summary>
     public KnossosConfig Config { get; }
 
     /// <summary>The experiment name (used in cube file names).</summary>

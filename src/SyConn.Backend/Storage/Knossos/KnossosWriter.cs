@@ -1,9 +1,9 @@
-using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Knossos;
 
-namespace SyConn.Backend.Formats.Knossos;
+namespace SyConn.Backend.Storage.Knossos;
 
 /// <summary>What <see cref="KnossosWriter.Create"/> writes besides the <c>.pyk.conf</c>.</summary>
 public sealed class KnossosCreateOptions
@@ -16,6 +16,13 @@ public sealed class KnossosCreateOptions
 
     /// <summary>Deflate level of cube files. Default: zlib's default level, as Python's zipfile uses.</summary>
     public CompressionLevel CompressionLevel { get; init; } = CompressionLevel.Optimal;
+
+    /// <summary>
+    /// fsync every file written (config files and, through the returned writer, cubes) and the folders they
+    /// are in, so a write survives a power loss once it returns. Default: true. False is still atomic
+    /// against process crashes, and faster (see <see cref="AtomicFile"/>).
+    /// </summary>
+    public bool Durable { get; init; } = true;
 }
 
 /// <summary>
@@ -23,8 +30,9 @@ public sealed class KnossosCreateOptions
 /// <c>save_seg(…, mags=[1])</c> does: data is merged into existing cubes (the written region is
 /// replaced, zeros included; voxels outside it are kept), the region is clipped to the boundary, an
 /// all-zero cube is never written (an existing file that becomes all zero is deleted), and each cube is a
-/// ZIP with one deflated member <c>&lt;file name minus .zip&gt;</c> holding raw Snappy. Files are written
-/// atomically (temporary file in the same folder, then rename).
+/// ZIP with one deflated member <c>&lt;file name minus .zip&gt;</c> holding raw Snappy. Every file is written
+/// through <see cref="AtomicFile"/> (temporary file in the same folder, rename; fsynced unless not
+/// <see cref="Durable"/>), so a failed or interrupted write leaves the old cube or config intact.
 /// </summary>
 /// <remarks>
 /// <b>Thread-safety:</b> calls on one instance are serialised (a <see cref="WriteSeg(Xyz, NdArray)"/>
@@ -38,20 +46,26 @@ public sealed class KnossosWriter
     private readonly CompressionLevel _level;
     private readonly int _parallelism;
 
-    /// <summary>Opens an existing dataset for writing.</summary>
+    /// <summary>Opens an existing dataset for writing. A relative <see cref="KnossosConfig.Root"/> is made
+    /// absolute here, against the current working directory.</summary>
     /// <param name="config">The dataset's configuration.</param>
     /// <param name="level">Deflate level of cube files.</param>
     /// <param name="maxDegreeOfParallelism">How many cubes are encoded at once; default the processor count.</param>
-    public KnossosWriter(KnossosConfig config, CompressionLevel level = CompressionLevel.Optimal, int maxDegreeOfParallelism = 0)
+    /// <param name="durable">fsync each cube file and its folder (default); false is atomic but not durable.</param>
+    public KnossosWriter(KnossosConfig config, CompressionLevel level = CompressionLevel.Optimal, int maxDegreeOfParallelism = 0, bool durable = true)
     {
         ArgumentNullException.ThrowIfNull(config);
-        Config = config;
+        Config = KnossosConfigFiles.MakeAbsolute(config);
         _level = level;
         _parallelism = maxDegreeOfParallelism > 0 ? maxDegreeOfParallelism : Environment.ProcessorCount;
+        Durable = durable;
     }
 
-    /// <summary>The configuration of the dataset being written.</summary>
+    /// <summary>The configuration of the dataset being written (with an absolute root).</summary>
     public KnossosConfig Config { get; }
+
+    /// <summary>Whether cube writes are fsynced (file and folder) before they return.</summary>
+    public bool Durable { get; }
 
     /// <summary>
     /// Creates a new dataset in <paramref name="root"/>: <c>&lt;name&gt;.pyk.conf</c> exactly as SyConn
@@ -64,9 +78,10 @@ public sealed class KnossosWriter
     /// <param name="boundary">The dataset extent (x, y, z).</param>
     /// <param name="cubeEdge">The cube edge (cubic cubes, as both knossos_utils versions support).</param>
     /// <param name="scale">Voxel size of mag 1 in nm (x, y, z).</param>
-    /// <param name="options">Optional extra files and compression level.</param>
+    /// <param name="options">Optional extra files, compression level and durability.</param>
     /// <exception cref="ArgumentException">A value is invalid, or a legacy conf is requested with an edge other than 128.</exception>
-    /// <exception cref="IOException">A config file of that name already exists.</exception>
+    /// <exception cref="IOException">A config file of that name already exists (checked for all of them before any
+    /// is written; an existing file is never replaced).</exception>
     public static KnossosWriter Create(string root, string name, Xyz boundary, int cubeEdge, (double X, double Y, double Z) scale,
         KnossosCreateOptions? options = null)
     {
@@ -82,96 +97,35 @@ public sealed class KnossosWriter
         if (!(scale.X > 0 && scale.Y > 0 && scale.Z > 0))
             throw new ArgumentException($"scale {scale} must be positive", nameof(scale));
         var cube = new Xyz(cubeEdge, cubeEdge, cubeEdge);
-        var scales = options.WriteToml ? TomlScales(boundary, cube, scale) : [scale];
-        var config = new KnossosConfig(name, boundary, cube, scales, root, KnossosConfigKind.PykConf, Path.Combine(root, name + ".pyk.conf"));
+        var scales = options.WriteToml ? KnossosConfigText.TomlScales(boundary, cube, scale) : [scale];
+        string full = Path.GetFullPath(root);
+        string pykPath = Path.Combine(full, name + ".pyk.conf");
+        var config = new KnossosConfig(name, boundary, cube, scales, full, KnossosConfigKind.PykConf, pykPath);
 
-        Directory.CreateDirectory(root);
-        Directory.CreateDirectory(Path.Combine(root, "mag1"));
-        WriteNewText(Path.Combine(root, name + ".pyk.conf"), PykConfText(name, boundary, cubeEdge, scale));
-        if (options.WriteToml) WriteNewText(Path.Combine(root, name + ".k.toml"), TomlText(name, boundary, cube, scales));
-        if (options.WriteLegacyConf) WriteNewText(Path.Combine(root, "mag1", "knossos.conf"), LegacyConfText(name, boundary, scale));
-        return new KnossosWriter(config, options.CompressionLevel);
-    }
+        var files = new List<(string Path, string Text)> { (pykPath, KnossosConfigText.PykConfText(name, boundary, cubeEdge, scale)) };
+        if (options.WriteToml) files.Add((Path.Combine(full, name + ".k.toml"), KnossosConfigText.TomlText(name, boundary, cube, scales)));
+        if (options.WriteLegacyConf) files.Add((Path.Combine(full, "mag1", "knossos.conf"), KnossosConfigText.LegacyConfText(name, boundary, scale)));
+        foreach (var (path, _) in files)
+            if (File.Exists(path)) throw new IOException($"{path} already exists; refusing to overwrite a dataset config");
 
-    // ---------------------------------------------------------------- config texts
-
-    /// <summary>The <c>.pyk.conf</c> text SyConn writes (knossos_utils syconn2 <c>initialize_without_conf</c>).</summary>
-    public static string PykConfText(string name, Xyz boundary, int cubeEdge, (double X, double Y, double Z) scale)
-    {
-        string Section(string description, string ext) =>
-            "[Dataset]\n" +
-            $"_BaseName = {name}\n" +
-            "_ServerFormat = pyknossos\n" +
-            $"_DataScale = {Trunc(scale.X)},{Trunc(scale.Y)},{Trunc(scale.Z)}\n" +
-            $"_Extent = {boundary.X},{boundary.Y},{boundary.Z}\n" +
-            $"_Description = {description}\n" +
-            $"_BaseExt = {ext}\n" +
-            $"_CubeSize = {cubeEdge},{cubeEdge},{cubeEdge}\n";
-        return Section("\"streaming optimized\"", ".jpg") + "\n"
-            + Section("original quality", ".raw") + "    \n\n"
-            + Section("original quality", KnossosConfig.SegmentationExtension) + "    ";
-    }
-
-    /// <summary>The legacy <c>mag1/knossos.conf</c> text (name gets the <c>_mag1</c> suffix, scales with two decimals).</summary>
-    public static string LegacyConfText(string name, Xyz boundary, (double X, double Y, double Z) scale)
-    {
-        var ci = CultureInfo.InvariantCulture;
-        return $"experiment name \"{name}_mag1\";\n" +
-               $"boundary x {boundary.X};\nboundary y {boundary.Y};\nboundary z {boundary.Z};\n" +
-               $"scale x {scale.X.ToString("F2", ci)};\nscale y {scale.Y.ToString("F2", ci)};\nscale z {scale.Z.ToString("F2", ci)};\n" +
-               "magnification 1;";
-    }
-
-    /// <summary>The <c>.k.toml</c> text knossos_utils master writes for a knossos-format segmentation layer.</summary>
-    public static string TomlText(string name, Xyz boundary, Xyz cube, IReadOnlyList<(double X, double Y, double Z)> scales)
-    {
-        var sb = new StringBuilder();
-        sb.Append("[[Layer]]\n");
-        sb.Append($"Name = '{name}'\n");
-        sb.Append("ServerFormat = 'knossos'\n");
-        sb.Append($"FileExtension = ['{KnossosConfig.SegmentationExtension}']\n");
-        sb.Append($"Extent_px = [{boundary.X}, {boundary.Y}, {boundary.Z}]\n");
-        sb.Append("VoxelSize_nm = [")
-          .AppendJoin(", ", scales.Select(s => $"[{PyFloat(s.X)}, {PyFloat(s.Y)}, {PyFloat(s.Z)}]"))
-          .Append("]\n");
-        sb.Append($"CubeShape_px = [{cube.X}, {cube.Y}, {cube.Z}]\n");
-        sb.Append("DataType = 'uint64'\n");
-        sb.Append("NumChannels = 1\n");
-        sb.Append("Description = ''\n");
-        return sb.ToString();
+        CreateFolders(Path.Combine(full, "mag1"), options.Durable);
+        foreach (var (path, text) in files)
+            AtomicFile.Write(path, Encoding.UTF8.GetBytes(text), options.Durable, overwrite: false);
+        return new KnossosWriter(config, options.CompressionLevel, durable: options.Durable);
     }
 
     /// <summary>
-    /// The per-mag voxel sizes knossos_utils master derives: starting at mag 1, x and y double each step
-    /// and z doubles when it is finer than the new x, until the cube grid is smaller than 2 on every axis.
+    /// Creates <paramref name="dir"/> and any missing parents. When <paramref name="durable"/>, the folder
+    /// holding each newly created one is fsynced, so the new path survives a power loss like the files in it.
     /// </summary>
-    public static List<(double X, double Y, double Z)> TomlScales(Xyz boundary, Xyz cube, (double X, double Y, double Z) scale)
+    private static void CreateFolders(string dir, bool durable)
     {
-        var list = new List<(double, double, double)> { scale };
-        var s = scale;
-        bool Coarse((double X, double Y, double Z) t) =>
-            boundary.X * scale.X / t.X / cube.X < 2 && boundary.Y * scale.Y / t.Y / cube.Y < 2 && boundary.Z * scale.Z / t.Z / cube.Z < 2;
-        while (!Coarse(s) && list.Count < 64)
-        {
-            s = (s.X * 2, s.Y * 2, s.Z);
-            if (s.Z < s.X) s.Z *= 2;
-            list.Add(s);
-        }
-        return list;
-    }
-
-    private static string Trunc(double d) => ((long)Math.Truncate(d)).ToString(CultureInfo.InvariantCulture);
-
-    private static string PyFloat(double d)
-    {
-        if (double.IsFinite(d) && d == Math.Floor(d) && Math.Abs(d) < 1e16) return d.ToString("F1", CultureInfo.InvariantCulture);
-        return d.ToString("R", CultureInfo.InvariantCulture);
-    }
-
-    private static void WriteNewText(string path, string text)
-    {
-        if (File.Exists(path)) throw new IOException($"{path} already exists; refusing to overwrite a dataset config");
-        WriteAtomic(path, Encoding.UTF8.GetBytes(text));
+        if (Directory.Exists(dir)) return;
+        var missing = new Stack<string>();
+        for (string? d = dir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) missing.Push(d);
+        Directory.CreateDirectory(dir);
+        if (!durable) return;
+        foreach (var created in missing) Posix.FsyncDirectory(Path.GetDirectoryName(created)!);
     }
 
     // ---------------------------------------------------------------- segmentation
@@ -242,10 +196,10 @@ public sealed class KnossosWriter
         int voxels = (int)c.Product;
         string path = Config.CubePath(i, j, k);
         var cube = new ulong[voxels];
-        if (File.Exists(path))
+        if (AtomicFile.ReadAllBytes(path) is { } existing)
         {
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            KnossosCubeCodec.Decode(fs, cube, path);
+            using var ms = new MemoryStream(existing, writable: false);
+            KnossosCubeCodec.Decode(ms, cube, path);
         }
         long ox = i * c.X, oy = j * c.Y, oz = k * c.Z;
         long x0 = Math.Max(lo.X, ox), x1 = Math.Min(hi.X, ox + c.X);
@@ -259,33 +213,16 @@ public sealed class KnossosWriter
                 int dst = (int)((x0 - ox) + c.X * ((y - oy) + c.Y * (z - oz)));
                 values.Slice(src, w).CopyTo(cube.AsSpan(dst, w));
             }
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        string folder = Path.GetDirectoryName(path)!;
         if (cube.AsSpan().IndexOfAnyExcept(0UL) < 0)
         {
-            File.Delete(path); // no-op when absent
+            if (!File.Exists(path)) return;
+            File.Delete(path);
+            if (Durable) Posix.FsyncDirectory(folder);
             return;
         }
-        using var ms = new MemoryStream();
-        KnossosCubeCodec.Encode(cube, Path.GetFileNameWithoutExtension(path), ms, _level);
-        WriteAtomic(path, ms.GetBuffer().AsSpan(0, (int)ms.Length));
-    }
-
-    private static void WriteAtomic(string path, ReadOnlySpan<byte> bytes)
-    {
-        string tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                fs.Write(bytes);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+        CreateFolders(folder, Durable);
+        string member = Path.GetFileNameWithoutExtension(path);
+        AtomicFile.Write(path, s => KnossosCubeCodec.Encode(cube, member, s, _level), Durable);
     }
 }
