@@ -1,5 +1,4 @@
 using System.CommandLine;
-using SyConn.Backend.Formats.Pickle;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
 
@@ -19,19 +18,8 @@ public static class DumpCommand
         cmd.SetAction((ParseResult r) =>
         {
             var path = r.GetValue(file)!;
-            var ext = Path.GetExtension(path);
             StoreCommands.RequireFile(path);
-            object value;
-            if (ext.Equals(".npz", StringComparison.OrdinalIgnoreCase))
-            {
-                var members = new PyDict();
-                foreach (var kv in NpzFile.ReadAll(path)) members[kv.Key] = kv.Value;
-                value = members;
-            }
-            else if (ext.Equals(".npy", StringComparison.OrdinalIgnoreCase))
-                value = NpyFile.Read(path);
-            else
-                value = Pickle.Load(File.ReadAllBytes(path), sourceName: path);
+            var value = RawFile.Read(path);
             r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(StoreCommands.Indented));
             return 0;
         });

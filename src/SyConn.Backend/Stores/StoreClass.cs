@@ -172,7 +172,7 @@ public sealed record StoreParameters
     public bool VoxelMode { get; init; }
 
     /// <summary>VoxelStorageDyn in voxel mode: cube cache and parallelism of the dataset reader.</summary>
-    public Formats.Knossos.KnossosDatasetOptions? DatasetOptions { get; init; }
+    public Storage.Knossos.KnossosDatasetOptions? DatasetOptions { get; init; }
 
     /// <summary>VoxelStorageLazyLoading on files: the deflate level of push.</summary>
     public System.IO.Compression.CompressionLevel NpzCompressionLevel { get; init; } = System.IO.Compression.CompressionLevel.Optimal;
