@@ -82,8 +82,10 @@ internal sealed class EntryTable : IDisposable
                 foreach (var k in _base.Keys)
                     if (_removed.Count == 0 || !_removed.Contains(k)) yield return k;
             }
-            foreach (var (k, _, _) in _overlay.Items)
-                if (!BaseHas(k)) yield return k;
+            // Overlay keys the base does not have (new ones, or removed and set again) follow in overlay order.
+            if (_added > 0)
+                foreach (var (k, _, _) in _overlay.Items)
+                    if (!BaseHas(k)) yield return k;
         }
     }
 
@@ -245,13 +247,15 @@ internal sealed class EntryTable : IDisposable
 
         public void RemoveWhere(bool handedOut)
         {
+            int removed = 0;
             for (int i = 0; i < _used; i++)
                 if (_slots[i].Key is { } k && _slots[i].HandedOut == handedOut)
                 {
                     _index.Remove(k);
                     _slots[i] = default;
+                    removed++;
                 }
-            Compact();
+            if (removed > 0) Compact();
         }
 
         public void Clear()
