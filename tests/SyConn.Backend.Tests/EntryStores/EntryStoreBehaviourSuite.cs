@@ -426,7 +426,8 @@ public abstract class EntryStoreBehaviourSuite : IDisposable
         Seed("edit", [1, 2]);
         var expected = Entry(1);
         bool editable = EditInPlace(expected);
-        using (var s = Open("edit", Writable))
+        var rec = new RecordingEntryStore(Create("edit"));
+        using (var s = new RawStore(rec, Writable))
         {
             var e = s.GetRaw(1);
             Assert.Same(e, s.GetRaw(1));
@@ -439,11 +440,15 @@ public abstract class EntryStoreBehaviourSuite : IDisposable
             Assert.Same(e, s.GetRaw(1));
             AssertEntryEqual(expected, s.GetAsPython(1), "entry 1 after the edit");
             s.Push();
+            // The push names the entry as changed: a backend that writes only changed keys gets the edit too.
+            Assert.Contains((StoreKey)1, Assert.Single(rec.WriteChangesCalls).Changed);
 
             // An unlocked writable store may push again; the holder of the entry edits it once more.
             Assert.True(EditInPlace(e));
             Assert.True(EditInPlace(expected));
             s.Push();
+            Assert.Equal(2, rec.WriteChangesCalls.Count);
+            Assert.Contains((StoreKey)1, rec.WriteChangesCalls[1].Changed);
         }
         AssertStored("edit", (1, expected), (2, Entry(2)));
     }
