@@ -877,6 +877,36 @@ public sealed class PickleEntryStoreBehaviourTests : EntryStoreBehaviourSuite
     /// <inheritdoc/>
     protected override long CounterValue(object entry) => (long)((PyDict)entry)["n"];
 
+    [Fact]
+    public void Keys_stored_as_numpy_integer_scalars_are_the_same_keys_as_ints()
+    {
+        // SyConn often writes numpy integers as keys; the file keeps them as they were written.
+        var path = Dir.File("npkeys.pkl");
+        File.WriteAllBytes(path, Formats.Pickle.Pickle.Dump(new PyDict
+        {
+            [NpScalar.UInt64(1)] = Entry(1),
+            [NpScalar.UInt64(2)] = Entry(2),
+            [NpScalar.Int64(3)] = Entry(3),
+        }));
+        using (var s = new RawStore(Create("npkeys"), StoreOptions.Writable))
+        {
+            Assert.Equal([(StoreKey)1, 2, 3], s.Keys);
+            Assert.True(s.ContainsKey(2));
+            Assert.True(s.Remove(2));
+            s.SetRaw(1, Entry(11));
+            s.SetRaw(2, Entry(22));
+            Assert.Equal([(StoreKey)1, 3, 2], s.Keys);
+            Assert.Equal(3, s.Count);
+            AssertEntryEqual(Entry(11), s.GetAsPython(1), "entry 1 set by int");
+            s.Push();
+        }
+        using var r = new RawStore(Create("npkeys"));
+        Assert.Equal([(StoreKey)1, 3, 2], r.Keys);
+        AssertEntryEqual(Entry(11), r.GetAsPython(1), "entry 1");
+        AssertEntryEqual(Entry(3), r.GetAsPython(3), "entry 3");
+        AssertEntryEqual(Entry(22), r.GetAsPython(2), "entry 2");
+    }
+
     /// <summary>Appends to the entry's list and counts the edits in a new key.</summary>
     protected override bool EditInPlace(object entry)
     {
