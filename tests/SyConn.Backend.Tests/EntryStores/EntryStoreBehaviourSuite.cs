@@ -938,6 +938,51 @@ public sealed class NpzEntryStoreBehaviourTests : EntryStoreBehaviourSuite
     /// <summary>An npz entry cannot be a dict.</summary>
     protected override object UnholdableEntry => new PyDict { ["a"] = 1L };
 
+    [Fact]
+    public void A_str_key_that_spells_a_stored_int_key_gives_one_consistent_view()
+    {
+        // Member names are str(key), so "5" and 5 name one member. Whatever the store makes of "5", its
+        // views must agree with each other before the push as they do after it.
+        using (var s = new RawStore(Create("alias"), StoreOptions.Writable))
+        {
+            s.SetRaw(5, Entry(5));
+            s.SetRaw(6, Entry(6));
+            s.Push();
+        }
+        using (var s = new RawStore(Create("alias"), StoreOptions.Writable))
+        {
+            bool removed = s.Remove("5");
+            var keys = s.Keys.ToArray();
+            Assert.True(keys.Length == s.Count, $"Remove(\"5\") returned {removed}; then Count is {s.Count} but Keys lists [{string.Join(", ", keys)}]");
+            Assert.Equal(keys.Contains(5), s.ContainsKey(5));
+            Assert.Equal(keys.Contains("5"), s.ContainsKey("5"));
+            s.Push();
+            var after = s.Keys.ToArray();
+            Assert.Equal(after.Length, s.Count);
+            Assert.Equal(keys, after);
+        }
+    }
+
+    [Fact]
+    public void Setting_a_str_key_that_spells_a_stored_int_key_reads_back_before_push_as_after_it()
+    {
+        using (var s = new RawStore(Create("alias"), StoreOptions.Writable))
+        {
+            s.SetRaw(5, Entry(5));
+            s.Push();
+        }
+        using (var s = new RawStore(Create("alias"), StoreOptions.Writable))
+        {
+            s.SetRaw("5", Entry(55));
+            var keysBefore = s.Keys.ToArray();
+            var fiveBefore = TypedJson.ToJson(s.GetAsPython(5));
+            s.Push();
+            Assert.Equal(keysBefore, s.Keys.ToArray());
+            Assert.Equal(keysBefore.Length, s.Count);
+            TypedJsonAssert.Equal(fiveBefore, TypedJson.ToJson(s.GetAsPython(5)), "entry 5 after the push, compared with before it");
+        }
+    }
+
     /// <summary>Changes the array's first byte in place.</summary>
     protected override bool EditInPlace(object entry)
     {
