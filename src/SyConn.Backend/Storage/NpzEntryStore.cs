@@ -17,8 +17,8 @@ namespace SyConn.Backend.Storage;
 /// <remarks>
 /// <para>Keys: a member named by a decimal integer in Python's own spelling (<c>10</c>, <c>-3</c>) is that int;
 /// any other member name (<c>007</c>, <c>abc</c>) is a str key, so every member stays reachable and is written
-/// back under its own name. Setting a str key that spells an int names the same member as that int (as
-/// upstream, which uses <c>str(key)</c>).</para>
+/// back under its own name. A str key that spells an int (<c>"5"</c>) is refused on write: its member would be
+/// read back as the int 5, another key (upstream writes it and reads it back as the int).</para>
 /// <para>Locking (only when the store asks for it; upstream never locks npz files) uses the same
 /// <c>.&lt;name&gt;.lk</c> scheme as the pickle stores. Side stores are <c>&lt;stem&gt;.NAME.npz</c>.</para>
 /// <para>Thread-safety: see <see cref="IEntryStore"/>; member reads are serialised internally.</para>
@@ -92,12 +92,14 @@ public sealed class NpzEntryStore : IEntryStore
     }
 
     /// <summary>The member name (without <c>.npy</c>) of a key: <c>str(key)</c>.</summary>
-    /// <exception cref="ArgumentException">The key is neither an int nor a str.</exception>
+    /// <exception cref="ArgumentException">The key is neither an int nor a str, or a str that spells an int (its member
+    /// would read back as that int, another key).</exception>
     public static string MemberName(StoreKey key) => key.PythonValue switch
     {
         long l => l.ToString(CultureInfo.InvariantCulture),
         BigInteger b => b.ToString(CultureInfo.InvariantCulture),
-        string s => s,
+        string s when KeyOfMember(s) is string => s,
+        string s => throw new ArgumentException($"str key '{s}' cannot name an npz member: the member '{s}' is read back as the int {s}; use the int key"),
         _ => throw new ArgumentException($"key {key} cannot name an npz member (only ints and strs can)"),
     };
 
@@ -119,12 +121,7 @@ public sealed class NpzEntryStore : IEntryStore
 
     private bool TryMember(StoreKey key, [MaybeNullWhen(false)] out string member)
     {
-        if (key.PythonValue is string s && !_members.ContainsKey(s))
-        {
-            // A str key that spells an int names that int's member (str(key) is the member name).
-            var asKey = KeyOfMember(s);
-            return _members.TryGetValue(asKey, out member);
-        }
+        // Keys are compared as Python compares them: the str "5" is not the int 5, whose member is "5".
         if (key.PythonValue is not (long or BigInteger or string)) { member = null; return false; }
         return _members.TryGetValue(key.PythonValue, out member);
     }
