@@ -63,7 +63,8 @@ internal sealed class EntryTable : IDisposable
         _ownsBase = false;
     }
 
-    private bool BaseHas(object key) => _base is not null && _base.ContainsKey(StoreKey.FromPython(key)) && !_removed.Contains(key);
+    private bool BaseHas(object key) =>
+        _base is not null && _base.Count > 0 && (_removed.Count == 0 || !_removed.Contains(key)) && _base.ContainsKey(StoreKey.FromPython(key));
 
     /// <summary>Number of entries.</summary>
     public int Count => (_base?.Count ?? 0) - _removed.Count + _added;
@@ -162,16 +163,14 @@ internal sealed class EntryTable : IDisposable
         }
         else
         {
-            var changed = new List<KeyValuePair<object, object>>(_overlay.Count);
-            foreach (var (k, v, _) in _overlay.Items) changed.Add(KeyValuePair.Create(k, v));
-            target.WriteChanges(_removed, changed, options);
+            target.WriteChanges(_removed, _overlay.AsChanges(), options);
         }
         // The target now holds every entry: keep only what holders may still edit.
         if (!ReferenceEquals(target, _base)) ReleaseBase();
         _base = target;
         _replaceAll = false;
         _removed.Clear();
-        _overlay.RemoveWhere(handedOut: false);
+        _overlay.KeepHandedOut();
         _added = 0;
         _edits = 0;
     }
@@ -179,22 +178,35 @@ internal sealed class EntryTable : IDisposable
     /// <inheritdoc/>
     public void Dispose() => Reset(null);
 
-    /// <summary>An insertion-ordered map from raw keys (Python equality) with O(1) removal.</summary>
+    /// <summary>
+    /// An insertion-ordered map from raw keys (Python equality) to entries, as lean as the dict the stores kept
+    /// before: a handed-out entry is stored as itself, an entry a codec made is wrapped (<see cref="Encoded"/>), and
+    /// a removal leaves a tombstone, so removing is O(1); tombstones are swept out when they are many. Setting a key
+    /// again after removing it moves it to the end, which costs a shift of the entries after it.
+    /// </summary>
     private sealed class OrderedEntries
     {
-        private (object? Key, object Value, bool HandedOut)[] _slots = [];
-        private int _used;
-        private readonly Dictionary<object, int> _index = new(PyEquality.Comparer);
+        private static readonly object Tombstone = new();
 
-        public int Count => _index.Count;
+        private sealed class Encoded(object raw)
+        {
+            public readonly object Raw = raw;
+        }
 
-        public bool ContainsKey(object key) => _index.Count > 0 && _index.ContainsKey(key);
+        private OrderedDictionary<object, object> _map = new(PyEquality.Comparer);
+        private int _tombstones;
+        private int _encoded;
+
+        public int Count => _map.Count - _tombstones;
+
+        public bool ContainsKey(object key) => TryGetValue(key, out _, out _);
 
         public bool TryGetValue(object key, [MaybeNullWhen(false)] out object value, out bool handedOut)
         {
-            if (_index.Count > 0 && _index.TryGetValue(key, out int i))
+            if (_map.Count > 0 && _map.TryGetValue(key, out var v) && !ReferenceEquals(v, Tombstone))
             {
-                (_, value, handedOut) = _slots[i];
+                handedOut = v is not Encoded;
+                value = v is Encoded e ? e.Raw : v;
                 return true;
             }
             value = null;
@@ -202,34 +214,47 @@ internal sealed class EntryTable : IDisposable
             return false;
         }
 
-        /// <summary>Sets a value; true if the key was not in the map.</summary>
+        /// <summary>Sets a value; true if the key had none.</summary>
         public bool Set(object key, object value, bool handedOut)
         {
-            if (_index.TryGetValue(key, out int i))
+            object stored = handedOut ? value : new Encoded(value);
+            if (_map.TryAdd(key, stored, out int index))
             {
-                _slots[i] = (_slots[i].Key, value, handedOut || _slots[i].HandedOut);
-                return false;
+                if (!handedOut) _encoded++;
+                return true;
             }
-            if (_used == _slots.Length)
+            var old = _map.GetAt(index).Value;
+            if (ReferenceEquals(old, Tombstone))
             {
-                if (_index.Count < _used / 2) Compact();
-                else Array.Resize(ref _slots, Math.Max(16, _slots.Length * 2));
+                _map.RemoveAt(index); // set again after a removal: it moves to the end
+                _tombstones--;
+                _map.Add(key, stored);
+                if (!handedOut) _encoded++;
+                return true;
             }
-            _slots[_used] = (key, value, handedOut);
-            _index.Add(key, _used++);
-            return true;
+            if (old is Encoded) _encoded--;
+            if (!handedOut) _encoded++;
+            _map.SetAt(index, stored);
+            return false;
         }
 
         public void MarkHandedOut(object key)
         {
-            int i = _index[key];
-            _slots[i] = _slots[i] with { HandedOut = true };
+            int index = _map.IndexOf(key);
+            if (_map.GetAt(index).Value is Encoded e)
+            {
+                _map.SetAt(index, e.Raw);
+                _encoded--;
+            }
         }
 
         public bool Remove(object key)
         {
-            if (_index.Count == 0 || !_index.Remove(key, out int i)) return false;
-            _slots[i] = default;
+            if (_map.Count == 0 || !_map.TryGetValue(key, out var v, out int index) || ReferenceEquals(v, Tombstone)) return false;
+            if (v is Encoded) _encoded--;
+            _map.SetAt(index, Tombstone);
+            _tombstones++;
+            if (_tombstones > 64 && _tombstones > _map.Count / 2) Keep(handedOutOnly: false);
             return true;
         }
 
@@ -237,46 +262,65 @@ internal sealed class EntryTable : IDisposable
         {
             get
             {
-                for (int i = 0; i < _used; i++)
+                foreach (var (k, v) in _map)
                 {
-                    var s = _slots[i];
-                    if (s.Key is not null) yield return (s.Key, s.Value, s.HandedOut);
+                    if (ReferenceEquals(v, Tombstone)) continue;
+                    yield return v is Encoded e ? (k, e.Raw, false) : (k, v, true);
                 }
             }
         }
 
-        public void RemoveWhere(bool handedOut)
+        /// <summary>The entries in order as a list view (valid until the map changes), for a push without a copy.</summary>
+        public IReadOnlyList<KeyValuePair<object, object>> AsChanges()
         {
-            int removed = 0;
-            for (int i = 0; i < _used; i++)
-                if (_slots[i].Key is { } k && _slots[i].HandedOut == handedOut)
+            if (_tombstones > 0) Keep(handedOutOnly: false);
+            return new ChangesView(_map);
+        }
+
+        private sealed class ChangesView(OrderedDictionary<object, object> map) : IReadOnlyList<KeyValuePair<object, object>>
+        {
+            public int Count => map.Count;
+
+            public KeyValuePair<object, object> this[int index]
+            {
+                get
                 {
-                    _index.Remove(k);
-                    _slots[i] = default;
-                    removed++;
+                    var (k, v) = map.GetAt(index);
+                    return KeyValuePair.Create(k, v is Encoded e ? e.Raw : v);
                 }
-            if (removed > 0) Compact();
+            }
+
+            public IEnumerator<KeyValuePair<object, object>> GetEnumerator()
+            {
+                for (int i = 0; i < map.Count; i++) yield return this[i];
+            }
+
+            System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+        }
+
+        /// <summary>Drops the entries a codec made (and the tombstones), keeping the handed-out ones.</summary>
+        public void KeepHandedOut()
+        {
+            if (_encoded == 0 && _tombstones == 0) return;
+            if (_encoded + _tombstones == _map.Count) Clear();
+            else Keep(handedOutOnly: true);
+        }
+
+        private void Keep(bool handedOutOnly)
+        {
+            var next = new OrderedDictionary<object, object>(_map.Count - _tombstones, PyEquality.Comparer);
+            foreach (var (k, v) in _map)
+                if (!ReferenceEquals(v, Tombstone) && (!handedOutOnly || v is not Encoded)) next.Add(k, v);
+            _map = next;
+            _tombstones = 0;
+            if (handedOutOnly) _encoded = 0;
         }
 
         public void Clear()
         {
-            _index.Clear();
-            Array.Clear(_slots, 0, _used);
-            _used = 0;
-        }
-
-        private void Compact()
-        {
-            int j = 0;
-            for (int i = 0; i < _used; i++)
-            {
-                var s = _slots[i];
-                if (s.Key is null) continue;
-                _slots[j] = s;
-                _index[s.Key] = j++;
-            }
-            Array.Clear(_slots, j, _used - j);
-            _used = j;
+            if (_map.Count > 0) _map = new OrderedDictionary<object, object>(PyEquality.Comparer);
+            _tombstones = 0;
+            _encoded = 0;
         }
     }
 }

@@ -78,8 +78,8 @@ public interface IEntryStore : IDisposable
     /// Writes the changes of one push atomically: <paramref name="removed"/> first, then <paramref name="changed"/>
     /// (a changed key that is stored keeps its place; new keys follow in the order given).
     /// </summary>
-    /// <param name="removed">Keys (Python values) to delete.</param>
-    /// <param name="changed">Keys and their new raw entries.</param>
+    /// <param name="removed">Keys (Python values) to delete; valid only during the call.</param>
+    /// <param name="changed">Keys and their new raw entries; a view valid only during the call (copy what you keep).</param>
     /// <param name="options">Durability and pickle protocol.</param>
     /// <exception cref="ArgumentException">An entry this store cannot hold (nothing was written).</exception>
     /// <exception cref="IOException">Writing failed; what was stored is unchanged.</exception>

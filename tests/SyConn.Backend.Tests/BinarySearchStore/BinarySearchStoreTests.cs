@@ -162,7 +162,7 @@ public class BinarySearchStoreTests
         using var replaced = BinarySearchStore.Create(path, new ulong[] { 5, 6, 4 }, one, 1, overwrite: true);
         Assert.Equal(new ulong[] { 4, 5, 6 }, replaced.IdArray);
         Assert.Equal(new[] { 3, 1, 2 }, replaced.GetAttributes(new ulong[] { 4, 5, 6 }, "v").ToArray<int>());
-        Assert.Empty(Directory.GetFiles(tmp.Path, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(tmp.Path, "*.tmp*"));
     }
 
     [Fact]

@@ -94,7 +94,7 @@ public sealed class KnossosRoundTripTests
             Assert.Single(zip.Entries);
             Assert.Equal(Path.GetFileNameWithoutExtension(f), zip.Entries[0].FullName);
         }
-        Assert.Empty(Directory.GetFiles(t.Path, "*.tmp", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(t.Path, "*.tmp*", SearchOption.AllDirectories));
     }
 
     [Fact]

@@ -182,7 +182,7 @@ internal sealed class PickleReader
     public bool SharesValues => _sharesValues;
 
     private static bool MayShareMutable(object o) =>
-        o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray or NdArray or ArrayProxy or PyTuple;
+        o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray or NdArray or ArrayProxy or PyTuple;
 
     private static bool IsMutableContainer(object o) =>
         o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
