@@ -30,6 +30,13 @@ internal sealed class EntryTable : IDisposable
     private int _added;
     private int _edits;
 
+    /// <summary>True when the store's own values are the objects it hands out (AttributeDict): set entries then count as handed out.</summary>
+    public bool LiveByDefault
+    {
+        get => _overlay.LiveByDefault;
+        set => _overlay.LiveByDefault = _overlay.Count == 0 ? value : throw new InvalidOperationException("the mode is chosen before any entry is set");
+    }
+
     /// <summary>True when values handed out mutable count as changes (the store can push).</summary>
     public bool TrackHandedOut { get; set; }
 
@@ -180,33 +187,41 @@ internal sealed class EntryTable : IDisposable
 
     /// <summary>
     /// An insertion-ordered map from raw keys (Python equality) to entries, as lean as the dict the stores kept
-    /// before: a handed-out entry is stored as itself, an entry a codec made is wrapped (<see cref="Encoded"/>), and
-    /// a removal leaves a tombstone, so removing is O(1); tombstones are swept out when they are many. Setting a key
-    /// again after removing it moves it to the end, which costs a shift of the entries after it.
+    /// before: entries are stored as themselves, and the keys whose handed-out flag differs from the store's usual
+    /// one (<see cref="LiveByDefault"/>) are kept in a side set, which is empty in the common cases (a codec store
+    /// that only sets, an AttributeDict). A removal leaves a tombstone, so removing is O(1); tombstones are swept out
+    /// when they are many. Setting a key again after removing it moves it to the end, which costs a shift of the
+    /// entries after it.
     /// </summary>
     private sealed class OrderedEntries
     {
         private static readonly object Tombstone = new();
 
-        private sealed class Encoded(object raw)
-        {
-            public readonly object Raw = raw;
-        }
-
         private OrderedDictionary<object, object> _map = new(PyEquality.Comparer);
+        private HashSet<object>? _unusual;
         private int _tombstones;
-        private int _encoded;
+
+        /// <summary>True when most entries are handed out (AttributeDict), false when most are made by a codec.</summary>
+        public bool LiveByDefault { get; set; }
 
         public int Count => _map.Count - _tombstones;
 
         public bool ContainsKey(object key) => TryGetValue(key, out _, out _);
 
+        private bool IsHandedOut(object key) => LiveByDefault != (_unusual is { Count: > 0 } u && u.Contains(key));
+
+        private void Flag(object key, bool handedOut)
+        {
+            if (handedOut != LiveByDefault) (_unusual ??= new HashSet<object>(PyEquality.Comparer)).Add(key);
+            else _unusual?.Remove(key);
+        }
+
         public bool TryGetValue(object key, [MaybeNullWhen(false)] out object value, out bool handedOut)
         {
             if (_map.Count > 0 && _map.TryGetValue(key, out var v) && !ReferenceEquals(v, Tombstone))
             {
-                handedOut = v is not Encoded;
-                value = v is Encoded e ? e.Raw : v;
+                handedOut = IsHandedOut(key);
+                value = v;
                 return true;
             }
             value = null;
@@ -217,44 +232,33 @@ internal sealed class EntryTable : IDisposable
         /// <summary>Sets a value; true if the key had none.</summary>
         public bool Set(object key, object value, bool handedOut)
         {
-            object stored = handedOut ? value : new Encoded(value);
-            if (_map.TryAdd(key, stored, out int index))
-            {
-                if (!handedOut) _encoded++;
-                return true;
-            }
-            var old = _map.GetAt(index).Value;
-            if (ReferenceEquals(old, Tombstone))
+            bool added;
+            if (_map.TryAdd(key, value, out int index)) added = true;
+            else if (ReferenceEquals(_map.GetAt(index).Value, Tombstone))
             {
                 _map.RemoveAt(index); // set again after a removal: it moves to the end
                 _tombstones--;
-                _map.Add(key, stored);
-                if (!handedOut) _encoded++;
-                return true;
+                _map.Add(key, value);
+                added = true;
             }
-            if (old is Encoded) _encoded--;
-            if (!handedOut) _encoded++;
-            _map.SetAt(index, stored);
-            return false;
+            else
+            {
+                _map.SetAt(index, value);
+                added = false;
+            }
+            Flag(key, handedOut);
+            return added;
         }
 
-        public void MarkHandedOut(object key)
-        {
-            int index = _map.IndexOf(key);
-            if (_map.GetAt(index).Value is Encoded e)
-            {
-                _map.SetAt(index, e.Raw);
-                _encoded--;
-            }
-        }
+        public void MarkHandedOut(object key) => Flag(key, handedOut: true);
 
         public bool Remove(object key)
         {
             if (_map.Count == 0 || !_map.TryGetValue(key, out var v, out int index) || ReferenceEquals(v, Tombstone)) return false;
-            if (v is Encoded) _encoded--;
             _map.SetAt(index, Tombstone);
+            _unusual?.Remove(key);
             _tombstones++;
-            if (_tombstones > 64 && _tombstones > _map.Count / 2) Keep(handedOutOnly: false);
+            if (_tombstones > 64 && _tombstones > _map.Count / 2) Keep(_ => true);
             return true;
         }
 
@@ -263,64 +267,48 @@ internal sealed class EntryTable : IDisposable
             get
             {
                 foreach (var (k, v) in _map)
-                {
-                    if (ReferenceEquals(v, Tombstone)) continue;
-                    yield return v is Encoded e ? (k, e.Raw, false) : (k, v, true);
-                }
+                    if (!ReferenceEquals(v, Tombstone)) yield return (k, v, IsHandedOut(k));
             }
         }
 
         /// <summary>The entries in order as a list view (valid until the map changes), for a push without a copy.</summary>
         public IReadOnlyList<KeyValuePair<object, object>> AsChanges()
         {
-            if (_tombstones > 0) Keep(handedOutOnly: false);
-            return new ChangesView(_map);
-        }
-
-        private sealed class ChangesView(OrderedDictionary<object, object> map) : IReadOnlyList<KeyValuePair<object, object>>
-        {
-            public int Count => map.Count;
-
-            public KeyValuePair<object, object> this[int index]
-            {
-                get
-                {
-                    var (k, v) = map.GetAt(index);
-                    return KeyValuePair.Create(k, v is Encoded e ? e.Raw : v);
-                }
-            }
-
-            public IEnumerator<KeyValuePair<object, object>> GetEnumerator()
-            {
-                for (int i = 0; i < map.Count; i++) yield return this[i];
-            }
-
-            System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+            if (_tombstones > 0) Keep(_ => true);
+            return _map;
         }
 
         /// <summary>Drops the entries a codec made (and the tombstones), keeping the handed-out ones.</summary>
         public void KeepHandedOut()
         {
-            if (_encoded == 0 && _tombstones == 0) return;
-            if (_encoded + _tombstones == _map.Count) Clear();
-            else Keep(handedOutOnly: true);
+            int unusual = _unusual?.Count ?? 0;
+            if (LiveByDefault)
+            {
+                if (unusual == 0 && _tombstones == 0) return;
+                Keep(k => !_unusual!.Contains(k));
+                _unusual = null;
+            }
+            else if (unusual == 0) Clear();
+            else
+            {
+                Keep(_unusual!.Contains);
+            }
         }
 
-        private void Keep(bool handedOutOnly)
+        private void Keep(Func<object, bool> keep)
         {
             var next = new OrderedDictionary<object, object>(_map.Count - _tombstones, PyEquality.Comparer);
             foreach (var (k, v) in _map)
-                if (!ReferenceEquals(v, Tombstone) && (!handedOutOnly || v is not Encoded)) next.Add(k, v);
+                if (!ReferenceEquals(v, Tombstone) && keep(k)) next.Add(k, v);
             _map = next;
             _tombstones = 0;
-            if (handedOutOnly) _encoded = 0;
         }
 
         public void Clear()
         {
             if (_map.Count > 0) _map = new OrderedDictionary<object, object>(PyEquality.Comparer);
+            _unusual = null;
             _tombstones = 0;
-            _encoded = 0;
         }
     }
 }

@@ -150,9 +150,11 @@ public sealed class PickleFileEntryStore : IEntryStore
     /// <inheritdoc/>
     public string MoveAside() => FileStoreFiles.MoveAside(Path);
 
-    /// <summary>Nothing to release: the file is read whole and no handle is kept.</summary>
+    /// <summary>Lets go of the entries read (no file handle is kept open).</summary>
     public void Dispose()
     {
+        _entries = new PyDict();
+        _shares = false;
     }
 
     /// <inheritdoc/>

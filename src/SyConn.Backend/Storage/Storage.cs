@@ -16,6 +16,9 @@ public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<St
     protected Storage(IEntryStore entryStore, StoreOptions? options) : base(entryStore, options)
     {
         if (Options.CacheDecomp) _cache = new Dictionary<StoreKey, TValue>();
+#pragma warning disable CA2214 // ValuesAreLive is a constant of the store class, not state set by a constructor
+        ExpectLiveValues(ValuesAreLive);
+#pragma warning restore CA2214
     }
 
     /// <summary>

@@ -296,6 +296,9 @@ public abstract class StorageBase : IDisposable
     /// <summary>The raw entry of a key that the caller edits in place or hands out: pinned, and counted as changed on a store that can push.</summary>
     protected bool TryGetEntryForEdit(StoreKey key, [MaybeNullWhen(false)] out object raw) => _table.TryGetHandedOut(key, out raw);
 
+    /// <summary>Tells the entry table that most entries will be handed out (a store whose getter returns its own objects).</summary>
+    private protected void ExpectLiveValues(bool live) => _table.LiveByDefault = live;
+
     /// <summary>Records a new raw entry for a key.</summary>
     /// <param name="key">The key.</param>
     /// <param name="raw">The raw entry.</param>
