@@ -182,7 +182,15 @@ internal sealed class PickleReader
     public bool SharesValues => _sharesValues;
 
     private static bool MayShareMutable(object o) =>
-        o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray or NdArray or ArrayProxy or PyTuple;
+        o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray or NdArray or ArrayProxy or PyTuple;
+
+    /// <summary>An object is used a second time (memo GET or DUP): note what that means for cycles and sharing.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void NoteRefetched(object v)
+    {
+        if (IsMutableContainer(v)) _aliased = true;
+        if (MayShareMutable(v)) _sharesValues = true;
+    }
 
     private static bool IsMutableContainer(object o) =>
         o.GetType() != typeof(string) && o is PyList or PyDict or PySet { IsFrozen: false } or PyByteArray;
@@ -280,8 +288,8 @@ internal sealed class PickleReader
         else if (index >= 0 && index < _memo.Length) { v = _memo[index]; h = _memoHeights[index]; }
         else if (_sparseMemo is not null && _sparseMemo.TryGetValue(index, out var e)) { v = e.Value; h = e.Height; }
         if (v is null) throw Error($"memo index {index} is not defined");
-        if (IsMutableContainer(v)) _aliased = true;
-        if (!_sharesValues && MayShareMutable(v)) _sharesValues = true;
+        // Most memo fetches of a store file are dict-key strings: keep their path to one type test.
+        if (v.GetType() != typeof(string)) NoteRefetched(v);
         Push(v, h);
     }
 
@@ -349,8 +357,7 @@ internal sealed class PickleReader
                 {
                     if (_sp <= _fence) throw Underflow();
                     var top = _stack[_sp - 1];
-                    if (IsMutableContainer(top)) _aliased = true;
-                    if (MayShareMutable(top)) _sharesValues = true;
+                    if (top.GetType() != typeof(string)) NoteRefetched(top);
                     Push(top, _heights[_sp - 1]);
                     break;
                 }
