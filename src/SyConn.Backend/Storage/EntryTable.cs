@@ -53,11 +53,17 @@ internal sealed class EntryTable : IDisposable
     /// </summary>
     public void Reset(IEntryStore? @base, bool replaceAll = false, bool ownsBase = false)
     {
-        ReleaseBase();
+        Rebase(@base, replaceAll, ownsBase);
+        _overlay.Clear();
+    }
+
+    /// <summary>Makes <paramref name="base"/> what unchanged entries are read from, with no removal or edit pending.</summary>
+    private void Rebase(IEntryStore? @base, bool replaceAll, bool ownsBase)
+    {
+        if (!ReferenceEquals(@base, _base)) ReleaseBase();
         _base = @base;
         _ownsBase = ownsBase;
         _replaceAll = replaceAll;
-        _overlay.Clear();
         _removed.Clear();
         _added = 0;
         _edits = 0;
@@ -116,7 +122,7 @@ internal sealed class EntryTable : IDisposable
             if (!handedOut) _overlay.MarkHandedOut(key.PythonValue);
             return true;
         }
-        if (!TryPeek(key, out raw)) return false;
+        if (_base is null || (_removed.Count > 0 && _removed.Contains(key.PythonValue)) || !_base.TryRead(key, out raw)) { raw = null; return false; }
         // A read-only store over a base that returns the same object every time needs no pin.
         if (TrackHandedOut || !_base!.StableReads) _overlay.Set(key.PythonValue, raw, handedOut: true);
         return true;
@@ -173,13 +179,8 @@ internal sealed class EntryTable : IDisposable
             target.WriteChanges(_removed, _overlay.AsChanges(), options);
         }
         // The target now holds every entry: keep only what holders may still edit.
-        if (!ReferenceEquals(target, _base)) ReleaseBase();
-        _base = target;
-        _replaceAll = false;
-        _removed.Clear();
+        Rebase(target, replaceAll: false, ownsBase: false);
         _overlay.KeepHandedOut();
-        _added = 0;
-        _edits = 0;
     }
 
     /// <inheritdoc/>

@@ -104,11 +104,24 @@ public sealed class NpzEntryStore : IEntryStore
     };
 
     /// <summary>The key of a member name: an int when the name is Python's spelling of one, else the name as a str.</summary>
-    public static object KeyOfMember(string name) =>
-        BigInteger.TryParse(name, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v)
-        && v.ToString(CultureInfo.InvariantCulture) == name
-            ? PyInt.From(v)
-            : name;
+    public static object KeyOfMember(string name)
+    {
+        if (!IsPythonInt(name)) return name;
+        return name.Length <= 18
+            ? long.Parse(name, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture)
+            : PyInt.From(BigInteger.Parse(name, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>True for <c>str(n)</c> of an int n: an optional '-', then "0" or digits without a leading zero (not "-0").</summary>
+    private static bool IsPythonInt(string s)
+    {
+        int i = s.StartsWith('-') ? 1 : 0;
+        if (s.Length == i) return false;
+        if (s[i] == '0') return s.Length == 1;
+        for (int j = i; j < s.Length; j++)
+            if (!char.IsAsciiDigit(s[j])) return false;
+        return true;
+    }
 
     /// <inheritdoc/>
     public int Count => _keys.Count;
