@@ -69,20 +69,15 @@ public sealed class NpzEntryStore : IEntryStore
     {
         ArgumentNullException.ThrowIfNull(options);
         Close();
-        FileStream fs;
+        NpzReader reader;
         try
         {
-            fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+            reader = NpzFile.OpenRead(Path);
         }
         catch (FileNotFoundException)
         {
-            return;
+            return; // a missing store is empty
         }
-        catch (DirectoryNotFoundException)
-        {
-            return;
-        }
-        var reader = new NpzReader(fs, Path, leaveOpen: false);
         foreach (var name in reader.Keys)
         {
             var key = KeyOfMember(name);

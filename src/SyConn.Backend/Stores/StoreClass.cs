@@ -81,7 +81,7 @@ public static class StoreFactory
             StoreClass.VoxelStorageL => new VoxelStorageL(entries, options),
             StoreClass.VoxelStorageClass => new VoxelStorageClass(entries, options),
             StoreClass.VoxelStorageDyn => new VoxelStorageDyn(entries, options, p.VoxeldataPath, p.VoxelMode, p.DatasetOptions),
-            StoreClass.VoxelStorageLazyLoading => new VoxelStorageLazyLoading(entries, options ?? LazyLoadingDefaults),
+            StoreClass.VoxelStorageLazyLoading => new VoxelStorageLazyLoading(entries, options),
             _ => throw NotADictStore(cls, address, entries),
         };
     }
@@ -107,12 +107,10 @@ public static class StoreFactory
             StoreClass.VoxelStorageL => await VoxelStorageL.OpenAsync(entries, options, ct).ConfigureAwait(false),
             StoreClass.VoxelStorageClass => await VoxelStorageClass.OpenAsync(entries, options, ct).ConfigureAwait(false),
             StoreClass.VoxelStorageDyn => await VoxelStorageDyn.OpenAsync(entries, options, p.VoxeldataPath, p.VoxelMode, p.DatasetOptions, ct).ConfigureAwait(false),
-            StoreClass.VoxelStorageLazyLoading => await VoxelStorageLazyLoading.OpenAsync(entries, options ?? LazyLoadingDefaults, ct).ConfigureAwait(false),
+            StoreClass.VoxelStorageLazyLoading => await VoxelStorageLazyLoading.OpenAsync(entries, options, ct).ConfigureAwait(false),
             _ => throw NotADictStore(cls, address, entries),
         };
     }
-
-    private static readonly StoreOptions LazyLoadingDefaults = new() { ReadOnly = false, DisableLocking = true };
 
     private static IEntryStore EntryStoreFor(StoreClass cls, string address, StoreParameters p)
     {
@@ -123,7 +121,7 @@ public static class StoreFactory
         return cls switch
         {
             StoreClass.VoxelStorageDyn => EntryStores.Pickle(VoxelStorageDyn.PklPath(address)),
-            StoreClass.VoxelStorageLazyLoading => EntryStores.Npz(address.EndsWith(".npz", StringComparison.Ordinal) ? address : address + ".npz", p.NpzCompressionLevel),
+            StoreClass.VoxelStorageLazyLoading => EntryStores.Npz(VoxelStorageLazyLoading.NpzPath(address), p.NpzCompressionLevel),
             _ => EntryStores.Pickle(address),
         };
     }

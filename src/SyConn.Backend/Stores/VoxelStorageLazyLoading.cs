@@ -67,7 +67,8 @@ public sealed class VoxelStorageLazyLoading : Storage<NdArray>
 
     private static StoreOptions PathOptions(bool durable) => new() { ReadOnly = false, DisableLocking = true, Durable = durable };
 
-    private static string NpzPath(string path)
+    /// <summary>The npz path for a store path (upstream appends <c>.npz</c> when missing).</summary>
+    internal static string NpzPath(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         return path.EndsWith(".npz", StringComparison.Ordinal) ? path : path + ".npz";
