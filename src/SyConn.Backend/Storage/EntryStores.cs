@@ -3,10 +3,11 @@ using System.IO.Compression;
 
 namespace SyConn.Backend.Storage;
 
-/// <summary>Opens a backend's entry store for a store address.</summary>
+/// <summary>Opens a backend's entry store for a store address (without reading or connecting yet, where it can).</summary>
 /// <param name="identifier">The address without its scheme (what follows <c>bt:</c>).</param>
 /// <param name="kind">What the store holds per key.</param>
-public delegate IEntryStore EntryStoreProvider(string identifier, EntryStoreKind kind);
+/// <param name="options">The store's options (a database backend takes <see cref="StoreOptions.ConnectionString"/> from them).</param>
+public delegate IEntryStore EntryStoreProvider(string identifier, EntryStoreKind kind, StoreOptions options);
 
 /// <summary>
 /// Maps a store address to the entry store that holds it: a path is a file (a pickle, or an <c>.npz</c> for
@@ -45,20 +46,42 @@ public static class EntryStores
     /// <summary>Opens the entry store for <paramref name="address"/> (nothing is read yet).</summary>
     /// <param name="address">A path, or <c>SCHEME:IDENTIFIER</c>.</param>
     /// <param name="kind">What the store holds per key: it picks the file form of a path.</param>
+    /// <param name="options">The store's options, for backends that need them to connect (null: defaults).</param>
     /// <param name="npzCompressionLevel">Deflate level of an <c>.npz</c> file's writes.</param>
     /// <exception cref="ArgumentException">An empty address, or a scheme no backend is registered for.</exception>
-    public static IEntryStore Open(string address, EntryStoreKind kind, CompressionLevel npzCompressionLevel = CompressionLevel.Optimal)
+    public static IEntryStore Open(string address, EntryStoreKind kind, StoreOptions? options = null, CompressionLevel npzCompressionLevel = CompressionLevel.Optimal)
     {
         ArgumentException.ThrowIfNullOrEmpty(address);
         if (SchemeOf(address) is { } scheme)
         {
             string identifier = address[(scheme.Length + 1)..];
             if (identifier.Length == 0) throw new ArgumentException($"'{address}' names no store: write {scheme}:IDENTIFIER", nameof(address));
-            if (!Providers.TryGetValue(scheme, out var provider))
-                throw new ArgumentException($"no backend is registered for '{scheme}:' addresses ('{address}'); a backend registers itself with EntryStores.Register (for 'bt:', the SyConn.Backend.Postgres package)", nameof(address));
-            return provider(identifier, kind);
+            if (!Providers.TryGetValue(scheme, out var provider) && !(scheme == BtScheme && TryLoadBtBackend() && Providers.TryGetValue(scheme, out provider)))
+                throw new ArgumentException($"no backend is registered for '{scheme}:' addresses ('{address}'); a backend registers itself with EntryStores.Register (for 'bt:', reference the {BtAssembly} package)", nameof(address));
+            return provider(identifier, kind, options ?? StoreOptions.Default);
         }
         return kind == EntryStoreKind.Npz ? new NpzEntryStore(address, npzCompressionLevel) : new PickleFileEntryStore(address);
+    }
+
+    /// <summary>The assembly of the BT backend, which registers <c>bt:</c> when it is loaded.</summary>
+    private const string BtAssembly = "SyConn.Backend.Postgres";
+
+    /// <summary>
+    /// Loads the BT backend's assembly if the application ships it, which runs its module initializer (it registers
+    /// the <c>bt</c> scheme). Only this fixed assembly name is ever loaded.
+    /// </summary>
+    private static bool TryLoadBtBackend()
+    {
+        try
+        {
+            var asm = System.Reflection.Assembly.Load(new System.Reflection.AssemblyName(BtAssembly));
+            System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(asm.ManifestModule.ModuleHandle);
+            return true;
+        }
+        catch (Exception e) when (e is FileNotFoundException or FileLoadException or BadImageFormatException)
+        {
+            return false;
+        }
     }
 
     private static string? SchemeOf(string address)

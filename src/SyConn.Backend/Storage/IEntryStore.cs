@@ -113,6 +113,25 @@ public interface IEntryStore : IDisposable
     /// <exception cref="NotSupportedException">The backend cannot keep damaged data aside.</exception>
     string MoveAside();
 
+    /// <summary>
+    /// True when stores of this backend lock unless told not to (<see cref="StoreOptions.DisableLocking"/> null):
+    /// a database, as SyConn's <c>BTBase</c>; false for files, as <c>FSBase</c>.
+    /// </summary>
+    bool LocksByDefault => false;
+
+    /// <summary>
+    /// True when <see cref="Load"/> reads one consistent snapshot without the lock (a database transaction), so a
+    /// read-only pull takes no lock; false when only the lock keeps a reader from seeing a writer's half-done work.
+    /// </summary>
+    bool SnapshotLoads => false;
+
+    /// <summary>True when the backend supports <see cref="StoreOptions.Optimistic"/> (it keeps a store generation that a push can check).</summary>
+    bool SupportsOptimistic => false;
+
+    /// <summary>Tells the entry store the class of the store that uses it (a database records it for tools). The default ignores it.</summary>
+    /// <param name="storeClass">The store's class name, such as <c>AttributeDict</c>.</param>
+    void DescribeAs(string storeClass) { }
+
     /// <summary>The side store name of VoxelStorageDyn's voxel cache.</summary>
     public const string VoxelCacheSideStore = "voxel_cache";
 }

@@ -16,8 +16,9 @@ namespace SyConn.Backend.Storage;
 /// (the indexer, <c>Update</c>, <see cref="Remove"/>, <see cref="SetRaw"/>, and values handed out for editing in
 /// place, such as AttributeDict's dicts); a push writes only the changed and removed keys (a file backend
 /// rewrites its file whole, as SyConn does).</para>
-/// <para><b>Locking</b> (when <see cref="StoreOptions.DisableLocking"/> is false): a read-only store holds the
-/// store's lock while it reads; a writable store takes it when it pulls and keeps it until <see cref="Push"/> has
+/// <para><b>Locking</b> (when <see cref="StoreOptions.DisableLocking"/> is false, or null on a backend that locks by
+/// default, see <see cref="IEntryStore.LocksByDefault"/>): a read-only store holds the store's lock while it reads
+/// (unless the backend reads one consistent snapshot without it, <see cref="IEntryStore.SnapshotLoads"/>); a writable store takes it when it pulls and keeps it until <see cref="Push"/> has
 /// written, or until it is disposed (which releases it without writing). The lock excludes other processes,
 /// Python SyConn jobs included, and other store objects and threads of this process.</para>
 /// <para><b>Disposing</b> releases the lock and drops changes that were not pushed (as upstream); a writable store
@@ -45,6 +46,7 @@ public abstract class StorageBase : IDisposable
         if (Options.PickleProtocol is < 2 or > 5)
             throw new ArgumentException($"pickle protocol {Options.PickleProtocol} is not supported (use 2 to 5)", nameof(options));
         _table.TrackHandedOut = CanPush;
+        EntryStore.DescribeAs(GetType().Name);
     }
 
     /// <summary>Where the entries live.</summary>
@@ -60,6 +62,12 @@ public abstract class StorageBase : IDisposable
     public bool ReadOnly => Options.ReadOnly;
 
     private bool CanPush => !Options.ReadOnly || Options.AllowReadOnlyPush;
+
+    /// <summary>True when the store locks: as the options say, else as the backend does by default; never in optimistic mode.</summary>
+    private bool Locking => !Options.Optimistic && !(Options.DisableLocking ?? !EntryStore.LocksByDefault);
+
+    /// <summary>True when a pull takes the lock (a read-only pull of a backend with snapshot loads needs none).</summary>
+    private bool LocksPull => Locking && !(ReadOnly && EntryStore.SnapshotLoads);
 
     /// <summary>True while this store holds its lock.</summary>
     public bool HoldsLock => _lock is { IsHeld: true };
@@ -118,8 +126,9 @@ public abstract class StorageBase : IDisposable
             PullFrom(source);
             return;
         }
+        ThrowIfOptimisticUnsupported();
         if (!ReadOnly) EntryStore.EnsureWritable();
-        if (!Options.DisableLocking) _lock ??= EntryStore.AcquireLock(Options.LockOptions);
+        if (LocksPull) _lock ??= EntryStore.AcquireLock(Options.LockOptions);
         LoadLocked();
     }
 
@@ -131,14 +140,21 @@ public abstract class StorageBase : IDisposable
     public async Task PullAsync(CancellationToken ct = default)
     {
         ThrowIfDisposed();
+        ThrowIfOptimisticUnsupported();
         if (!ReadOnly) EntryStore.EnsureWritable();
-        if (!Options.DisableLocking) _lock ??= await EntryStore.AcquireLockAsync(Options.LockOptions, ct).ConfigureAwait(false);
+        if (LocksPull) _lock ??= await EntryStore.AcquireLockAsync(Options.LockOptions, ct).ConfigureAwait(false);
         LoadLocked();
+    }
+
+    private void ThrowIfOptimisticUnsupported()
+    {
+        if (Options.Optimistic && !EntryStore.SupportsOptimistic)
+            throw new NotSupportedException($"{Location}: this backend keeps no store generation, so it cannot push optimistically; use locking (DisableLocking = false) instead");
     }
 
     private void LoadLocked()
     {
-        bool locking = !Options.DisableLocking;
+        bool locking = LocksPull;
         try
         {
             try
@@ -195,7 +211,7 @@ public abstract class StorageBase : IDisposable
     protected virtual void LoadSideData() { }
 
     /// <summary>The entry store of another address, for <see cref="Pull(string?)"/> and <see cref="Push(string?)"/> with a location.</summary>
-    protected virtual IEntryStore OpenEntryStoreAt(string address) => EntryStores.Open(address, EntryStore.Kind);
+    protected virtual IEntryStore OpenEntryStoreAt(string address) => EntryStores.Open(address, EntryStore.Kind, Options);
 
     /// <summary>Called after the entries were loaded, so derived stores can rebuild their state.</summary>
     protected virtual void OnEntriesReplaced() { }
@@ -218,7 +234,7 @@ public abstract class StorageBase : IDisposable
         }
         if (!CanPush)
             throw new InvalidOperationException($"{Location}: the store was opened read-only; open it with ReadOnly = false (or set AllowReadOnlyPush) to push");
-        bool locking = !Options.DisableLocking && !ReadOnly;
+        bool locking = Locking && !ReadOnly;
         if (locking && !HoldsLock)
             throw new InvalidOperationException(_pushedWithLock
                 ? $"{Location}: already pushed; the lock was released then, so another process may have changed the store. Pull() again before pushing"

@@ -32,8 +32,33 @@ public sealed record StoreOptions
     /// <summary><c>cache_decomp</c>: keep decoded values in memory so repeated reads of a key decode once.</summary>
     public bool CacheDecomp { get; init; }
 
-    /// <summary><c>disable_locking</c> (default true, as upstream: no locking unless asked for).</summary>
-    public bool DisableLocking { get; init; } = true;
+    /// <summary>
+    /// <c>disable_locking</c>. Null (the default) takes the backend's own default, as upstream: files lock only when
+    /// asked to (<c>FSBase</c>), <c>bt:</c> stores lock unless told not to (<c>BTBase</c>). True never locks; false
+    /// always locks.
+    /// </summary>
+    public bool? DisableLocking { get; init; }
+
+    /// <summary>
+    /// Optimistic concurrency instead of a lock (on backends that keep a store generation, such as <c>bt:</c>): the
+    /// pull takes no lock and remembers the generation it read; the push writes only if nobody pushed since, and
+    /// otherwise raises <see cref="StoreConflictException"/> without writing. Retry with
+    /// <see cref="OptimisticRetry"/>. A file store refuses this option.
+    /// </summary>
+    public bool Optimistic { get; init; }
+
+    /// <summary>
+    /// Read entries on demand instead of with the pull, for stores too big to pull whole (where the backend can:
+    /// <c>bt:</c> stores; an <c>.npz</c> is always read lazily and a pickle file always whole). The pull then reads
+    /// the keys only; see the backend's documentation for what a series of single-key reads sees.
+    /// </summary>
+    public bool LazyLoad { get; init; }
+
+    /// <summary>
+    /// The database of <c>bt:</c> addresses, as an Npgsql connection string (several hosts in it give Npgsql's
+    /// failover); null takes the <c>SYCONN_BT</c> environment variable. Ignored by file stores.
+    /// </summary>
+    public string? ConnectionString { get; init; }
 
     /// <summary><c>max_delay</c> in seconds: an upper bound on the pause between lock attempts; accepted for compatibility (ours waits in the kernel and is woken at the release, without pauses).</summary>
     public double MaxDelay { get; init; } = 100;
@@ -69,10 +94,10 @@ public sealed record StoreOptions
     /// <summary>Read-only defaults (as upstream).</summary>
     public static StoreOptions Default { get; } = new();
 
-    /// <summary>A writable store without locking.</summary>
+    /// <summary>A writable store with the backend's default locking (none on files, a lock on <c>bt:</c> stores).</summary>
     public static StoreOptions Writable { get; } = new() { ReadOnly = false };
 
-    /// <summary>A writable store with locking on.</summary>
+    /// <summary>A writable store with locking on, whatever the backend.</summary>
     public static StoreOptions WritableLocked { get; } = new() { ReadOnly = false, DisableLocking = false };
 
     /// <summary>

@@ -19,7 +19,7 @@ namespace SyConn.Backend.Stores;
 public sealed class AttributeDict : Storage<object>
 {
     /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
-    public AttributeDict(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
+    public AttributeDict(string path, StoreOptions? options = null) : this(EntryStores.Open(path, EntryStoreKind.Pickle, options), options) { }
 
     /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
     public AttributeDict(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
@@ -41,7 +41,7 @@ public sealed class AttributeDict : Storage<object>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<AttributeDict> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(path), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>

@@ -17,7 +17,7 @@ namespace SyConn.Backend.Stores;
 public class CompressedStorage : Storage<NdArray>
 {
     /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
-    public CompressedStorage(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
+    public CompressedStorage(string path, StoreOptions? options = null) : this(EntryStores.Open(path, EntryStoreKind.Pickle, options), options) { }
 
     /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
     public CompressedStorage(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
@@ -40,7 +40,7 @@ public class CompressedStorage : Storage<NdArray>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<CompressedStorage> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(path), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>

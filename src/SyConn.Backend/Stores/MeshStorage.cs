@@ -24,7 +24,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
 
     /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?, bool, bool)"/>).</summary>
     public MeshStorage(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
-        : this(EntryStores.Pickle(path), options, loadColArr, compress) { }
+        : this(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, loadColArr, compress) { }
 
     /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?, bool, bool)"/>).</summary>
     public MeshStorage(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false)
@@ -67,7 +67,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static Task<MeshStorage> OpenAsync(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(path), options, loadColArr, compress, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, loadColArr, compress, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="entryStore">Where the entries live.</param>

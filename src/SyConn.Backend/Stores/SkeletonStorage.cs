@@ -32,7 +32,7 @@ public sealed record Skeleton(NdArray Nodes, NdArray Diameters, NdArray Edges, P
 public sealed class SkeletonStorage : Storage<Skeleton>
 {
     /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
-    public SkeletonStorage(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
+    public SkeletonStorage(string path, StoreOptions? options = null) : this(EntryStores.Open(path, EntryStoreKind.Pickle, options), options) { }
 
     /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
     public SkeletonStorage(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
@@ -54,7 +54,7 @@ public sealed class SkeletonStorage : Storage<Skeleton>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<SkeletonStorage> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(path), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>

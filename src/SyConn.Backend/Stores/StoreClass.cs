@@ -71,7 +71,7 @@ public static class StoreFactory
     {
         ArgumentException.ThrowIfNullOrEmpty(address);
         var p = parameters ?? StoreParameters.Default;
-        var entries = EntryStoreFor(cls, address, p);
+        var entries = EntryStoreFor(cls, address, options, p);
         return cls switch
         {
             StoreClass.AttributeDict => new AttributeDict(entries, options),
@@ -97,7 +97,7 @@ public static class StoreFactory
     {
         ArgumentException.ThrowIfNullOrEmpty(address);
         var p = parameters ?? StoreParameters.Default;
-        var entries = EntryStoreFor(cls, address, p);
+        var entries = EntryStoreFor(cls, address, options, p);
         return cls switch
         {
             StoreClass.AttributeDict => await AttributeDict.OpenAsync(entries, options, ct).ConfigureAwait(false),
@@ -112,12 +112,12 @@ public static class StoreFactory
         };
     }
 
-    private static IEntryStore EntryStoreFor(StoreClass cls, string address, StoreParameters p)
+    private static IEntryStore EntryStoreFor(StoreClass cls, string address, StoreOptions? options, StoreParameters p)
     {
         if (cls == StoreClass.BinarySearchStore)
             throw new ArgumentException($"{address}: a BinarySearchStore is not a dict store; open it with new BinarySearchStore(path)");
         if (EntryStores.IsBackendAddress(address))
-            return EntryStores.Open(address, cls == StoreClass.VoxelStorageLazyLoading ? EntryStoreKind.Npz : EntryStoreKind.Pickle, p.NpzCompressionLevel);
+            return EntryStores.Open(address, cls == StoreClass.VoxelStorageLazyLoading ? EntryStoreKind.Npz : EntryStoreKind.Pickle, options, p.NpzCompressionLevel);
         return cls switch
         {
             StoreClass.VoxelStorageDyn => EntryStores.Pickle(VoxelStorageDyn.PklPath(address)),

@@ -42,7 +42,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <exception cref="InvalidOperationException">Voxel mode without a dataset path.</exception>
     /// <exception cref="FileNotFoundException">Voxel mode and the dataset's configuration cannot be found.</exception>
     public VoxelStorageDyn(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null)
-        : this(EntryStores.Pickle(PklPath(path)), options, voxeldataPath, voxelMode, datasetOptions)
+        : this(EntryStores.Open(PklPath(path), EntryStoreKind.Pickle, options), options, voxeldataPath, voxelMode, datasetOptions)
     {
     }
 
@@ -66,7 +66,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     {
         _voxeldataPathArg = voxeldataPath;
         // The voxel cache lives and moves with the store, under its lock; the store decides when it is pushed.
-        var cacheOptions = Options with { DisableLocking = true, AllowReadOnlyPush = true, CacheDecomp = false };
+        var cacheOptions = Options with { DisableLocking = true, Optimistic = false, AllowReadOnlyPush = true, CacheDecomp = false };
         VoxelCache = VoxelStorageLazyLoading.Unopened(entryStore.OpenSideStore(IEntryStore.VoxelCacheSideStore), cacheOptions);
         VoxelCache.WarnOnUnpushedDispose = false;
     }
@@ -100,7 +100,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
     public static Task<VoxelStorageDyn> OpenAsync(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(PklPath(path)), options, voxeldataPath, voxelMode, datasetOptions, ct);
+        OpenAsync(EntryStores.Open(PklPath(path), EntryStoreKind.Pickle, options), options, voxeldataPath, voxelMode, datasetOptions, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -131,7 +131,8 @@ public partial class VoxelStorageDyn : CompressedStorage
     }
 
     /// <summary>The pickle path for a store path (upstream appends <c>.pkl</c> when missing).</summary>
-    public static string PklPath(string path) => path.EndsWith(".pkl", StringComparison.Ordinal) ? path : path + ".pkl";
+    public static string PklPath(string path) =>
+        path.EndsWith(".pkl", StringComparison.Ordinal) || EntryStores.IsBackendAddress(path) ? path : path + ".pkl";
 
     /// <summary>Where the voxel cache lives: the companion <c>.npz</c> path on files.</summary>
     public string NpzPath => VoxelCache.Location;

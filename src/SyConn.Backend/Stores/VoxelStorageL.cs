@@ -76,7 +76,7 @@ public sealed class VoxelMasks
 public class VoxelStorageL : Storage<VoxelMasks>
 {
     /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
-    public VoxelStorageL(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
+    public VoxelStorageL(string path, StoreOptions? options = null) : this(EntryStores.Open(path, EntryStoreKind.Pickle, options), options) { }
 
     /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
     public VoxelStorageL(IEntryStore entryStore, StoreOptions? options = null) : base(entryStore, options)
@@ -99,7 +99,7 @@ public class VoxelStorageL : Storage<VoxelMasks>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<VoxelStorageL> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(path), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
@@ -209,7 +209,7 @@ public sealed class VoxelStorageClass : VoxelStorageL
 {
     /// <summary>Opens (pulls) the store at <paramref name="path"/> (as <see cref="Open(string, StoreOptions?)"/>).</summary>
     /// <exception cref="ArgumentException">Locking was enabled.</exception>
-    public VoxelStorageClass(string path, StoreOptions? options = null) : this(EntryStores.Pickle(path), options) { }
+    public VoxelStorageClass(string path, StoreOptions? options = null) : this(EntryStores.Open(path, EntryStoreKind.Pickle, options), options) { }
 
     /// <summary>Opens (pulls) the store over <paramref name="entryStore"/> (as <see cref="Open(IEntryStore, StoreOptions?)"/>).</summary>
     /// <exception cref="ArgumentException">Locking was enabled.</exception>
@@ -232,7 +232,7 @@ public sealed class VoxelStorageClass : VoxelStorageL
     /// <summary>Opens the store at <paramref name="path"/> and pulls it (no lock is waited for: this class never locks).</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static new Task<VoxelStorageClass> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Pickle(path), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>

@@ -27,7 +27,7 @@ public sealed class VoxelStorageLazyLoading : Storage<NdArray>
     /// and writes files about a quarter larger; numpy reads both.</param>
     /// <exception cref="InvalidDataException">The file is not a readable npz archive.</exception>
     public VoxelStorageLazyLoading(string path, bool overwrite = false, bool durable = true, CompressionLevel compressionLevel = CompressionLevel.Optimal)
-        : this(EntryStores.Npz(NpzPath(path), compressionLevel), PathOptions(durable), overwrite)
+        : this(EntryStores.Open(NpzPath(path), EntryStoreKind.Npz, PathOptions(durable), compressionLevel), PathOptions(durable), overwrite)
     {
         CompressionLevel = compressionLevel;
     }
@@ -67,11 +67,11 @@ public sealed class VoxelStorageLazyLoading : Storage<NdArray>
 
     private static StoreOptions PathOptions(bool durable) => new() { ReadOnly = false, DisableLocking = true, Durable = durable };
 
-    /// <summary>The npz path for a store path (upstream appends <c>.npz</c> when missing).</summary>
+    /// <summary>The npz path for a store path (upstream appends <c>.npz</c> when missing); a backend address stays as it is.</summary>
     internal static string NpzPath(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        return path.EndsWith(".npz", StringComparison.Ordinal) ? path : path + ".npz";
+        return path.EndsWith(".npz", StringComparison.Ordinal) || EntryStores.IsBackendAddress(path) ? path : path + ".npz";
     }
 
     /// <summary>Opens the npz at <paramref name="path"/>; see the constructor.</summary>
@@ -110,7 +110,7 @@ public sealed class VoxelStorageLazyLoading : Storage<NdArray>
     public static string MemberName(StoreKey key) => NpzEntryStore.MemberName(key);
 
     /// <summary>A file at another path is written with this store's compression level.</summary>
-    protected override IEntryStore OpenEntryStoreAt(string address) => EntryStores.Open(address, EntryStoreKind.Npz, CompressionLevel);
+    protected override IEntryStore OpenEntryStoreAt(string address) => EntryStores.Open(address, EntryStoreKind.Npz, Options, CompressionLevel);
 
     /// <summary>Closes the file (upstream's <c>close</c>). Unpushed changes are dropped.</summary>
     public void Close() => Dispose();
