@@ -12,7 +12,10 @@ public static class BtBackend
     /// <summary>The environment variable that names the database when <see cref="StoreOptions.ConnectionString"/> is null.</summary>
     public const string EnvironmentVariable = "SYCONN_BT";
 
+    // Registering on load is the point: EntryStores loads this assembly by name when it first meets a bt: address.
+#pragma warning disable CA2255
     [ModuleInitializer]
+#pragma warning restore CA2255
     internal static void RegisterOnLoad() => Register();
 
     /// <summary>Registers the <c>bt</c> scheme (done when this assembly loads; calling it again is harmless).</summary>
