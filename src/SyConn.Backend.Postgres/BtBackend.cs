@@ -19,7 +19,13 @@ public static class BtBackend
     internal static void RegisterOnLoad() => Register();
 
     /// <summary>Registers the <c>bt</c> scheme (done when this assembly loads; calling it again is harmless).</summary>
-    public static void Register() => EntryStores.Register(EntryStores.BtScheme, static (id, kind, options) => throw new NotImplementedException());
+    public static void Register() => EntryStores.Register(EntryStores.BtScheme, static (id, kind, options) => Open(id, kind, options));
+
+    /// <summary>The entry store of BT store <paramref name="identifier"/> in the database the options name (nothing is read yet).</summary>
+    /// <exception cref="InvalidOperationException">No database is named.</exception>
+    /// <exception cref="ArgumentException">A malformed connection string or identifier.</exception>
+    public static PostgresEntryStore Open(string identifier, EntryStoreKind kind, StoreOptions? options = null) =>
+        new(BtDatabase.For(ResolveConnectionString(options)), identifier, kind);
 
     /// <summary>The connection string a store with <paramref name="options"/> uses: its own, else <c>SYCONN_BT</c>.</summary>
     /// <exception cref="InvalidOperationException">Neither is set.</exception>

@@ -132,6 +132,15 @@ public interface IEntryStore : IDisposable
     /// <param name="storeClass">The store's class name, such as <c>AttributeDict</c>.</param>
     void DescribeAs(string storeClass) { }
 
+    /// <summary>
+    /// The entry store at another address, of this store's kind, for a store's <c>Pull(source)</c> and <c>Push(dest)</c>:
+    /// an address of this store's own backend opens in the same database (unless the options name another), any
+    /// other address as <see cref="EntryStores.Open"/> opens it.
+    /// </summary>
+    /// <param name="address">A path or <c>SCHEME:IDENTIFIER</c>.</param>
+    /// <param name="options">The store's options.</param>
+    IEntryStore OpenRelated(string address, StoreOptions options) => EntryStores.Open(address, Kind, options);
+
     /// <summary>The side store name of VoxelStorageDyn's voxel cache.</summary>
     public const string VoxelCacheSideStore = "voxel_cache";
 }

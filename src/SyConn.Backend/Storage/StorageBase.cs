@@ -211,7 +211,7 @@ public abstract class StorageBase : IDisposable
     protected virtual void LoadSideData() { }
 
     /// <summary>The entry store of another address, for <see cref="Pull(string?)"/> and <see cref="Push(string?)"/> with a location.</summary>
-    protected virtual IEntryStore OpenEntryStoreAt(string address) => EntryStores.Open(address, EntryStore.Kind, Options);
+    protected virtual IEntryStore OpenEntryStoreAt(string address) => EntryStore.OpenRelated(address, Options);
 
     /// <summary>Called after the entries were loaded, so derived stores can rebuild their state.</summary>
     protected virtual void OnEntriesReplaced() { }

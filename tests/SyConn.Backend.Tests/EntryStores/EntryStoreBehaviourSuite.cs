@@ -118,7 +118,8 @@ public abstract class EntryStoreBehaviourSuite : IDisposable
 
     // ------------------------------------------------------------------ helpers
 
-    private static StoreOptions Writable => StoreOptions.Writable;
+    /// <summary>Writable without locking on every backend (a BT store locks by default); the locking tests ask for locks.</summary>
+    private static StoreOptions Writable => StoreOptions.Writable with { DisableLocking = true };
 
     private static StoreOptions QuickLocked => StoreOptions.WritableLocked with { Timeout = QuickTimeout };
 
@@ -857,12 +858,9 @@ public abstract class EntryStoreBehaviourSuite : IDisposable
     }
 }
 
-/// <summary>The behaviour suite over SyConn's <c>.pkl</c> store files (<see cref="PickleFileEntryStore"/>).</summary>
-public sealed class PickleEntryStoreBehaviourTests : EntryStoreBehaviourSuite
+/// <summary>The behaviour suite over backends of Python trees per key (pickle files, BT rows): the entries and edits.</summary>
+public abstract class PickleTreeBehaviourSuite : EntryStoreBehaviourSuite
 {
-    /// <inheritdoc/>
-    protected override IEntryStore Create(string name) => new PickleFileEntryStore(Dir.File(name + ".pkl"));
-
     /// <summary>A Python tree as SyConn keeps it per key: a dict with an int, an array and a list.</summary>
     protected override object Entry(int i) => new PyDict
     {
@@ -876,6 +874,23 @@ public sealed class PickleEntryStoreBehaviourTests : EntryStoreBehaviourSuite
 
     /// <inheritdoc/>
     protected override long CounterValue(object entry) => (long)((PyDict)entry)["n"];
+
+    /// <summary>Appends to the entry's list and counts the edits in a new key.</summary>
+    protected override bool EditInPlace(object entry)
+    {
+        var d = (PyDict)entry;
+        long edits = d.TryGetValue("edits", out var v) ? (long)v + 1 : 1;
+        d["edits"] = edits;
+        ((PyList)d["list"]).Add("edit " + edits);
+        return true;
+    }
+}
+
+/// <summary>The behaviour suite over SyConn's <c>.pkl</c> store files (<see cref="PickleFileEntryStore"/>).</summary>
+public sealed class PickleEntryStoreBehaviourTests : PickleTreeBehaviourSuite
+{
+    /// <inheritdoc/>
+    protected override IEntryStore Create(string name) => new PickleFileEntryStore(Dir.File(name + ".pkl"));
 
     [Fact]
     public void Keys_stored_as_numpy_integer_scalars_are_the_same_keys_as_ints()
@@ -905,16 +920,6 @@ public sealed class PickleEntryStoreBehaviourTests : EntryStoreBehaviourSuite
         AssertEntryEqual(Entry(11), r.GetAsPython(1), "entry 1");
         AssertEntryEqual(Entry(3), r.GetAsPython(3), "entry 3");
         AssertEntryEqual(Entry(22), r.GetAsPython(2), "entry 2");
-    }
-
-    /// <summary>Appends to the entry's list and counts the edits in a new key.</summary>
-    protected override bool EditInPlace(object entry)
-    {
-        var d = (PyDict)entry;
-        long edits = d.TryGetValue("edits", out var v) ? (long)v + 1 : 1;
-        d["edits"] = edits;
-        ((PyList)d["list"]).Add("edit " + edits);
-        return true;
     }
 }
 

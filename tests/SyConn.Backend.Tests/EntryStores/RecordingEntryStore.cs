@@ -81,6 +81,21 @@ public sealed class RecordingEntryStore(IEntryStore inner) : IEntryStore
     public string? Folder => Inner.Folder;
 
     /// <inheritdoc/>
+    public bool LocksByDefault => Inner.LocksByDefault;
+
+    /// <inheritdoc/>
+    public bool SnapshotLoads => Inner.SnapshotLoads;
+
+    /// <inheritdoc/>
+    public bool SupportsOptimistic => Inner.SupportsOptimistic;
+
+    /// <inheritdoc/>
+    public void DescribeAs(string storeClass) => Inner.DescribeAs(storeClass);
+
+    /// <inheritdoc/>
+    public IEntryStore OpenRelated(string address, StoreOptions options) => Inner.OpenRelated(address, options);
+
+    /// <inheritdoc/>
     public bool StableReads => Inner.StableReads;
 
     /// <inheritdoc/>

@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using Npgsql;
+
+namespace SyConn.Backend.Postgres;
+
+/// <summary>
+/// One BT database as this process reaches it: an Npgsql data source (a connection pool) per connection string,
+/// shared by every store that names it, and whether its schema has been checked. Connections are tagged with
+/// <c>application_name</c> = <c>pid@host</c> unless the connection string sets one, so a lock holder can be named.
+/// </summary>
+/// <remarks>Thread-safe.</remarks>
+internal sealed class BtDatabase
+{
+    private static readonly ConcurrentDictionary<string, BtDatabase> Cache = new(StringComparer.Ordinal);
+    private volatile bool _schemaChecked;
+    private readonly object _schemaGate = new();
+
+    private BtDatabase(string connectionString)
+    {
+        var b = new NpgsqlConnectionStringBuilder(connectionString);
+        if (string.IsNullOrEmpty(b.ApplicationName)) b.ApplicationName = ProcessTag;
+        DataSource = NpgsqlDataSource.Create(b.ConnectionString);
+        Description = DescribeServer(b);
+    }
+
+    /// <summary>This process as lock holders are named: <c>pid@host</c>.</summary>
+    public static string ProcessTag { get; } = $"{Environment.ProcessId}@{Environment.MachineName}";
+
+    /// <summary>The database of <paramref name="connectionString"/> (one instance per distinct string).</summary>
+    /// <exception cref="ArgumentException">The connection string is malformed.</exception>
+    public static BtDatabase For(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        if (Cache.TryGetValue(connectionString, out var db)) return db;
+        try
+        {
+            return Cache.GetOrAdd(connectionString, static cs => new BtDatabase(cs));
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or KeyNotFoundException)
+        {
+            throw new ArgumentException($"not an Npgsql connection string: {e.Message}", nameof(connectionString), e);
+        }
+    }
+
+    /// <summary>The pool.</summary>
+    public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>The server and database, for messages (never the password).</summary>
+    public string Description { get; }
+
+    /// <summary>An open connection whose database has the current schema (created on first use).</summary>
+    /// <exception cref="IOException">The server cannot be reached (the message names it).</exception>
+    public NpgsqlConnection Open()
+    {
+        NpgsqlConnection c;
+        try
+        {
+            c = DataSource.OpenConnection();
+        }
+        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw Unreachable(e);
+        }
+        return Checked(c);
+    }
+
+    /// <summary>An open connection, opened without blocking; see <see cref="Open"/>.</summary>
+    public async Task<NpgsqlConnection> OpenAsync(CancellationToken ct)
+    {
+        NpgsqlConnection c;
+        try
+        {
+            c = await DataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException && !ct.IsCancellationRequested)
+        {
+            throw Unreachable(e);
+        }
+        return Checked(c);
+    }
+
+    private NpgsqlConnection Checked(NpgsqlConnection c)
+    {
+        if (_schemaChecked) return c;
+        try
+        {
+            lock (_schemaGate)
+            {
+                if (!_schemaChecked)
+                {
+                    BtSchema.Ensure(c, Description);
+                    _schemaChecked = true;
+                }
+            }
+            return c;
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An <see cref="IOException"/> saying the server cannot be reached.</summary>
+    public IOException Unreachable(Exception e) => new($"the BT database {Description} cannot be reached: {e.Message}", e);
+
+    private static string DescribeServer(NpgsqlConnectionStringBuilder b)
+    {
+        string host = string.IsNullOrEmpty(b.Host) ? "localhost" : b.Host;
+        return $"{host}:{b.Port}/{(string.IsNullOrEmpty(b.Database) ? b.Username ?? "postgres" : b.Database)}";
+    }
+}

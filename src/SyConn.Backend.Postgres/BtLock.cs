@@ -1,0 +1,190 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+using SyConn.Backend.Storage;
+
+namespace SyConn.Backend.Postgres;
+
+/// <summary>
+/// A BT store's exclusive lock: a session advisory lock, held on one connection that stays open (pinned) from the
+/// pull until the lock is released. The server drops it when the holder's session ends, so a worker that dies
+/// (even by SIGKILL) frees the store as soon as the server notices the closed connection.
+/// </summary>
+/// <remarks>
+/// The lock key is the first 8 bytes of SHA-256 of <c>syconn-store:</c> and the identifier, so every client, in any
+/// language, computes the same key. Waiting happens in the server (<c>pg_advisory_lock</c> under
+/// <c>lock_timeout</c>), which wakes the waiter at the release. Dispose and <see cref="IsHeld"/> are thread-safe.
+/// </remarks>
+internal sealed class BtLock : IStoreLock
+{
+    private readonly object _gate = new();
+    private NpgsqlConnection? _connection;
+
+    private BtLock(NpgsqlConnection connection, long key, string resource)
+    {
+        _connection = connection;
+        Key = key;
+        Resource = resource;
+    }
+
+    /// <summary>The advisory lock key.</summary>
+    public long Key { get; }
+
+    /// <inheritdoc/>
+    public string Resource { get; }
+
+    /// <inheritdoc/>
+    public bool IsHeld
+    {
+        get
+        {
+            lock (_gate) return _connection is { State: System.Data.ConnectionState.Open };
+        }
+    }
+
+    /// <summary>The pinned connection (null once released or broken); the holder runs its pull and push on it.</summary>
+    public NpgsqlConnection? Connection
+    {
+        get
+        {
+            lock (_gate) return _connection is { State: System.Data.ConnectionState.Open } c ? c : null;
+        }
+    }
+
+    /// <summary>The advisory lock key of a store.</summary>
+    public static long KeyOf(string identifier)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes("syconn-store:" + identifier), hash);
+        return BinaryPrimitives.ReadInt64BigEndian(hash);
+    }
+
+    /// <summary>Takes the lock of <paramref name="identifier"/>, waiting as <paramref name="options"/> says.</summary>
+    public static BtLock Acquire(BtDatabase db, string identifier, LockOptions options, CancellationToken ct) =>
+        AcquireAsync(db, identifier, options, ct, sync: true).GetAwaiter().GetResult();
+
+    /// <summary>Takes the lock without blocking the caller's thread while it waits.</summary>
+    public static Task<BtLock> AcquireAsync(BtDatabase db, string identifier, LockOptions options, CancellationToken ct) =>
+        AcquireAsync(db, identifier, options, ct, sync: false);
+
+    private static async Task<BtLock> AcquireAsync(BtDatabase db, string identifier, LockOptions options, CancellationToken ct, bool sync)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        ct.ThrowIfCancellationRequested();
+        long key = KeyOf(identifier);
+        string resource = $"advisory lock {key} of store 'bt:{identifier}' on {db.Description}";
+        var sw = Stopwatch.StartNew();
+        var c = sync ? db.Open() : await db.OpenAsync(ct).ConfigureAwait(false);
+        try
+        {
+            bool tryOnce = options.Timeout == TimeSpan.Zero;
+            long ms = options.Timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (long)Math.Ceiling(options.Timeout.TotalMilliseconds));
+            using var batch = new NpgsqlBatch(c);
+            if (tryOnce)
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_try_advisory_lock($1)") { Parameters = { new() { Value = key } } });
+            }
+            else
+            {
+                batch.BatchCommands.Add(new NpgsqlBatchCommand($"SET lock_timeout = {ms}"));
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_advisory_lock($1)") { Parameters = { new() { Value = key } } });
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("SET lock_timeout = 0"));
+            }
+            bool got;
+            try
+            {
+                using var reg = sync ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
+                if (tryOnce) got = (sync ? batch.ExecuteScalar() : await batch.ExecuteScalarAsync(ct).ConfigureAwait(false)) is true;
+                else
+                {
+                    if (sync) batch.ExecuteNonQuery();
+                    else await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                    got = true;
+                }
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+            {
+                got = false;
+            }
+            catch (Exception e) when (ct.IsCancellationRequested && e is PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } or OperationCanceledException or NpgsqlException)
+            {
+                throw new OperationCanceledException($"the wait for {resource} was cancelled", e, ct);
+            }
+            if (!got)
+            {
+                var (pid, holder) = Holder(sync ? db.Open() : await db.OpenAsync(CancellationToken.None).ConfigureAwait(false), key);
+                throw StorageLockTimeoutException.ForResource(resource, pid, holder, heldInProcess: false, sw.Elapsed, "database backend");
+            }
+            return new BtLock(c, key, resource);
+        }
+        catch
+        {
+            c.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Who holds advisory lock <paramref name="key"/>: the backend pid and a description (application name, client, since when). Disposes <paramref name="c"/>.</summary>
+    internal static (int? Pid, string? Holder) Holder(NpgsqlConnection c, long key)
+    {
+        using (c)
+        {
+            try
+            {
+                using var cmd = new NpgsqlCommand("""
+                    SELECT a.pid, a.application_name, coalesce(host(a.client_addr), 'a local socket'), a.backend_start
+                    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+                    LIMIT 1
+                    """, c)
+                {
+                    Parameters = { new() { Value = (long)(uint)(key >> 32) }, new() { Value = (long)(uint)key } },
+                };
+                using var r = cmd.ExecuteReader();
+                if (!r.Read()) return (null, "no session holds it any more");
+                int pid = r.GetInt32(0);
+                string app = r.IsDBNull(1) || r.GetString(1).Length == 0 ? "no application_name" : r.GetString(1);
+                string from = r.GetString(2);
+                string since = r.IsDBNull(3) ? "?" : r.GetDateTime(3).ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+                return (pid, $"application_name '{app}' from {from}, connected since {since}");
+            }
+            catch (NpgsqlException e)
+            {
+                return (null, $"could not be looked up ({e.Message})");
+            }
+        }
+    }
+
+    /// <summary>Releases the lock and closes the pinned connection (idempotent). A broken connection has lost the lock already.</summary>
+    public void Dispose()
+    {
+        NpgsqlConnection? c;
+        lock (_gate)
+        {
+            c = _connection;
+            _connection = null;
+        }
+        if (c is null) return;
+        try
+        {
+            if (c.State == System.Data.ConnectionState.Open)
+            {
+                using var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", c) { Parameters = { new() { Value = Key } } };
+                cmd.ExecuteNonQuery();
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or IOException)
+        {
+            // The session is gone, and with it the lock; closing below drops what is left.
+        }
+        finally
+        {
+            c.Dispose();
+        }
+    }
+}

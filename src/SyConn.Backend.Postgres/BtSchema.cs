@@ -1,0 +1,93 @@
+using Npgsql;
+
+namespace SyConn.Backend.Postgres;
+
+/// <summary>
+/// The tables of the BT backend, in the schema <c>syconn</c>, created on first use and versioned.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item><c>schema_version(version)</c>: one row; a database with a newer version than <see cref="Version"/> is refused.</item>
+/// <item><c>stores(identifier, class, kind, generation, created, updated)</c>: one row per store that was ever
+/// pushed; <c>generation</c> counts its pushes (optimistic writers check it).</item>
+/// <item><c>entries(identifier, key, seq, pkey, entry)</c>: one row per key; the primary key leads with the identifier.
+/// <c>key</c> is the canonical key (<see cref="BtKey"/>), <c>pkey</c> the key as pickled (numpy scalars and all),
+/// <c>seq</c> the key's place in the store's order (Python dict order), <c>entry</c> the pickled per-key tree, the
+/// same tree a SyConn <c>.pkl</c> keeps under that key. Stored out of line without compression (the entries are
+/// mostly LZ4 data already).</item>
+/// <item><c>side_entries(identifier, side, key, seq, pkey, entry)</c>: named side data of a store, such as
+/// VoxelStorageDyn's voxel cache (<c>side = 'voxel_cache'</c>), one row per key.</item>
+/// </list>
+/// </remarks>
+internal static class BtSchema
+{
+    /// <summary>The schema version this code reads and writes.</summary>
+    public const int Version = 1;
+
+    /// <summary>The advisory lock that serialises schema creation among concurrent first users.</summary>
+    private const long CreationLock = 0x5359_436F_6E6E_0001; // "SYConn" + 1
+
+    private const string CreateSql = """
+        CREATE SCHEMA IF NOT EXISTS syconn;
+        CREATE TABLE IF NOT EXISTS syconn.schema_version (
+            one boolean PRIMARY KEY DEFAULT true CHECK (one),
+            version integer NOT NULL,
+            updated timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE IF NOT EXISTS syconn.stores (
+            identifier text PRIMARY KEY,
+            class text,
+            kind text NOT NULL,
+            generation bigint NOT NULL DEFAULT 0,
+            created timestamptz NOT NULL DEFAULT now(),
+            updated timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE IF NOT EXISTS syconn.entries (
+            identifier text NOT NULL,
+            key bytea NOT NULL,
+            seq bigint NOT NULL,
+            pkey bytea NOT NULL,
+            entry bytea NOT NULL,
+            PRIMARY KEY (identifier, key));
+        ALTER TABLE syconn.entries ALTER COLUMN entry SET STORAGE EXTERNAL;
+        CREATE TABLE IF NOT EXISTS syconn.side_entries (
+            identifier text NOT NULL,
+            side text NOT NULL,
+            key bytea NOT NULL,
+            seq bigint NOT NULL,
+            pkey bytea NOT NULL,
+            entry bytea NOT NULL,
+            PRIMARY KEY (identifier, side, key));
+        ALTER TABLE syconn.side_entries ALTER COLUMN entry SET STORAGE EXTERNAL;
+        """;
+
+    /// <summary>Checks the schema version, creating the schema if there is none.</summary>
+    /// <exception cref="NotSupportedException">The database has a newer schema than this code knows.</exception>
+    /// <exception cref="InvalidDataException">The version table is damaged.</exception>
+    public static void Ensure(NpgsqlConnection c, string database)
+    {
+        int? found = ReadVersion(c);
+        if (found is null)
+        {
+            using var tx = c.BeginTransaction();
+            using (var cmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", c, tx) { Parameters = { new() { Value = CreationLock } } })
+                cmd.ExecuteNonQuery();
+            using (var cmd = new NpgsqlCommand(CreateSql, c, tx))
+                cmd.ExecuteNonQuery();
+            using (var cmd = new NpgsqlCommand("INSERT INTO syconn.schema_version (version) VALUES ($1) ON CONFLICT (one) DO NOTHING", c, tx) { Parameters = { new() { Value = Version } } })
+                cmd.ExecuteNonQuery();
+            tx.Commit();
+            found = ReadVersion(c) ?? throw new InvalidDataException($"the BT database {database} has an empty syconn.schema_version table");
+        }
+        if (found > Version)
+            throw new NotSupportedException($"the BT database {database} has schema version {found}, newer than this library knows ({Version}); use a newer SyConn.Backend.Postgres");
+        if (found < 1)
+            throw new InvalidDataException($"the BT database {database} has schema version {found}, which no release wrote");
+    }
+
+    private static int? ReadVersion(NpgsqlConnection c)
+    {
+        using var cmd = new NpgsqlCommand("SELECT to_regclass('syconn.schema_version') IS NOT NULL", c);
+        if (cmd.ExecuteScalar() is not true) return null;
+        using var read = new NpgsqlCommand("SELECT max(version) FROM syconn.schema_version", c);
+        return read.ExecuteScalar() is int v ? v : null;
+    }
+}

@@ -1,0 +1,650 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Npgsql;
+using NpgsqlTypes;
+using SyConn.Backend.Formats.Pickle;
+using SyConn.Backend.Storage;
+
+namespace SyConn.Backend.Postgres;
+
+/// <summary>
+/// The entry store of a BT store (<c>bt:IDENTIFIER</c>): one row per key in PostgreSQL (see <see cref="BtSchema"/>
+/// for the tables). Each row holds the pickled per-key tree a SyConn <c>.pkl</c> keeps under that key, so every
+/// typed store works on it unchanged and converting between files and BT is lossless.
+/// </summary>
+/// <remarks>
+/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store in one transaction (REPEATABLE
+/// READ, so a read-only pull sees one consistent snapshot and needs no lock) and unpickles each entry as it arrives
+/// (bytes inside an entry, such as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a
+/// damaged row fails the pull, naming its key. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
+/// <see cref="TryRead"/> reads one row. Consistency of the lazy mode: each read sees the latest committed push at the
+/// time of that read. A store that holds its lock (a writable store with locking) sees only its own pushes, so the
+/// series is consistent; a read-only or unlocked lazy store may see keys of different pushes, and keys pushed after
+/// the pull are not listed.</para>
+/// <para><b>Push.</b> <see cref="WriteChanges"/> writes only the changed and removed keys and bumps the store's
+/// generation, in one transaction: few rows in one statement, many through binary COPY. A key keeps its place in the
+/// store's order when it is changed; new keys follow. A push either commits whole or leaves the previous content.
+/// When the connection is lost while the commit is under way, the outcome is read back from the server
+/// (<c>pg_xact_status</c> of the push's transaction, and the generation), never guessed.</para>
+/// <para><b>Locking</b> is on by default (SyConn's <c>BTBase</c>): a session advisory lock on a pinned connection
+/// (<see cref="BtLock"/>), on which the locked store then pulls and pushes. <see cref="StoreOptions.Optimistic"/>
+/// instead checks at push time that the generation is still the one pulled.</para>
+/// <para><b>Limits.</b> One entry may be at most about 1 GB pickled (PostgreSQL's field limit); a bigger one is refused
+/// before anything is written. Thread-safety: see <see cref="IEntryStore"/>; concurrent <see cref="TryRead"/>s of a
+/// lazy store each use a pooled connection.</para>
+/// </remarks>
+public sealed class PostgresEntryStore : IEntryStore
+{
+    /// <summary>The largest pickled entry a row takes (PostgreSQL refuses fields over 1 GB; a margin is kept for the row).</summary>
+    public const int MaxEntryBytesDefault = (1 << 30) - (1 << 16);
+
+    /// <summary>Pushes of at most this many rows go as one INSERT; larger ones through binary COPY.</summary>
+    private const int InsertRowLimit = 64;
+
+    private readonly BtDatabase _db;
+    private readonly string? _side;
+    private Dictionary<byte[], Row> _rows = new(ByteKeyComparer.Instance);
+    private long _generation;
+    private bool _lazy;
+    private long _nextSeq;
+    private PickleReadOptions? _pickleOptions;
+    private BtLock? _lock;
+    private string? _storeClass;
+
+    internal PostgresEntryStore(BtDatabase db, string identifier, EntryStoreKind kind, string? side = null)
+    {
+        _db = db;
+        Identifier = CheckIdentifier(identifier);
+        Kind = kind;
+        _side = side;
+    }
+
+    /// <summary>The store's identifier (what follows <c>bt:</c>).</summary>
+    public string Identifier { get; }
+
+    /// <summary>The largest pickled entry a push accepts; lowered only by tests.</summary>
+    internal int MaxEntryBytes { get; set; } = MaxEntryBytesDefault;
+
+    /// <summary>The generation the last pull or push saw (0 for a store never pushed).</summary>
+    public long Generation => _generation;
+
+    /// <inheritdoc/>
+    public string Location => _side is null ? "bt:" + Identifier : $"bt:{Identifier}#{_side}";
+
+    /// <inheritdoc/>
+    public EntryStoreKind Kind { get; }
+
+    /// <inheritdoc/>
+    public string? Folder => null;
+
+    /// <inheritdoc/>
+    public bool StableReads => !_lazy;
+
+    /// <inheritdoc/>
+    public bool Exists { get; private set; }
+
+    /// <inheritdoc/>
+    public bool LocksByDefault => _side is null;
+
+    /// <inheritdoc/>
+    public bool SnapshotLoads => true;
+
+    /// <inheritdoc/>
+    public bool SupportsOptimistic => _side is null;
+
+    /// <inheritdoc/>
+    public void DescribeAs(string storeClass) => _storeClass = storeClass;
+
+    /// <inheritdoc/>
+    public int Count => _rows.Count;
+
+    /// <inheritdoc/>
+    public IEnumerable<object> Keys
+    {
+        get
+        {
+            foreach (var row in Ordered()) yield return row.KeyObject(this);
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool ContainsKey(StoreKey key) => _rows.Count > 0 && _rows.ContainsKey(BtKey.Encode(key.PythonValue));
+
+    /// <inheritdoc/>
+    public void Load(StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _pickleOptions = options.PickleOptions;
+        _lazy = options.LazyLoad;
+        var rows = new Dictionary<byte[], Row>(ByteKeyComparer.Instance);
+        long generation = 0;
+        bool exists = false;
+        Run(c =>
+        {
+            using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+            using (var batch = new NpgsqlBatch(c, tx))
+            {
+                batch.BatchCommands.Add(Command(_side is null
+                    ? "SELECT generation FROM syconn.stores WHERE identifier = $1"
+                    : "SELECT count(*) FROM syconn.side_entries WHERE identifier = $1 AND side = $2"));
+                string columns = _lazy ? "key, seq, pkey" : "key, seq, pkey, entry";
+                batch.BatchCommands.Add(Command(_side is null
+                    ? $"SELECT {columns} FROM syconn.entries WHERE identifier = $1"
+                    : $"SELECT {columns} FROM syconn.side_entries WHERE identifier = $1 AND side = $2"));
+                using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                if (r.Read())
+                {
+                    exists = _side is null || r.GetInt64(0) > 0;
+                    generation = _side is null ? r.GetInt64(0) : 0;
+                }
+                r.NextResult();
+                while (r.Read())
+                {
+                    var row = new Row(r.GetFieldValue<byte[]>(0), r.GetInt64(1), r.GetFieldValue<byte[]>(2), null);
+                    if (!_lazy)
+                    {
+                        var keyObject = row.KeyObject(this);
+                        row.Value = Unpickle(r.GetFieldValue<byte[]>(3), StoreKey.FromPython(keyObject));
+                    }
+                    rows[row.Key] = row;
+                }
+                while (r.NextResult()) { }
+            }
+            tx.Commit();
+        });
+        _rows = rows;
+        _generation = generation;
+        Exists = exists || rows.Count > 0;
+        _nextSeq = rows.Count == 0 ? 0 : rows.Values.Max(x => x.Seq) + 1;
+    }
+
+    /// <inheritdoc/>
+    public bool TryRead(StoreKey key, [MaybeNullWhen(false)] out object entry)
+    {
+        entry = null;
+        if (_rows.Count == 0) return false;
+        var k = BtKey.Encode(key.PythonValue);
+        if (!_rows.TryGetValue(k, out var row)) return false;
+        if (row.Value is { } value)
+        {
+            entry = value;
+            return true;
+        }
+        {
+            using var c = _db.Open();
+            using var cmd = new NpgsqlCommand(_side is null
+                ? "SELECT entry FROM syconn.entries WHERE identifier = $1 AND key = $2"
+                : "SELECT entry FROM syconn.side_entries WHERE identifier = $1 AND side = $3 AND key = $2", c);
+            cmd.Parameters.Add(new() { Value = Identifier });
+            cmd.Parameters.Add(new() { Value = k, NpgsqlDbType = NpgsqlDbType.Bytea });
+            if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
+            if (cmd.ExecuteScalar() is not byte[] bytes) return false;
+            entry = Unpickle(bytes, key);
+            return true;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<KeyValuePair<object, object>> ReadAll()
+    {
+        if (!_lazy)
+        {
+            foreach (var row in Ordered()) yield return KeyValuePair.Create(row.KeyObject(this), row.Value!);
+            yield break;
+        }
+        // Lazy: one streamed query in the store's order, on a pooled connection of its own.
+        using var c = _db.Open();
+        using var cmd = new NpgsqlCommand(_side is null
+            ? "SELECT pkey, entry FROM syconn.entries WHERE identifier = $1 ORDER BY seq, key"
+            : "SELECT pkey, entry FROM syconn.side_entries WHERE identifier = $1 AND side = $2 ORDER BY seq, key", c);
+        cmd.Parameters.Add(new() { Value = Identifier });
+        if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
+        using var r = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+        while (r.Read())
+        {
+            var keyObject = UnpickleKey(r.GetFieldValue<byte[]>(0));
+            yield return KeyValuePair.Create(keyObject, Unpickle(r.GetFieldValue<byte[]>(1), StoreKey.FromPython(keyObject)));
+        }
+    }
+
+    /// <inheritdoc/>
+    public void WriteChanges(IReadOnlyCollection<object> removed, IReadOnlyList<KeyValuePair<object, object>> changed, StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(removed);
+        ArgumentNullException.ThrowIfNull(changed);
+        ArgumentNullException.ThrowIfNull(options);
+        // Everything is encoded before the first byte goes out, so an entry that cannot be stored writes nothing.
+        var deleted = new List<byte[]>(removed.Count + changed.Count);
+        foreach (var k in removed) deleted.Add(BtKey.Encode(k));
+        var removedKeys = deleted.Count == 0 ? null : new HashSet<byte[]>(deleted, ByteKeyComparer.Instance);
+        long seq = _nextSeq;
+        var rows = new List<Row>(changed.Count);
+        foreach (var (k, v) in changed)
+        {
+            var key = BtKey.Encode(k);
+            deleted.Add(key);
+            // A key removed and set again in one push moves to the end, as in a dict.
+            bool known = _rows.TryGetValue(key, out var old) && removedKeys?.Contains(key) != true;
+            rows.Add(new Row(key, known ? old!.Seq : seq++, known ? old!.PKey : Pickle.Dump(k, options.PickleProtocol), Encode(k, v, options)) { Value = v });
+        }
+        Write(deleteAll: false, deleted, rows, options);
+        foreach (var k in deleted) _rows.Remove(k);
+        foreach (var row in rows)
+        {
+            row.Written(_lazy);
+            _rows[row.Key] = row;
+        }
+        _nextSeq = seq;
+    }
+
+    /// <inheritdoc/>
+    public void ReplaceAll(IEnumerable<KeyValuePair<object, object>> entries, StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        ArgumentNullException.ThrowIfNull(options);
+        var rows = new List<Row>();
+        var seen = new Dictionary<byte[], Row>(ByteKeyComparer.Instance);
+        foreach (var (k, v) in entries)
+        {
+            var key = BtKey.Encode(k);
+            var row = new Row(key, rows.Count, Pickle.Dump(k, options.PickleProtocol), Encode(k, v, options)) { Value = v };
+            if (seen.TryGetValue(key, out var earlier))
+            {
+                earlier.Entry = row.Entry; // a repeated key keeps its first place, as in a dict
+                earlier.Value = v;
+                continue;
+            }
+            seen[key] = row;
+            rows.Add(row);
+        }
+        Write(deleteAll: true, [], rows, options);
+        foreach (var row in rows) row.Written(_lazy);
+        _rows = seen;
+        _nextSeq = rows.Count;
+    }
+
+    /// <inheritdoc/>
+    public IStoreLock AcquireLock(LockOptions options, CancellationToken ct = default)
+    {
+        ThrowIfSide();
+        var l = BtLock.Acquire(_db, Identifier, options, ct);
+        _lock = l;
+        return l;
+    }
+
+    /// <inheritdoc/>
+    public async Task<IStoreLock> AcquireLockAsync(LockOptions options, CancellationToken ct = default)
+    {
+        ThrowIfSide();
+        var l = await BtLock.AcquireAsync(_db, Identifier, options, ct).ConfigureAwait(false);
+        _lock = l;
+        return l;
+    }
+
+    /// <summary>The entry store at <paramref name="address"/>: a <c>bt:</c> address in this store's database unless <paramref name="options"/> names another.</summary>
+    public IEntryStore OpenRelated(string address, StoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.ConnectionString is null && address.StartsWith(EntryStores.BtScheme + ":", StringComparison.Ordinal))
+            return new PostgresEntryStore(_db, address[(EntryStores.BtScheme.Length + 1)..], Kind);
+        return EntryStores.Open(address, Kind, options);
+    }
+
+    /// <inheritdoc/>
+    public IEntryStore OpenSideStore(string name)
+    {
+        ThrowIfSide();
+        if (string.IsNullOrEmpty(name) || !name.All(ch => char.IsAsciiLetterOrDigit(ch) || ch == '_'))
+            throw new ArgumentException($"'{name}' is not a side store name (use letters, digits and '_')", nameof(name));
+        return new PostgresEntryStore(_db, Identifier, EntryStoreKind.Npz, name);
+    }
+
+    /// <inheritdoc/>
+    public void EnsureWritable() => Run(static _ => { });
+
+    /// <summary>
+    /// Moves every row of the store (entries and side data) to the new identifier <c>IDENTIFIER.corrupt-UTCTIME</c>, in
+    /// one transaction, so the store starts empty and the damaged rows stay readable there (with <c>LazyLoad</c>).
+    /// </summary>
+    /// <returns>The address the rows went to.</returns>
+    public string MoveAside()
+    {
+        ThrowIfSide();
+        string aside = $"{Identifier}.corrupt-{DateTime.UtcNow:yyyyMMdd'T'HHmmss.fff'Z'}";
+        Run(c =>
+        {
+            using var tx = c.BeginTransaction();
+            using var batch = new NpgsqlBatch(c, tx);
+            foreach (var sql in new[]
+            {
+                "UPDATE syconn.entries SET identifier = $2 WHERE identifier = $1",
+                "UPDATE syconn.side_entries SET identifier = $2 WHERE identifier = $1",
+                "UPDATE syconn.stores SET identifier = $2, updated = now() WHERE identifier = $1",
+            })
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = Identifier }, new() { Value = aside } } });
+            batch.ExecuteNonQuery();
+            tx.Commit();
+        });
+        _rows = new(ByteKeyComparer.Instance);
+        _generation = 0;
+        return "bt:" + aside;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _rows = new(ByteKeyComparer.Instance);
+        _lock = null;
+    }
+
+    private void ThrowIfSide()
+    {
+        if (_side is not null) throw new InvalidOperationException($"{Location}: side data is guarded by its store's lock and has no lock of its own");
+    }
+
+    private IEnumerable<Row> Ordered()
+    {
+        var rows = _rows.Values.ToArray();
+        Array.Sort(rows, static (a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Key.AsSpan().SequenceCompareTo(b.Key));
+        return rows;
+    }
+
+    private byte[] Encode(object key, object entry, StoreOptions options)
+    {
+        byte[] bytes = Pickle.Dump(entry, options.PickleProtocol);
+        if (bytes.Length > MaxEntryBytes)
+            throw new ArgumentException($"{Location}: the entry of key {StoreKey.FromPython(key)} is {bytes.Length:N0} bytes pickled, more than a BT row holds ({MaxEntryBytes:N0} bytes, PostgreSQL's field limit); nothing was written. Split the object, or keep this store on files");
+        return bytes;
+    }
+
+    private object Unpickle(byte[] bytes, StoreKey key)
+    {
+        try
+        {
+            return Pickle.Load(bytes, _pickleOptions, $"{Location} key {key}");
+        }
+        catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{Location}: the entry of key {key} cannot be read: {e.Message}", e);
+        }
+    }
+
+    internal object UnpickleKey(byte[] pkey)
+    {
+        try
+        {
+            return Pickle.Load(pkey, _pickleOptions, $"{Location} (a stored key)");
+        }
+        catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{Location}: a stored key cannot be read: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the lock's pinned connection when this store holds it, else on a pooled one.</summary>
+    private void Run(Action<NpgsqlConnection> work)
+    {
+        var pinned = _lock?.Connection;
+        if (pinned is not null)
+        {
+            Guard(() => work(pinned));
+            return;
+        }
+        using var c = _db.Open();
+        Guard(() => work(c));
+    }
+
+    private void Guard(Action work)
+    {
+        try
+        {
+            work();
+        }
+        catch (PostgresException e)
+        {
+            throw new IOException($"{Location}: the BT database {_db.Description} refused: {e.MessageText} ({e.SqlState})", e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new IOException($"{Location}: the connection to the BT database {_db.Description} failed: {e.Message}", e);
+        }
+    }
+
+    private NpgsqlBatchCommand Command(string sql)
+    {
+        var cmd = new NpgsqlBatchCommand(sql);
+        cmd.Parameters.Add(new() { Value = Identifier });
+        if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
+        return cmd;
+    }
+
+    /// <summary>One push in one transaction: bump the generation (checking it in optimistic mode), delete, insert.</summary>
+    private void Write(bool deleteAll, List<byte[]> deleted, List<Row> rows, StoreOptions options)
+    {
+        bool optimistic = options.Optimistic && _side is null;
+        long newGeneration = _generation;
+        ulong xid = 0;
+        bool committing = false;
+        var pinned = _lock?.Connection;
+        var c = pinned ?? _db.Open();
+        try
+        {
+            NpgsqlTransaction? tx = null;
+            try
+            {
+                tx = c.BeginTransaction();
+                using (var batch = new NpgsqlBatch(c, tx))
+                {
+                    if (_side is null)
+                    {
+                        var bump = new NpgsqlBatchCommand(optimistic
+                            ? """
+                              INSERT INTO syconn.stores AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
+                              ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                              WHERE s.generation = $4
+                              RETURNING generation, pg_current_xact_id()::text
+                              """
+                            : """
+                              INSERT INTO syconn.stores AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
+                              ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                              RETURNING generation, pg_current_xact_id()::text
+                              """);
+                        bump.Parameters.Add(new() { Value = Identifier });
+                        bump.Parameters.Add(new() { Value = (object?)_storeClass ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+                        bump.Parameters.Add(new() { Value = Kind == EntryStoreKind.Npz ? "npz" : "pickle" });
+                        if (optimistic) bump.Parameters.Add(new() { Value = _generation });
+                        batch.BatchCommands.Add(bump);
+                    }
+                    else
+                    {
+                        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 0::bigint, pg_current_xact_id()::text"));
+                    }
+                    string table = _side is null ? "syconn.entries" : "syconn.side_entries";
+                    string scope = _side is null ? "identifier = $1" : "identifier = $1 AND side = $2";
+                    if (deleteAll) batch.BatchCommands.Add(Command($"DELETE FROM {table} WHERE {scope}"));
+                    else if (deleted.Count > 0)
+                    {
+                        var del = Command($"DELETE FROM {table} WHERE {scope} AND key = ANY(${(_side is null ? 2 : 3)})");
+                        del.Parameters.Add(new() { Value = deleted.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                        batch.BatchCommands.Add(del);
+                    }
+                    if (rows.Count > 0 && rows.Count <= InsertRowLimit)
+                    {
+                        int p = _side is null ? 2 : 3;
+                        var ins = Command($"INSERT INTO {table} ({(_side is null ? "identifier" : "identifier, side")}, key, seq, pkey, entry) " +
+                            $"SELECT {(_side is null ? "$1" : "$1, $2")}, k, s, p, e FROM unnest(${p}::bytea[], ${p + 1}::bigint[], ${p + 2}::bytea[], ${p + 3}::bytea[]) AS u(k, s, p, e)");
+                        ins.Parameters.Add(new() { Value = rows.Select(r => r.Key).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                        ins.Parameters.Add(new() { Value = rows.Select(r => r.Seq).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+                        ins.Parameters.Add(new() { Value = rows.Select(r => r.PKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                        ins.Parameters.Add(new() { Value = rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                        batch.BatchCommands.Add(ins);
+                    }
+                    using var r = batch.ExecuteReader();
+                    if (!r.Read())
+                    {
+                        r.Close();
+                        tx.Rollback();
+                        throw new StoreConflictException(Location, _generation, CurrentGeneration(c));
+                    }
+                    newGeneration = r.GetInt64(0);
+                    xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
+                    while (r.NextResult()) { } // the deletes and inserts: their errors surface here, before the commit
+                    if (optimistic && newGeneration != _generation + 1)
+                    {
+                        r.Close();
+                        tx.Rollback();
+                        throw new StoreConflictException(Location, _generation, newGeneration - 1);
+                    }
+                }
+                if (rows.Count > InsertRowLimit) Copy(c, rows);
+                committing = true;
+                tx.Commit();
+            }
+            finally
+            {
+                tx?.Dispose();
+            }
+        }
+        catch (StoreConflictException)
+        {
+            throw;
+        }
+        catch (Exception e) when (committing && e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException)
+        {
+            // The commit went out but its answer did not come back: ask the server what became of it.
+            ResolveUnknownCommit(xid, newGeneration, e);
+        }
+        catch (PostgresException e)
+        {
+            throw new IOException($"{Location}: the BT database {_db.Description} refused the push: {e.MessageText} ({e.SqlState}); nothing was written", e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new IOException($"{Location}: the connection to the BT database {_db.Description} failed during the push: {e.Message}; nothing was written (the server rolls back an unfinished transaction)", e);
+        }
+        finally
+        {
+            if (pinned is null) c.Dispose();
+        }
+        _generation = _side is null ? newGeneration : 0;
+        Exists = true;
+    }
+
+    private void Copy(NpgsqlConnection c, List<Row> rows)
+    {
+        using var w = c.BeginBinaryImport(_side is null
+            ? "COPY syconn.entries (identifier, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)"
+            : "COPY syconn.side_entries (identifier, side, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)");
+        foreach (var row in rows)
+        {
+            w.StartRow();
+            w.Write(Identifier, NpgsqlDbType.Text);
+            if (_side is not null) w.Write(_side, NpgsqlDbType.Text);
+            w.Write(row.Key, NpgsqlDbType.Bytea);
+            w.Write(row.Seq, NpgsqlDbType.Bigint);
+            w.Write(row.PKey, NpgsqlDbType.Bytea);
+            w.Write(row.Entry!, NpgsqlDbType.Bytea);
+        }
+        w.Complete();
+    }
+
+    private long CurrentGeneration(NpgsqlConnection c)
+    {
+        using var cmd = new NpgsqlCommand("SELECT generation FROM syconn.stores WHERE identifier = $1", c) { Parameters = { new() { Value = Identifier } } };
+        return cmd.ExecuteScalar() is long g ? g : 0;
+    }
+
+    /// <summary>
+    /// After a commit whose answer was lost: reconnects (waiting up to a minute for the server to come back) and asks
+    /// it whether the push's transaction committed. Returns when it did; throws when it did not or cannot be told.
+    /// </summary>
+    private void ResolveUnknownCommit(ulong xid, long generation, Exception lost)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        Exception last = lost;
+        while (DateTime.UtcNow < deadline)
+        {
+            string? status;
+            long current;
+            try
+            {
+                using var c = _db.Open();
+                using var cmd = new NpgsqlCommand("SELECT pg_xact_status($1::text::xid8), (SELECT generation FROM syconn.stores WHERE identifier = $2)", c)
+                {
+                    Parameters = { new() { Value = xid.ToString(CultureInfo.InvariantCulture) }, new() { Value = Identifier } },
+                };
+                using var r = cmd.ExecuteReader();
+                r.Read();
+                status = r.IsDBNull(0) ? null : r.GetString(0);
+                current = r.IsDBNull(1) ? 0 : r.GetInt64(1);
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException)
+            {
+                last = e;
+                Thread.Sleep(200);
+                continue;
+            }
+            switch (status)
+            {
+                case "committed":
+                    if (_side is null && current < generation)
+                        throw new InvalidDataException($"{Location}: the push's transaction {xid} committed but the store's generation is {current}, below its {generation}");
+                    return;
+                case "in progress":
+                    Thread.Sleep(50);
+                    continue;
+                default:
+                    throw new IOException($"{Location}: the connection was lost while the push committed; the server reports its transaction {xid} as {status ?? "unknown"} (generation {current}), so nothing was written", lost);
+            }
+        }
+        throw new IOException($"{Location}: the connection was lost while the push committed and the BT database {_db.Description} could not be asked within a minute whether transaction {xid} committed; reread the store (its generation was {_generation} before this push) before writing again", last);
+    }
+
+    private static string CheckIdentifier(string identifier)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(identifier);
+        if (identifier.Length > 1000 || identifier.Any(char.IsControl))
+            throw new ArgumentException($"'{identifier}' is not a BT store identifier (at most 1000 characters, no control characters)", nameof(identifier));
+        return identifier;
+    }
+
+    /// <summary>One stored key: canonical key, place, pickled key, and (unless lazy) the entry's tree; a row being written also has its pickled entry.</summary>
+    private sealed class Row(byte[] key, long seq, byte[] pkey, byte[]? entry)
+    {
+        private object? _keyObject;
+
+        public byte[] Key { get; } = key;
+        public long Seq { get; } = seq;
+        public byte[] PKey { get; } = pkey;
+
+        /// <summary>The pickled entry, while the row is written.</summary>
+        public byte[]? Entry { get; set; } = entry;
+
+        /// <summary>The entry's tree (null in lazy mode).</summary>
+        public object? Value { get; set; }
+
+        /// <summary>After the write: the bytes are dropped, and a lazy store drops the tree too.</summary>
+        public void Written(bool lazy)
+        {
+            Entry = null;
+            if (lazy) Value = null;
+        }
+
+        public object KeyObject(PostgresEntryStore owner) => _keyObject ??= owner.UnpickleKey(PKey);
+    }
+
+    private sealed class ByteKeyComparer : IEqualityComparer<byte[]>
+    {
+        public static readonly ByteKeyComparer Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj)
+        {
+            var h = new HashCode();
+            h.AddBytes(obj);
+            return h.ToHashCode();
+        }
+    }
+}
