@@ -40,13 +40,22 @@ public class StoreFixtureTests
     [MemberData(nameof(PickleStoreFixtures))]
     public void Getters_match_manifest(string file)
     {
+        var path = Shared.PyFixture(file);
+        CheckGetters(file, (cls, loadColArr) => StoreFactory.OpenPickleStore(path, cls, loadColArr: loadColArr));
+    }
+
+    /// <summary>
+    /// Checks every getter the MANIFEST lists for fixture <paramref name="file"/> on stores that <paramref name="open"/>
+    /// opens (by class, and with <c>load_colarr</c> for meshes), wherever they live.
+    /// </summary>
+    internal static void CheckGetters(string file, Func<StoreClass, bool, StorageBase> open)
+    {
         var entry = Manifest.File_(file);
         var cls = StoreFactory.ParseClass((string)entry["class"]!);
-        var path = Shared.PyFixture(file);
         var getters = (JsonArray)entry["getter"]!;
         Assert.NotEmpty(getters);
-        using var plain = StoreFactory.OpenPickleStore(path, cls);
-        using var colarr = cls == StoreClass.MeshStorage ? StoreFactory.OpenPickleStore(path, cls, loadColArr: true) : null;
+        using var plain = open(cls, false);
+        using var colarr = cls == StoreClass.MeshStorage ? open(cls, true) : null;
         int checkedCount = 0;
         foreach (var g in getters)
         {
