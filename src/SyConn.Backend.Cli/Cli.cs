@@ -35,6 +35,7 @@ public static class Cli
         yield return BenchCommand.Create();
         yield return BenchCommand.Worker();
         yield return LockIncrementCommand.Create();
+        yield return BtWorkerCommand.Create();
         yield return AtomicWriteLoopCommand.Create();
         yield return LoadSegCommand.Create();
         yield return VoxelsCommand.Create();

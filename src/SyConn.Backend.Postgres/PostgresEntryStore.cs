@@ -66,6 +66,9 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <summary>The largest pickled entry a push accepts; lowered only by tests.</summary>
     internal int MaxEntryBytes { get; set; } = MaxEntryBytesDefault;
 
+    /// <summary>Runs on the push's connection just before its COMMIT (fault-injection tests only).</summary>
+    internal Action<NpgsqlConnection>? BeforeCommit { get; set; }
+
     /// <summary>The generation the last pull or push saw (0 for a store never pushed).</summary>
     public long Generation => _generation;
 
@@ -498,6 +501,7 @@ public sealed class PostgresEntryStore : IEntryStore
                     }
                 }
                 if (rows.Count > InsertRowLimit) Copy(c, rows);
+                BeforeCommit?.Invoke(c);
                 committing = true;
                 tx.Commit();
             }
@@ -510,7 +514,8 @@ public sealed class PostgresEntryStore : IEntryStore
         {
             throw;
         }
-        catch (Exception e) when (committing && e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException)
+        catch (Exception e) when (committing && (e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException
+                                                  || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken)))
         {
             // The commit went out but its answer did not come back: ask the server what became of it.
             ResolveUnknownCommit(xid, newGeneration, e);
@@ -559,7 +564,7 @@ public sealed class PostgresEntryStore : IEntryStore
     /// After a commit whose answer was lost: reconnects (waiting up to a minute for the server to come back) and asks
     /// it whether the push's transaction committed. Returns when it did; throws when it did not or cannot be told.
     /// </summary>
-    private void ResolveUnknownCommit(ulong xid, long generation, Exception lost)
+    internal void ResolveUnknownCommit(ulong xid, long generation, Exception lost)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         Exception last = lost;
