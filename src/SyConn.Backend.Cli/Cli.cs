@@ -36,6 +36,9 @@ public static class Cli
         yield return BenchCommand.Worker();
         yield return LockIncrementCommand.Create();
         yield return BtWorkerCommand.Create();
+        yield return BtAdminCommands.Init();
+        yield return BtAdminCommands.Move();
+        yield return BtAdminCommands.Layout();
         yield return AtomicWriteLoopCommand.Create();
         yield return LoadSegCommand.Create();
         yield return VoxelsCommand.Create();

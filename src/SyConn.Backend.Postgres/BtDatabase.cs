@@ -17,6 +17,7 @@ internal sealed class BtDatabase
 
     private BtDatabase(string connectionString)
     {
+        ConnectionString = connectionString;
         var b = new NpgsqlConnectionStringBuilder(connectionString);
         if (string.IsNullOrEmpty(b.ApplicationName)) b.ApplicationName = ProcessTag;
         DataSource = NpgsqlDataSource.Create(b.ConnectionString);
@@ -41,6 +42,15 @@ internal sealed class BtDatabase
             throw new ArgumentException($"not an Npgsql connection string: {e.Message}", nameof(connectionString), e);
         }
     }
+
+    /// <summary>The connection string (as given).</summary>
+    public string ConnectionString { get; }
+
+    /// <summary>The layout the schema check found: <c>single</c>, <c>coordinator</c> or <c>shard</c> (null before the first connection).</summary>
+    public string? Layout { get; private set; }
+
+    /// <summary>The partition map of a coordinator, read on first use and again after a partition moved.</summary>
+    internal BtPartitionMap? PartitionMap { get; set; }
 
     /// <summary>The pool.</summary>
     public NpgsqlDataSource DataSource { get; }
@@ -88,7 +98,7 @@ internal sealed class BtDatabase
             {
                 if (!_schemaChecked)
                 {
-                    BtSchema.Ensure(c, Description);
+                    Layout = BtSchema.Ensure(c, Description);
                     _schemaChecked = true;
                 }
             }

@@ -22,11 +22,16 @@ internal sealed class BtLock : IStoreLock
     private readonly object _gate = new();
     private NpgsqlConnection? _connection;
 
-    private BtLock(NpgsqlConnection connection, long key, string resource)
+    private readonly string _identifier;
+    private readonly LockOptions _options;
+
+    private BtLock(NpgsqlConnection connection, long key, string resource, string identifier, LockOptions options)
     {
         _connection = connection;
         Key = key;
         Resource = resource;
+        _identifier = identifier;
+        _options = options;
     }
 
     /// <summary>The advisory lock key.</summary>
@@ -118,7 +123,7 @@ internal sealed class BtLock : IStoreLock
                 var (pid, holder) = Holder(sync ? db.Open() : await db.OpenAsync(CancellationToken.None).ConfigureAwait(false), key);
                 throw StorageLockTimeoutException.ForResource(resource, pid, holder, heldInProcess: false, sw.Elapsed, "database backend");
             }
-            return new BtLock(c, key, resource);
+            return new BtLock(c, key, resource, identifier, options);
         }
         catch
         {
@@ -160,6 +165,23 @@ internal sealed class BtLock : IStoreLock
         }
     }
 
+    /// <summary>
+    /// Takes the same lock on another server (where the store's partition moved) and then releases the old one, so
+    /// the holder is never without it. Waits as the original acquisition did.
+    /// </summary>
+    public void MoveTo(BtDatabase db)
+    {
+        var moved = Acquire(db, _identifier, _options, CancellationToken.None);
+        NpgsqlConnection? old;
+        lock (_gate)
+        {
+            old = _connection;
+            _connection = moved._connection;
+            moved._connection = null;
+        }
+        if (old is not null) Release(old, Key);
+    }
+
     /// <summary>Releases the lock and closes the pinned connection (idempotent). A broken connection has lost the lock already.</summary>
     public void Dispose()
     {
@@ -170,11 +192,16 @@ internal sealed class BtLock : IStoreLock
             _connection = null;
         }
         if (c is null) return;
+        Release(c, Key);
+    }
+
+    private static void Release(NpgsqlConnection c, long key)
+    {
         try
         {
             if (c.State == System.Data.ConnectionState.Open)
             {
-                using var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", c) { Parameters = { new() { Value = Key } } };
+                using var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", c) { Parameters = { new() { Value = key } } };
                 cmd.ExecuteNonQuery();
             }
         }

@@ -32,6 +32,7 @@ internal static class BtSchema
         CREATE TABLE IF NOT EXISTS syconn.schema_version (
             one boolean PRIMARY KEY DEFAULT true CHECK (one),
             version integer NOT NULL,
+            layout text NOT NULL DEFAULT 'single' CHECK (layout IN ('single', 'coordinator', 'shard')),
             updated timestamptz NOT NULL DEFAULT now());
         CREATE TABLE IF NOT EXISTS syconn.stores (
             identifier text PRIMARY KEY,
@@ -59,10 +60,21 @@ internal static class BtSchema
         ALTER TABLE syconn.side_entries ALTER COLUMN entry SET STORAGE EXTERNAL;
         """;
 
-    /// <summary>Checks the schema version, creating the schema if there is none.</summary>
+    /// <summary>The entry tables' columns, shared by a single server's tables and every partition's.</summary>
+    internal static string EntryColumns(bool side) => side
+        ? "identifier text NOT NULL, side text NOT NULL, key bytea NOT NULL, seq bigint NOT NULL, pkey bytea NOT NULL, entry bytea NOT NULL"
+        : "identifier text NOT NULL, key bytea NOT NULL, seq bigint NOT NULL, pkey bytea NOT NULL, entry bytea NOT NULL";
+
+    /// <summary>The store table's columns.</summary>
+    internal const string StoreColumns =
+        "identifier text NOT NULL, class text, kind text NOT NULL, generation bigint NOT NULL DEFAULT 0, " +
+        "created timestamptz NOT NULL DEFAULT now(), updated timestamptz NOT NULL DEFAULT now()";
+
+    /// <summary>Checks the schema version, creating the schema if there is none, and returns the database's layout
+    /// (<c>single</c>, <c>coordinator</c> of a partitioned layout, or one of its <c>shard</c>s).</summary>
     /// <exception cref="NotSupportedException">The database has a newer schema than this code knows.</exception>
     /// <exception cref="InvalidDataException">The version table is damaged.</exception>
-    public static void Ensure(NpgsqlConnection c, string database)
+    public static string Ensure(NpgsqlConnection c, string database)
     {
         int? found = ReadVersion(c);
         if (found is null)
@@ -81,6 +93,8 @@ internal static class BtSchema
             throw new NotSupportedException($"the BT database {database} has schema version {found}, newer than this library knows ({Version}); use a newer SyConn.Backend.Postgres");
         if (found < 1)
             throw new InvalidDataException($"the BT database {database} has schema version {found}, which no release wrote");
+        using var layout = new NpgsqlCommand("SELECT layout FROM syconn.schema_version", c);
+        return layout.ExecuteScalar() as string ?? "single";
     }
 
     private static int? ReadVersion(NpgsqlConnection c)

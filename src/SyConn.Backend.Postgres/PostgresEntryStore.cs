@@ -43,6 +43,7 @@ public sealed class PostgresEntryStore : IEntryStore
     private const int InsertRowLimit = 64;
 
     private readonly BtDatabase _db;
+    private BtRoute? _route;
     private readonly string? _side;
     private Dictionary<byte[], Row> _rows = new(ByteKeyComparer.Instance);
     private long _generation;
@@ -65,6 +66,15 @@ public sealed class PostgresEntryStore : IEntryStore
 
     /// <summary>The largest pickled entry a push accepts; lowered only by tests.</summary>
     internal int MaxEntryBytes { get; set; } = MaxEntryBytesDefault;
+
+    /// <summary>Where this store's rows live (read from the partition map on a partitioned layout).</summary>
+    private BtRoute R => _route ??= BtRouter.Route(_db, Identifier);
+
+    /// <summary>The tables of this store's rows.</summary>
+    private BtTables T => R.Tables;
+
+    /// <summary>The server that holds this store's rows.</summary>
+    private BtDatabase Db => R.Db;
 
     /// <summary>Runs on the push's connection just before its COMMIT (fault-injection tests only).</summary>
     internal Action<NpgsqlConnection>? BeforeCommit { get; set; }
@@ -123,39 +133,56 @@ public sealed class PostgresEntryStore : IEntryStore
         var rows = new Dictionary<byte[], Row>(ByteKeyComparer.Instance);
         long generation = 0;
         bool exists = false;
-        Run(c =>
+        for (int attempt = 0; ; attempt++)
         {
-            using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
-            using (var batch = new NpgsqlBatch(c, tx))
+            bool moved = false;
+            rows.Clear();
+            Run(c =>
             {
-                batch.BatchCommands.Add(Command(_side is null
-                    ? "SELECT generation FROM syconn.stores WHERE identifier = $1"
-                    : "SELECT count(*) FROM syconn.side_entries WHERE identifier = $1 AND side = $2"));
-                string columns = _lazy ? "key, seq, pkey" : "key, seq, pkey, entry";
-                batch.BatchCommands.Add(Command(_side is null
-                    ? $"SELECT {columns} FROM syconn.entries WHERE identifier = $1"
-                    : $"SELECT {columns} FROM syconn.side_entries WHERE identifier = $1 AND side = $2"));
-                using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-                if (r.Read())
+                using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+                using (var batch = new NpgsqlBatch(c, tx))
                 {
-                    exists = _side is null || r.GetInt64(0) > 0;
-                    generation = _side is null ? r.GetInt64(0) : 0;
-                }
-                r.NextResult();
-                while (r.Read())
-                {
-                    var row = new Row(r.GetFieldValue<byte[]>(0), r.GetInt64(1), r.GetFieldValue<byte[]>(2), null);
-                    if (!_lazy)
+                    if (T.Partition is int part)
+                        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1") { Parameters = { new() { Value = part } } });
+                    batch.BatchCommands.Add(Command(_side is null
+                        ? $"SELECT generation FROM {T.Stores} WHERE identifier = $1"
+                        : $"SELECT count(*) FROM {T.Side} WHERE identifier = $1 AND side = $2"));
+                    string columns = _lazy ? "key, seq, pkey" : "key, seq, pkey, entry";
+                    batch.BatchCommands.Add(Command(_side is null
+                        ? $"SELECT {columns} FROM {T.Entries} WHERE identifier = $1"
+                        : $"SELECT {columns} FROM {T.Side} WHERE identifier = $1 AND side = $2"));
+                    using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                    if (T.Partition is not null)
                     {
-                        var keyObject = row.KeyObject(this);
-                        row.Value = Unpickle(r.GetFieldValue<byte[]>(3), StoreKey.FromPython(keyObject));
+                        moved = !r.Read() || r.GetBoolean(0);
+                        r.NextResult();
+                        if (moved) return;
                     }
-                    rows[row.Key] = row;
+                    if (r.Read())
+                    {
+                        exists = _side is null || r.GetInt64(0) > 0;
+                        generation = _side is null ? r.GetInt64(0) : 0;
+                    }
+                    r.NextResult();
+                    while (r.Read())
+                    {
+                        var row = new Row(r.GetFieldValue<byte[]>(0), r.GetInt64(1), r.GetFieldValue<byte[]>(2), null);
+                        if (!_lazy)
+                        {
+                            var keyObject = row.KeyObject(this);
+                            row.Value = Unpickle(r.GetFieldValue<byte[]>(3), StoreKey.FromPython(keyObject));
+                        }
+                        rows[row.Key] = row;
+                    }
+                    while (r.NextResult()) { }
                 }
-                while (r.NextResult()) { }
-            }
-            tx.Commit();
-        });
+                tx.Commit();
+            });
+            if (!moved) break;
+            // The partition moved: read the map again, and take the lock where the rows are now.
+            Reroute(attempt);
+            if (_lock is { } held && _side is null) held.MoveTo(Db);
+        }
         _rows = rows;
         _generation = generation;
         Exists = exists || rows.Count > 0;
@@ -175,10 +202,10 @@ public sealed class PostgresEntryStore : IEntryStore
             return true;
         }
         {
-            using var c = _db.Open();
+            using var c = Db.Open();
             using var cmd = new NpgsqlCommand(_side is null
-                ? "SELECT entry FROM syconn.entries WHERE identifier = $1 AND key = $2"
-                : "SELECT entry FROM syconn.side_entries WHERE identifier = $1 AND side = $3 AND key = $2", c);
+                ? $"SELECT entry FROM {T.Entries} WHERE identifier = $1 AND key = $2"
+                : $"SELECT entry FROM {T.Side} WHERE identifier = $1 AND side = $3 AND key = $2", c);
             cmd.Parameters.Add(new() { Value = Identifier });
             cmd.Parameters.Add(new() { Value = k, NpgsqlDbType = NpgsqlDbType.Bytea });
             if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
@@ -197,10 +224,10 @@ public sealed class PostgresEntryStore : IEntryStore
             yield break;
         }
         // Lazy: one streamed query in the store's order, on a pooled connection of its own.
-        using var c = _db.Open();
+        using var c = Db.Open();
         using var cmd = new NpgsqlCommand(_side is null
-            ? "SELECT pkey, entry FROM syconn.entries WHERE identifier = $1 ORDER BY seq, key"
-            : "SELECT pkey, entry FROM syconn.side_entries WHERE identifier = $1 AND side = $2 ORDER BY seq, key", c);
+            ? $"SELECT pkey, entry FROM {T.Entries} WHERE identifier = $1 ORDER BY seq, key"
+            : $"SELECT pkey, entry FROM {T.Side} WHERE identifier = $1 AND side = $2 ORDER BY seq, key", c);
         cmd.Parameters.Add(new() { Value = Identifier });
         if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
         using var r = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
@@ -271,7 +298,7 @@ public sealed class PostgresEntryStore : IEntryStore
     public IStoreLock AcquireLock(LockOptions options, CancellationToken ct = default)
     {
         ThrowIfSide();
-        var l = BtLock.Acquire(_db, Identifier, options, ct);
+        var l = BtLock.Acquire(Db, Identifier, options, ct);
         _lock = l;
         return l;
     }
@@ -280,7 +307,7 @@ public sealed class PostgresEntryStore : IEntryStore
     public async Task<IStoreLock> AcquireLockAsync(LockOptions options, CancellationToken ct = default)
     {
         ThrowIfSide();
-        var l = await BtLock.AcquireAsync(_db, Identifier, options, ct).ConfigureAwait(false);
+        var l = await BtLock.AcquireAsync(Db, Identifier, options, ct).ConfigureAwait(false);
         _lock = l;
         return l;
     }
@@ -315,15 +342,25 @@ public sealed class PostgresEntryStore : IEntryStore
     {
         ThrowIfSide();
         string aside = $"{Identifier}.corrupt-{DateTime.UtcNow:yyyyMMdd'T'HHmmss.fff'Z'}";
+        if (T.Partition is int part && _db.PartitionMap is { } map)
+        {
+            // The rows stay on their shard: pick an aside name that hashes to the same partition.
+            string stem = aside;
+            for (int n = 1; map.PartitionOf(_db, aside) != part; n++)
+            {
+                if (n > 10_000) throw new InvalidOperationException($"{Location}: found no aside name in partition {part}");
+                aside = $"{stem}.{n}";
+            }
+        }
         Run(c =>
         {
             using var tx = c.BeginTransaction();
             using var batch = new NpgsqlBatch(c, tx);
             foreach (var sql in new[]
             {
-                "UPDATE syconn.entries SET identifier = $2 WHERE identifier = $1",
-                "UPDATE syconn.side_entries SET identifier = $2 WHERE identifier = $1",
-                "UPDATE syconn.stores SET identifier = $2, updated = now() WHERE identifier = $1",
+                $"UPDATE {T.Entries} SET identifier = $2 WHERE identifier = $1",
+                $"UPDATE {T.Side} SET identifier = $2 WHERE identifier = $1",
+                $"UPDATE {T.Stores} SET identifier = $2, updated = now() WHERE identifier = $1",
             })
                 batch.BatchCommands.Add(new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = Identifier }, new() { Value = aside } } });
             batch.ExecuteNonQuery();
@@ -394,7 +431,7 @@ public sealed class PostgresEntryStore : IEntryStore
             Guard(() => work(pinned));
             return;
         }
-        using var c = _db.Open();
+        using var c = Db.Open();
         Guard(() => work(c));
     }
 
@@ -406,11 +443,11 @@ public sealed class PostgresEntryStore : IEntryStore
         }
         catch (PostgresException e)
         {
-            throw new IOException($"{Location}: the BT database {_db.Description} refused: {e.MessageText} ({e.SqlState})", e);
+            throw new IOException($"{Location}: the BT database {Db.Description} refused: {e.MessageText} ({e.SqlState})", e);
         }
         catch (NpgsqlException e)
         {
-            throw new IOException($"{Location}: the connection to the BT database {_db.Description} failed: {e.Message}", e);
+            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed: {e.Message}", e);
         }
     }
 
@@ -425,12 +462,38 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <summary>One push in one transaction: bump the generation (checking it in optimistic mode), delete, insert.</summary>
     private void Write(bool deleteAll, List<byte[]> deleted, List<Row> rows, StoreOptions options)
     {
-        bool optimistic = options.Optimistic && _side is null;
+        bool checkGeneration = options.Optimistic && _side is null;
+        for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration); attempt++)
+        {
+            // The store's partition moved to another shard after this store was routed: follow it. The copy there
+            // carries the generation, so checking it keeps an optimistic or a locked push from overwriting a newer one.
+            Reroute(attempt);
+            if (_lock is { } held && _side is null)
+            {
+                held.MoveTo(Db);
+                checkGeneration = true;
+            }
+        }
+    }
+
+    /// <summary>Follows a moved partition: rereads the partition map (after a pause that grows with the attempts).</summary>
+    private void Reroute(int attempt)
+    {
+        if (attempt >= 100)
+            throw new IOException($"{Location}: its partition is marked as moved on {Db.Description} but the BT coordinator {_db.Description} still maps it there; a partition move was interrupted: rerun bt-move-partition to finish it");
+        BtRouter.Forget(_db);
+        _route = null;
+        if (attempt > 0) Thread.Sleep(Math.Min(500, 20 * attempt));
+    }
+
+    /// <summary>One push in one transaction; false when the partition turned out to have moved (nothing was written).</summary>
+    private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic)
+    {
         long newGeneration = _generation;
         ulong xid = 0;
         bool committing = false;
         var pinned = _lock?.Connection;
-        var c = pinned ?? _db.Open();
+        var c = pinned ?? Db.Open();
         try
         {
             NpgsqlTransaction? tx = null;
@@ -439,17 +502,19 @@ public sealed class PostgresEntryStore : IEntryStore
                 tx = c.BeginTransaction();
                 using (var batch = new NpgsqlBatch(c, tx))
                 {
+                    if (T.Partition is int part)
+                        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1 FOR SHARE") { Parameters = { new() { Value = part } } });
                     if (_side is null)
                     {
                         var bump = new NpgsqlBatchCommand(optimistic
-                            ? """
-                              INSERT INTO syconn.stores AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
+                            ? $"""
+                              INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
                               ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
                               WHERE s.generation = $4
                               RETURNING generation, pg_current_xact_id()::text
                               """
-                            : """
-                              INSERT INTO syconn.stores AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
+                            : $"""
+                              INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
                               ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
                               RETURNING generation, pg_current_xact_id()::text
                               """);
@@ -463,7 +528,7 @@ public sealed class PostgresEntryStore : IEntryStore
                     {
                         batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 0::bigint, pg_current_xact_id()::text"));
                     }
-                    string table = _side is null ? "syconn.entries" : "syconn.side_entries";
+                    string table = _side is null ? $"{T.Entries}" : $"{T.Side}";
                     string scope = _side is null ? "identifier = $1" : "identifier = $1 AND side = $2";
                     if (deleteAll) batch.BatchCommands.Add(Command($"DELETE FROM {table} WHERE {scope}"));
                     else if (deleted.Count > 0)
@@ -484,6 +549,12 @@ public sealed class PostgresEntryStore : IEntryStore
                         batch.BatchCommands.Add(ins);
                     }
                     using var r = batch.ExecuteReader();
+                    if (T.Partition is not null && (!r.Read() || r.GetBoolean(0) || !r.NextResult()))
+                    {
+                        r.Close();
+                        tx.Rollback();
+                        return false;
+                    }
                     if (!r.Read())
                     {
                         r.Close();
@@ -522,11 +593,11 @@ public sealed class PostgresEntryStore : IEntryStore
         }
         catch (PostgresException e)
         {
-            throw new IOException($"{Location}: the BT database {_db.Description} refused the push: {e.MessageText} ({e.SqlState}); nothing was written", e);
+            throw new IOException($"{Location}: the BT database {Db.Description} refused the push: {e.MessageText} ({e.SqlState}); nothing was written", e);
         }
         catch (NpgsqlException e)
         {
-            throw new IOException($"{Location}: the connection to the BT database {_db.Description} failed during the push: {e.Message}; nothing was written (the server rolls back an unfinished transaction)", e);
+            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed during the push: {e.Message}; nothing was written (the server rolls back an unfinished transaction)", e);
         }
         finally
         {
@@ -534,13 +605,14 @@ public sealed class PostgresEntryStore : IEntryStore
         }
         _generation = _side is null ? newGeneration : 0;
         Exists = true;
+        return true;
     }
 
     private void Copy(NpgsqlConnection c, List<Row> rows)
     {
         using var w = c.BeginBinaryImport(_side is null
-            ? "COPY syconn.entries (identifier, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)"
-            : "COPY syconn.side_entries (identifier, side, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)");
+            ? $"COPY {T.Entries} (identifier, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)"
+            : $"COPY {T.Side} (identifier, side, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)");
         foreach (var row in rows)
         {
             w.StartRow();
@@ -556,7 +628,7 @@ public sealed class PostgresEntryStore : IEntryStore
 
     private long CurrentGeneration(NpgsqlConnection c)
     {
-        using var cmd = new NpgsqlCommand("SELECT generation FROM syconn.stores WHERE identifier = $1", c) { Parameters = { new() { Value = Identifier } } };
+        using var cmd = new NpgsqlCommand($"SELECT generation FROM {T.Stores} WHERE identifier = $1", c) { Parameters = { new() { Value = Identifier } } };
         return cmd.ExecuteScalar() is long g ? g : 0;
     }
 
@@ -574,8 +646,8 @@ public sealed class PostgresEntryStore : IEntryStore
             long current;
             try
             {
-                using var c = _db.Open();
-                using var cmd = new NpgsqlCommand("SELECT pg_xact_status($1::text::xid8), (SELECT generation FROM syconn.stores WHERE identifier = $2)", c)
+                using var c = Db.Open();
+                using var cmd = new NpgsqlCommand($"SELECT pg_xact_status($1::text::xid8), (SELECT generation FROM {T.Stores} WHERE identifier = $2)", c)
                 {
                     Parameters = { new() { Value = xid.ToString(CultureInfo.InvariantCulture) }, new() { Value = Identifier } },
                 };
@@ -603,7 +675,7 @@ public sealed class PostgresEntryStore : IEntryStore
                     throw new IOException($"{Location}: the connection was lost while the push committed; the server reports its transaction {xid} as {status ?? "unknown"} (generation {current}), so nothing was written", lost);
             }
         }
-        throw new IOException($"{Location}: the connection was lost while the push committed and the BT database {_db.Description} could not be asked within a minute whether transaction {xid} committed; reread the store (its generation was {_generation} before this push) before writing again", last);
+        throw new IOException($"{Location}: the connection was lost while the push committed and the BT database {Db.Description} could not be asked within a minute whether transaction {xid} committed; reread the store (its generation was {_generation} before this push) before writing again", last);
     }
 
     private static string CheckIdentifier(string identifier)

@@ -34,9 +34,21 @@ public static class BtWorkerCommand
                 case "locked":
                     for (int i = 0; i < n; i++)
                     {
-                        using var ad = AttributeDict.Open(addr, options);
-                        Increment(ad);
-                        ad.Push();
+                        // A locked push conflicts only when the store's partition moved to another shard and someone
+                        // pushed there first: redo the increment on fresh content, as a real client would.
+                        while (true)
+                        {
+                            using var ad = AttributeDict.Open(addr, options);
+                            Increment(ad);
+                            try
+                            {
+                                ad.Push();
+                                break;
+                            }
+                            catch (StoreConflictException)
+                            {
+                            }
+                        }
                     }
                     break;
                 case "optimistic":
