@@ -507,7 +507,11 @@ internal sealed class PgServer : IDisposable
         string? dir = null;
         try
         {
-            dir = CreateFolder(ServerParentFolder(), "syconn-pgwatch-");
+            // Inside SYCONN_PG_RUNDIR when set, so that scripts/test.sh removes it even if the watcher dies.
+            var runDir = Environment.GetEnvironmentVariable("SYCONN_PG_RUNDIR");
+            var parent = string.IsNullOrEmpty(runDir) ? ServerParentFolder() : runDir;
+            Directory.CreateDirectory(parent);
+            dir = CreateFolder(parent, "syconn-pgwatch-");
             var psi = new ProcessStartInfo("/bin/sh");
             foreach (var a in (string[])["-c", WatcherScript, "syconn-pg-watcher", dir, binDir!, AsRoot ? $"{RunUserPath()} -u {ServiceUser} --" : ""])
                 psi.ArgumentList.Add(a);
