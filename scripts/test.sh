@@ -13,6 +13,10 @@ have_py_module lz4 || need_pkgs+=(python3-lz4)
 have_py_module h5py || need_pkgs+=(python3-h5py)
 have_py_module fasteners || need_pkgs+=(python3-fasteners)
 have_py_module snappy || need_pkgs+=(python3-snappy)
+# PostgreSQL: Debian keeps the server in /usr/lib/postgresql/<version>/bin, off PATH; postgres_fdw
+# ships with the server package on Debian 12 (postgresql-contrib only pulls that in).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_pkgs+=(postgresql)
+compgen -G '/usr/share/postgresql/*/extension/postgres_fdw.control' >/dev/null || need_pkgs+=(postgresql-contrib)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need_pkgs[*]}" >&2
@@ -35,6 +39,42 @@ if ! dotnet build SyConn.Backend.slnx -c Release -nologo -v q >"$build_log" 2>&1
   echo "0 passed, 1 failed"
   exit 1
 fi
+
+# PostgreSQL test servers (tests/SyConn.Backend.Tests/Infrastructure/PgServer.cs) each leave
+# <name>.datadir here naming their data dir. A test host that dies cannot stop its servers, so on
+# exit this script stops any still listed and deletes their folders. The trap writes to stderr only:
+# the closing line below must stay the last line on stdout.
+pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -n "$pg_bindir" ] || pg_bindir=$(pg_config --bindir 2>/dev/null || true)
+SYCONN_PG_RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/syconn-pgrun.XXXXXX")
+export SYCONN_PG_RUNDIR
+pg_ctl_as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_bindir/pg_ctl" "$@"; else "$pg_bindir/pg_ctl" "$@"; fi
+}
+stop_leftover_pg_servers() {
+  local marker data pid
+  for marker in "$SYCONN_PG_RUNDIR"/*.datadir; do
+    [ -f "$marker" ] || continue
+    data=$(head -n 1 "$marker")
+    case "$data" in
+      */syconn-pg-*/data) ;;
+      *) echo "test.sh: ignoring $marker, it names $data" >&2; continue ;;
+    esac
+    if [ -f "$data/postmaster.pid" ]; then
+      echo "test.sh: stopping a PostgreSQL test server left running in $data" >&2
+      if [ -z "$pg_bindir" ] || ! pg_ctl_as_owner stop -D "$data" -m immediate -w -t 30 >/dev/null 2>&1; then
+        # No pg_ctl, or it failed: kill the postmaster the server last noted, if it still is one.
+        pid=$(head -n 1 "${marker%.datadir}.pid" 2>/dev/null)
+        if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$data"; then
+          kill -KILL "$pid" 2>/dev/null
+        fi
+      fi
+    fi
+    rm -rf "${data%/data}"
+  done
+  rm -rf "$SYCONN_PG_RUNDIR"
+}
+trap stop_leftover_pg_servers EXIT
 
 results="TestResults"
 rm -rf "$results"
