@@ -33,6 +33,7 @@ public static class Cli
         yield return DumpCommand.Create();
         yield return StoreCommands.Get();
         yield return StoreCommands.Keys();
+        yield return ConvertCommand.Create();
         yield return BssCommands.Query();
         yield return BssCommands.Build();
         yield return DemoCommand.Create();
