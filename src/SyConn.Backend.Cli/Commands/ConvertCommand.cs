@@ -119,10 +119,10 @@ public static class ConvertCommand
             {
                 to.EnsureWritable();
                 using var held = to.AcquireLock(writeOptions.LockOptions);
-                RefuseOccupied(to, toSide, destination, request.Overwrite, writeOptions);
+                bool hasSide = RefuseOccupied(to, toSide, destination, request.Overwrite, writeOptions);
                 // The voxel cache goes first, as VoxelStorageDyn pushes it: a reader never sees entries whose cache is
                 // missing. A destination cache with no source cache is emptied, so no stale arrays stay behind.
-                if (toSide is not null && (fromSide is not null || toSide.Exists))
+                if (toSide is not null && (fromSide is not null || hasSide))
                 {
                     sideWritten = Copy(fromSide, toSide, writeOptions, progress, "convert: voxel cache");
                     sideCopied = true;
@@ -191,11 +191,16 @@ public static class ConvertCommand
             notes.WriteLine($"syconn-store: note: {side.Location} (a VoxelStorageDyn voxel cache?) is not copied; give --as VoxelStorageDyn to copy it too: {source}");
     }
 
-    /// <summary>Refuses a destination that holds entries (or cannot be read) unless <paramref name="overwrite"/>.</summary>
-    private static void RefuseOccupied(IEntryStore to, IEntryStore? toSide, string destination, bool overwrite, StoreOptions options)
+    /// <summary>
+    /// Refuses a destination that holds entries (or cannot be read) unless <paramref name="overwrite"/>, which skips
+    /// reading the destination's entries. Returns true when the destination has a voxel cache (readable or not).
+    /// </summary>
+    private static bool RefuseOccupied(IEntryStore to, IEntryStore? toSide, string destination, bool overwrite, StoreOptions options)
     {
-        IEntryStore[] stores = toSide is null ? [to] : [to, toSide];
-        foreach (var store in stores)
+        if (!overwrite) Check(to);
+        return toSide is not null && Check(toSide);
+
+        bool Check(IEntryStore store)
         {
             try
             {
@@ -203,11 +208,12 @@ public static class ConvertCommand
             }
             catch (InvalidDataException e)
             {
-                if (overwrite) continue;
+                if (overwrite) return true;
                 throw new InputException($"{What(store)} exists but cannot be read ({e.Message}); give --overwrite to replace it", destination, e);
             }
             if (!overwrite && store.Exists && store.Count > 0)
                 throw new InputException($"{What(store)} already holds {store.Count} entries; give --overwrite to replace them", destination);
+            return store.Exists;
         }
 
         string What(IEntryStore store) => store == to ? "the destination" : $"the destination's voxel cache {store.Location}";
