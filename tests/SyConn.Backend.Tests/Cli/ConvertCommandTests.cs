@@ -101,6 +101,21 @@ public class ConvertCommandTests
         Assert.True(JsonNode.DeepEquals(Dump(Shared.PyFixture("voxel_storage_dyn.npz")), Dump(dir.File("dyn.npz"))), "voxel cache differs");
         Assert.Equal(Manifest.File_("voxel_storage_dyn.npz")["npz_entries"]!.AsArray().Count, Dump(dir.File("dyn.npz"))["items"]!.AsArray().Count);
 
+        // An occupied voxel cache counts as an occupied destination; --overwrite replaces it with the source's,
+        // and a source without one leaves no stale cache behind.
+        var fresh = dir.File("other");
+        (code, _, e) = Run("convert", Shared.PyFixture("voxel_storage_dyn"), fresh, "--as", "VoxelStorageDyn", "--quiet");
+        Assert.True(code == 0, e);
+        File.Delete(fresh + ".pkl");
+        (code, _, e) = Run("convert", Shared.PyFixture("voxel_storage_dyn"), fresh, "--as", "VoxelStorageDyn", "--quiet");
+        Assert.Equal(1, code);
+        Assert.Contains("voxel cache", e, StringComparison.Ordinal);
+        (code, o, e) = Run("convert", Shared.PyFixture("attrdict_p5.pkl"), fresh, "--as", "VoxelStorageDyn", "--overwrite", "--json", "--quiet");
+        Assert.True(code == 0, e);
+        Assert.Equal(0, (int)JsonNode.Parse(o)!["side_entries"]!);
+        Assert.Empty(Dump(fresh + ".npz")["items"]!.AsArray());
+        TypedJsonAssert.Equal(Manifest.File_("attrdict_p5.pkl")["internal"], Dump(fresh + ".pkl"));
+
         // Without --as only the entries are copied, and stderr says what was left behind.
         (code, _, e) = Run("convert", Shared.PyFixture("voxel_storage_dyn.pkl"), dir.File("plain.pkl"), "--quiet");
         Assert.True(code == 0, e);
