@@ -15,11 +15,15 @@ public static class Cli
     /// <summary>Global option: print stack traces of errors.</summary>
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print the stack trace of an error.", Recursive = true };
 
+    /// <summary>Global option: the database of <c>bt:IDENTIFIER</c> addresses (null: the library takes <c>SYCONN_BT</c>).</summary>
+    public static readonly Option<string?> Bt = new("--bt") { Description = "The BT database (an Npgsql connection string); default: $SYCONN_BT.", HelpName = "CONNSTRING", Recursive = true };
+
     /// <summary>Builds the command tree.</summary>
     public static RootCommand BuildRoot()
     {
         var root = new RootCommand("Inspect, verify, convert and export SyConn storage files.");
         root.Options.Add(Verbose);
+        root.Options.Add(Bt);
         foreach (var c in Commands()) root.Subcommands.Add(c);
         return root;
     }
@@ -29,6 +33,7 @@ public static class Cli
         yield return DumpCommand.Create();
         yield return StoreCommands.Get();
         yield return StoreCommands.Keys();
+        yield return ConvertCommand.Create();
         yield return BssCommands.Query();
         yield return BssCommands.Build();
         yield return DemoCommand.Create();
@@ -88,6 +93,7 @@ public static class CliErrors
         string where = e switch
         {
             UsageException u => u.Where,
+            InputException i => i.Where,
             FileNotFoundException f => f.FileName ?? "file",
             DirectoryNotFoundException => "path",
             KeyNotFoundException => "key",
@@ -107,5 +113,12 @@ public static class CliErrors
 public sealed class UsageException(string message, string where = "command line") : Exception(message)
 {
     /// <summary>What part of the command line is wrong.</summary>
+    public string Where { get; } = where;
+}
+
+/// <summary>Bad input or a failed check, located at <see cref="Where"/> (exit code 1).</summary>
+public sealed class InputException(string message, string where, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The store, file or part of the input that is wrong.</summary>
     public string Where { get; } = where;
 }

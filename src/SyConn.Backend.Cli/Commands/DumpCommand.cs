@@ -6,23 +6,45 @@ namespace SyConn.Backend.Cli.Commands;
 
 /// <summary>
 /// <c>syconn-store dump FILE</c>: the raw content of a pickle file as typed JSON; an <c>.npz</c> file as a dict of
-/// member name (without <c>.npy</c>, as numpy lists them) to array, an <c>.npy</c> file as its array.
+/// member name (without <c>.npy</c>, as numpy lists them) to array, an <c>.npy</c> file as its array. A
+/// <c>bt:IDENTIFIER</c> store is printed as a pickle file of a dict store would be: a dict of its raw entries in
+/// stored order.
 /// </summary>
 public static class DumpCommand
 {
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "A pickle (.pkl), numpy archive (.npz) or numpy array (.npy) file." };
-        var cmd = new Command("dump", "Print the raw content of a pickle, .npz or .npy file as one typed JSON document.") { file };
+        var file = new Argument<string>("file") { Description = "A pickle (.pkl), numpy archive (.npz) or numpy array (.npy) file, or a bt:IDENTIFIER store." };
+        var cmd = new Command("dump", "Print the raw content of a pickle, .npz or .npy file (or of a bt: store) as one typed JSON document.") { file };
         cmd.SetAction((ParseResult r) =>
         {
             var path = r.GetValue(file)!;
-            StoreCommands.RequireFile(path);
-            var value = RawFile.Read(path);
+            object value;
+            if (EntryStores.IsBackendAddress(path)) value = ReadStore(path, StoreCommands.ReadOptions(r));
+            else
+            {
+                StoreCommands.RequireFile(path);
+                value = RawFile.Read(path);
+            }
             r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(StoreCommands.Indented));
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Every raw entry of the store at <paramref name="address"/> as one dict, keys in stored order.</summary>
+    /// <exception cref="InputException">The store does not exist.</exception>
+    private static PyDict ReadStore(string address, StoreOptions options)
+    {
+        using var store = StoreCommands.OpenEntryStore(address, EntryStoreKind.Pickle, options);
+        StoreCommands.LoadForReading(store, options);
+        if (!store.Exists) throw new InputException("no such store", address);
+        return StoreCommands.AtBackend(address, () =>
+        {
+            var dict = new PyDict(store.Count);
+            foreach (var (k, v) in store.ReadAll()) dict[k] = v;
+            return dict;
+        });
     }
 }

@@ -11,15 +11,13 @@ public static class StoreCommands
 {
     internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    internal static Option<string?> AsOption() => new("--as") { Description = "Store class (AttributeDict, CompressedStorage, MeshStorage, SkeletonStorage, VoxelStorageL, VoxelStorageClass, VoxelStorageDyn, VoxelStorageLazyLoading, BinarySearchStore); guessed from the file name when omitted." };
+    internal static Option<string?> AsOption() => new("--as") { Description = "Store class (AttributeDict, CompressedStorage, MeshStorage, SkeletonStorage, VoxelStorageL, VoxelStorageClass, VoxelStorageDyn, VoxelStorageLazyLoading, BinarySearchStore); guessed from the file name when omitted (required for bt: stores)." };
 
     internal static StoreClass ResolveClass(string path, string? asName)
     {
-        if (asName is not null)
-        {
-            try { return StoreFactory.ParseClass(asName); }
-            catch (ArgumentException e) { throw new UsageException(e.Message, "--as"); }
-        }
+        if (asName is not null) return ParseClass(asName);
+        if (EntryStores.IsBackendAddress(path))
+            throw new UsageException("give --as CLASS for bt: stores (there is no file name to tell the class from)", path);
         return StoreFactory.GuessFromFileName(path)
             ?? throw new UsageException($"cannot tell the store class from the file name '{Path.GetFileName(path)}'; pass --as CLASS", path);
     }
@@ -30,12 +28,63 @@ public static class StoreCommands
         catch (FormatException e) { throw new UsageException(e.Message, "KEY"); }
     }
 
+    /// <summary>Parses an <c>--as</c> value.</summary>
+    internal static StoreClass ParseClass(string asName)
+    {
+        try { return StoreFactory.ParseClass(asName); }
+        catch (ArgumentException e) { throw new UsageException(e.Message, "--as"); }
+    }
+
+    /// <summary>Read-only store options (as upstream) with the database of <c>bt:</c> addresses from <c>--bt</c>.</summary>
+    internal static StoreOptions ReadOptions(ParseResult r) => StoreOptions.Default with { ConnectionString = r.GetValue(Cli.Bt) };
+
     /// <summary>Opens a dict store read-only through the library's factory (BinarySearchStore has its own commands).</summary>
-    internal static StorageBase OpenStore(string address, StoreClass cls, StoreParameters? parameters)
+    internal static StorageBase OpenStore(string address, StoreClass cls, StoreOptions options, StoreParameters? parameters)
     {
         if (cls == StoreClass.BinarySearchStore) throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", address);
         if (!EntryStores.IsBackendAddress(address)) RequireFile(cls == StoreClass.VoxelStorageDyn ? VoxelStorageDyn.PklPath(address) : address);
-        return StoreFactory.Open(cls, address, StoreOptions.Default, parameters);
+        return AtBackend(address, () => StoreFactory.Open(cls, address, options, parameters));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="open"/>, which opens (and maybe reads) the store at <paramref name="address"/>. For a
+    /// <c>bt:</c> address, what the backend refuses (no backend, no database, a bad connection string) becomes
+    /// an error that names the address; for a path, exceptions pass unchanged.
+    /// </summary>
+    internal static T AtBackend<T>(string address, Func<T> open)
+    {
+        if (!EntryStores.IsBackendAddress(address)) return open();
+        try
+        {
+            return open();
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or NotSupportedException or NotImplementedException)
+        {
+            throw new InputException(e.Message, address, e);
+        }
+    }
+
+    /// <summary>Opens the raw entry store at <paramref name="address"/> (nothing is read yet).</summary>
+    internal static IEntryStore OpenEntryStore(string address, EntryStoreKind kind, StoreOptions options) =>
+        AtBackend(address, () => EntryStores.Open(address, kind, options));
+
+    /// <summary>
+    /// Loads <paramref name="store"/> for reading as a read-only typed store would: under the store's lock when
+    /// its backend locks by default and cannot read a consistent snapshot without it, else unlocked.
+    /// <paramref name="alsoUnderLock"/> (side stores, guarded by the same lock) runs right after, under the same lock.
+    /// </summary>
+    internal static void LoadForReading(IEntryStore store, StoreOptions options, Action? alsoUnderLock = null)
+    {
+        bool locking = !(options.DisableLocking ?? !store.LocksByDefault) && !store.SnapshotLoads;
+        AtBackend(store.Location, () =>
+        {
+            using (locking ? store.AcquireLock(options.LockOptions) : null)
+            {
+                store.Load(options);
+                alsoUnderLock?.Invoke();
+            }
+            return 0;
+        });
     }
 
     internal static void RequireFile(string path)
@@ -46,7 +95,7 @@ public static class StoreCommands
     /// <summary>Creates <c>get PATH KEY</c>.</summary>
     public static Command Get()
     {
-        var path = new Argument<string>("path") { Description = "The store file." };
+        var path = new Argument<string>("path") { Description = "The store: a file, or bt:IDENTIFIER (with --as)." };
         var key = new Argument<string>("key") { Description = "A decimal integer, str:NAME or tuple:A,B (negative numbers after --)." };
         var asOpt = AsOption();
         var json = new Option<bool>("--json") { Description = "Print typed JSON (the MANIFEST's getter form)." };
@@ -58,7 +107,7 @@ public static class StoreCommands
             var cls = ResolveClass(p, r.GetValue(asOpt));
             var k = ParseKey(r.GetValue(key)!);
             object value;
-            using (var s = OpenStore(p, cls, new StoreParameters { LoadColArr = r.GetValue(colarr) }))
+            using (var s = OpenStore(p, cls, ReadOptions(r), new StoreParameters { LoadColArr = r.GetValue(colarr) }))
                 value = s.GetAsPython(k);
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(value).ToJsonString(Indented));
@@ -71,7 +120,7 @@ public static class StoreCommands
     /// <summary>Creates <c>keys PATH</c>.</summary>
     public static Command Keys()
     {
-        var path = new Argument<string>("path") { Description = "The store file." };
+        var path = new Argument<string>("path") { Description = "The store: a file, or bt:IDENTIFIER (with --as)." };
         var asOpt = AsOption();
         var json = new Option<bool>("--json") { Description = "Print the keys as a typed JSON list." };
         var cmd = new Command("keys", "List the keys of a store, one per line (decimal ints, str:NAME, tuple:A,B).") { path, asOpt, json };
@@ -80,7 +129,7 @@ public static class StoreCommands
             var p = r.GetValue(path)!;
             var cls = ResolveClass(p, r.GetValue(asOpt));
             List<StoreKey> keys;
-            using (var s = OpenStore(p, cls, null))
+            using (var s = OpenStore(p, cls, ReadOptions(r), null))
                 keys = s.Keys.ToList();
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(new PyList(keys.Select(k => k.PythonValue))).ToJsonString(Indented));

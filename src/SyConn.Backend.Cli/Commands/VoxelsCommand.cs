@@ -17,7 +17,7 @@ public static class VoxelsCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var store = new Argument<string>("store") { Description = "A VoxelStorageDyn .pkl file." };
+        var store = new Argument<string>("store") { Description = "A VoxelStorageDyn .pkl file, or a bt:IDENTIFIER store." };
         var key = new Argument<string>("key") { Description = "The object ID." };
         var dataset = new Option<string?>("--dataset") { Description = "The KNOSSOS dataset (folder or config); default: the store's meta voxeldata_path." };
         var overlap = new Option<int>("--overlap") { Description = "Voxels added around each box.", DefaultValueFactory = _ => 0 };
@@ -29,8 +29,8 @@ public static class VoxelsCommand
             var k = StoreCommands.ParseKey(r.GetValue(key)!);
             int ov = r.GetValue(overlap);
             if (ov < 0) throw new UsageException("--overlap must not be negative", "--overlap");
-            StoreCommands.RequireFile(p);
-            using var vs = new VoxelStorageDyn(p, StoreOptions.Default, r.GetValue(dataset), voxelMode: true);
+            if (!EntryStores.IsBackendAddress(p)) StoreCommands.RequireFile(p);
+            using var vs = StoreCommands.AtBackend(p, () => new VoxelStorageDyn(p, StoreCommands.ReadOptions(r), r.GetValue(dataset), voxelMode: true));
             var result = Summarise(vs, k, ov);
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(result.ToJsonString(StoreCommands.Indented));
