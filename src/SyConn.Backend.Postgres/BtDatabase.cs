@@ -20,9 +20,16 @@ internal sealed class BtDatabase
         ConnectionString = connectionString;
         var b = new NpgsqlConnectionStringBuilder(connectionString);
         if (string.IsNullOrEmpty(b.ApplicationName)) b.ApplicationName = ProcessTag;
+        // Pulls and pushes of big stores run longer than Npgsql's 30 s default; a connection string may set its own.
+        if (!new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.ContainsKey("Command Timeout")
+            && !new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.ContainsKey("CommandTimeout"))
+            b.CommandTimeout = DefaultCommandTimeoutSeconds;
         DataSource = NpgsqlDataSource.Create(b.ConnectionString);
         Description = DescribeServer(b);
     }
+
+    /// <summary>The statement timeout a connection string without <c>Command Timeout</c> gets (lock waits have none: <c>lock_timeout</c> bounds them).</summary>
+    public const int DefaultCommandTimeoutSeconds = 600;
 
     /// <summary>This process as lock holders are named: <c>pid@host</c>.</summary>
     public static string ProcessTag { get; } = $"{Environment.ProcessId}@{Environment.MachineName}";

@@ -25,8 +25,11 @@ internal sealed class BtLock : IStoreLock
     private readonly string _identifier;
     private readonly LockOptions _options;
 
-    private BtLock(NpgsqlConnection connection, long key, string resource, string identifier, LockOptions options)
+    private BtDatabase _db;
+
+    private BtLock(BtDatabase db, NpgsqlConnection connection, long key, string resource, string identifier, LockOptions options)
     {
+        _db = db;
         _connection = connection;
         Key = key;
         Resource = resource;
@@ -87,7 +90,8 @@ internal sealed class BtLock : IStoreLock
         {
             bool tryOnce = options.Timeout == TimeSpan.Zero;
             long ms = options.Timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (long)Math.Ceiling(options.Timeout.TotalMilliseconds));
-            using var batch = new NpgsqlBatch(c);
+            // The wait is bounded by lock_timeout in the server, not by the client's command timeout.
+            using var batch = new NpgsqlBatch(c) { Timeout = 0 };
             if (tryOnce)
             {
                 batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_try_advisory_lock($1)") { Parameters = { new() { Value = key } } });
@@ -123,7 +127,7 @@ internal sealed class BtLock : IStoreLock
                 var (pid, holder) = Holder(sync ? db.Open() : await db.OpenAsync(CancellationToken.None).ConfigureAwait(false), key);
                 throw StorageLockTimeoutException.ForResource(resource, pid, holder, heldInProcess: false, sw.Elapsed, "database backend");
             }
-            return new BtLock(c, key, resource, identifier, options);
+            return new BtLock(db, c, key, resource, identifier, options);
         }
         catch
         {
@@ -171,7 +175,9 @@ internal sealed class BtLock : IStoreLock
     /// </summary>
     public void MoveTo(BtDatabase db)
     {
+        if (ReferenceEquals(db, _db)) return; // the map has not changed yet: keep the lock where it is
         var moved = Acquire(db, _identifier, _options, CancellationToken.None);
+        _db = db;
         NpgsqlConnection? old;
         lock (_gate)
         {

@@ -71,6 +71,7 @@ internal sealed partial class BtPartitionMap
         {
             while (r.Read())
             {
+                if (r.IsDBNull(0)) continue; // a partition being detached by a move
                 var bound = Bound().Match(r.GetString(0));
                 if (!bound.Success) throw new InvalidDataException($"the BT coordinator {description} has a partition of syconn.entries that is not a hash partition: {r.GetString(0)}");
                 int m = int.Parse(bound.Groups[1].Value, CultureInfo.InvariantCulture);
@@ -84,7 +85,7 @@ internal sealed partial class BtPartitionMap
             }
         }
         if (modulus == 0 || shards.Count != modulus)
-            throw new InvalidDataException($"the BT coordinator {description} maps {shards.Count} of {modulus} partitions to shards; finish bt-init or bt-move-partition");
+            throw new IncompleteMapException($"the BT coordinator {description} maps {shards.Count} of {modulus} partitions to shards; finish bt-init or bt-move-partition");
         return new BtPartitionMap(modulus, version, shards);
     }
 
@@ -126,6 +127,9 @@ internal sealed partial class BtPartitionMap
         return b.ConnectionString;
     }
 
+    /// <summary>The catalog maps fewer partitions than the modulus: a layout change is under way, or was interrupted.</summary>
+    internal sealed class IncompleteMapException(string message) : IOException(message);
+
     [GeneratedRegex(@"modulus (\d+), remainder (\d+)", RegexOptions.IgnoreCase)]
     private static partial Regex Bound();
 }
@@ -142,11 +146,18 @@ internal static class BtRouter
         {
             case "coordinator":
                 var map = db.PartitionMap;
-                if (map is null)
+                for (int attempt = 0; map is null; attempt++)
                 {
                     using var c = db.Open();
-                    map = BtPartitionMap.Read(c, db.ConnectionString, db.Description);
-                    db.PartitionMap = map;
+                    try
+                    {
+                        map = BtPartitionMap.Read(c, db.ConnectionString, db.Description);
+                        db.PartitionMap = map;
+                    }
+                    catch (BtPartitionMap.IncompleteMapException) when (attempt < 100)
+                    {
+                        Thread.Sleep(50); // a move is re-pointing a partition: its transaction commits in a moment
+                    }
                 }
                 int p = map.PartitionOf(db, identifier);
                 return new BtRoute(BtDatabase.For(map.Shards[p]), BtTables.OfPartition(p));

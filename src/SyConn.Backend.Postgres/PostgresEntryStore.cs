@@ -29,7 +29,9 @@ namespace SyConn.Backend.Postgres;
 /// (<c>pg_xact_status</c> of the push's transaction, and the generation), never guessed.</para>
 /// <para><b>Locking</b> is on by default (SyConn's <c>BTBase</c>): a session advisory lock on a pinned connection
 /// (<see cref="BtLock"/>), on which the locked store then pulls and pushes. <see cref="StoreOptions.Optimistic"/>
-/// instead checks at push time that the generation is still the one pulled.</para>
+/// instead checks at push time that the generation is still the one pulled. A locked push checks the generation too,
+/// so a writer that did not lock (optimistic, or with locking disabled) is met with <see cref="StoreConflictException"/>
+/// rather than overwritten; only pushes with locking disabled write without looking (the last push wins).</para>
 /// <para><b>Limits.</b> One entry may be at most about 1 GB pickled (PostgreSQL's field limit); a bigger one is refused
 /// before anything is written. Thread-safety: see <see cref="IEntryStore"/>; concurrent <see cref="TryRead"/>s of a
 /// lazy store each use a pooled connection.</para>
@@ -202,7 +204,7 @@ public sealed class PostgresEntryStore : IEntryStore
             return true;
         }
         {
-            using var c = Db.Open();
+            using var c = OpenConnection();
             using var cmd = new NpgsqlCommand(_side is null
                 ? $"SELECT entry FROM {T.Entries} WHERE identifier = $1 AND key = $2"
                 : $"SELECT entry FROM {T.Side} WHERE identifier = $1 AND side = $3 AND key = $2", c);
@@ -224,7 +226,7 @@ public sealed class PostgresEntryStore : IEntryStore
             yield break;
         }
         // Lazy: one streamed query in the store's order, on a pooled connection of its own.
-        using var c = Db.Open();
+        using var c = OpenConnection();
         using var cmd = new NpgsqlCommand(_side is null
             ? $"SELECT pkey, entry FROM {T.Entries} WHERE identifier = $1 ORDER BY seq, key"
             : $"SELECT pkey, entry FROM {T.Side} WHERE identifier = $1 AND side = $2 ORDER BY seq, key", c);
@@ -298,18 +300,32 @@ public sealed class PostgresEntryStore : IEntryStore
     public IStoreLock AcquireLock(LockOptions options, CancellationToken ct = default)
     {
         ThrowIfSide();
-        var l = BtLock.Acquire(Db, Identifier, options, ct);
-        _lock = l;
-        return l;
+        try
+        {
+            var l = BtLock.Acquire(Db, Identifier, options, ct);
+            _lock = l;
+            return l;
+        }
+        catch (IOException e) when (e is not StorageLockTimeoutException)
+        {
+            throw new IOException($"{Location}: {e.Message}", e);
+        }
     }
 
     /// <inheritdoc/>
     public async Task<IStoreLock> AcquireLockAsync(LockOptions options, CancellationToken ct = default)
     {
         ThrowIfSide();
-        var l = await BtLock.AcquireAsync(Db, Identifier, options, ct).ConfigureAwait(false);
-        _lock = l;
-        return l;
+        try
+        {
+            var l = await BtLock.AcquireAsync(Db, Identifier, options, ct).ConfigureAwait(false);
+            _lock = l;
+            return l;
+        }
+        catch (IOException e) when (e is not StorageLockTimeoutException)
+        {
+            throw new IOException($"{Location}: {e.Message}", e);
+        }
     }
 
     /// <summary>The entry store at <paramref name="address"/>: a <c>bt:</c> address in this store's database unless <paramref name="options"/> names another.</summary>
@@ -422,6 +438,19 @@ public sealed class PostgresEntryStore : IEntryStore
         }
     }
 
+    /// <summary>A pooled connection to the server that holds this store; an unreachable server is an error naming the store.</summary>
+    private NpgsqlConnection OpenConnection()
+    {
+        try
+        {
+            return Db.Open();
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"{Location}: {e.Message}", e);
+        }
+    }
+
     /// <summary>Runs <paramref name="work"/> on the lock's pinned connection when this store holds it, else on a pooled one.</summary>
     private void Run(Action<NpgsqlConnection> work)
     {
@@ -431,7 +460,7 @@ public sealed class PostgresEntryStore : IEntryStore
             Guard(() => work(pinned));
             return;
         }
-        using var c = Db.Open();
+        using var c = OpenConnection();
         Guard(() => work(c));
     }
 
@@ -447,7 +476,7 @@ public sealed class PostgresEntryStore : IEntryStore
         }
         catch (NpgsqlException e)
         {
-            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed: {e.Message}", e);
+            throw new IOException($"{Location}: the BT database {Db.Description} cannot be reached (the connection failed: {e.Message})", e);
         }
     }
 
@@ -462,7 +491,9 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <summary>One push in one transaction: bump the generation (checking it in optimistic mode), delete, insert.</summary>
     private void Write(bool deleteAll, List<byte[]> deleted, List<Row> rows, StoreOptions options)
     {
-        bool checkGeneration = options.Optimistic && _side is null;
+        // An optimistic push checks that nobody pushed since the pull; so does a locked one, which catches a writer that
+        // did not lock (an optimistic or unlocked one) instead of overwriting its push. Only an unlocked push does not.
+        bool checkGeneration = _side is null && (options.Optimistic || _lock is { IsHeld: true });
         for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration); attempt++)
         {
             // The store's partition moved to another shard after this store was routed: follow it. The copy there
@@ -493,7 +524,7 @@ public sealed class PostgresEntryStore : IEntryStore
         ulong xid = 0;
         bool committing = false;
         var pinned = _lock?.Connection;
-        var c = pinned ?? Db.Open();
+        var c = pinned ?? OpenConnection();
         try
         {
             NpgsqlTransaction? tx = null;

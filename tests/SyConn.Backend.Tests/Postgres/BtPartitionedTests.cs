@@ -109,6 +109,7 @@ public sealed class BtPartitionedTests(ITestOutputHelper output)
                 var e = Assert.ThrowsAny<IOException>(() => Get(coord, id));
                 Assert.Contains(doomed.SocketDir, e.Message, StringComparison.Ordinal);
                 Assert.Contains("cannot be reached", e.Message, StringComparison.Ordinal);
+                Assert.Contains(id, e.Message, StringComparison.Ordinal);
             }
             else
             {
@@ -134,7 +135,7 @@ public sealed class BtPartitionedTests(ITestOutputHelper output)
 
         const int each = 150;
         var workers = counters.SelectMany(id => new[] { "locked", "optimistic" }.Select(mode =>
-            ChildProcess.Cli("_bt-worker", "bt:" + id, each.ToString(), mode, coord))).ToList();
+            ChildProcess.Cli("_bt-worker", "bt:" + id, each.ToString(), mode, coord, "--verbose"))).ToList();
         try
         {
             // Move once the workers are well under way.

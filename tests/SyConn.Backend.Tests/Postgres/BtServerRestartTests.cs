@@ -1,0 +1,56 @@
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+using SyConn.Backend.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace SyConn.Backend.Tests.Postgres;
+
+/// <summary>A server that crashes and restarts in the middle of a run of pushes loses none that were acknowledged.</summary>
+public sealed class BtServerRestartTests(ITestOutputHelper output)
+{
+    [SkippableFact]
+    public void An_immediate_restart_mid_run_loses_no_acknowledged_push()
+    {
+        PgServer.RequireAvailable();
+        using var server = PgServer.Start("restart");
+        var options = new StoreOptions { ReadOnly = false, ConnectionString = server.ConnectionString, Timeout = 30 };
+        const string address = "bt:restart/counter";
+        long acknowledged = 0;
+        int failures = 0;
+        var restarted = new ManualResetEventSlim();
+        var restarter = Task.Run(() =>
+        {
+            while (Interlocked.Read(ref acknowledged) < 100) Thread.Sleep(5);
+            server.Restart("immediate"); // the postmaster and every backend die at once, then recovery runs
+            restarted.Set();
+        });
+        while (acknowledged < 400)
+        {
+            try
+            {
+                using var ad = AttributeDict.Open(address, options);
+                var d = (PyDict)ad[0];
+                long n = d.TryGetValue("n", out var v) ? (long)v : 0;
+                Assert.Equal(acknowledged, n); // every acknowledged push is there, and nothing else
+                d["n"] = n + 1;
+                ad.Push();
+                Interlocked.Increment(ref acknowledged);
+            }
+            catch (IOException e) when (e is not StorageLockTimeoutException)
+            {
+                // The server is down or restarting: the push was not acknowledged (an unknown commit would have been
+                // resolved by asking the server, and reported as written or not); redo it once the server is back.
+                Assert.DoesNotContain("could not be asked", e.Message, StringComparison.Ordinal);
+                Assert.True(++failures < 500, $"the server did not come back: {e.Message}");
+                Thread.Sleep(20);
+            }
+        }
+        restarter.Wait(TimeSpan.FromSeconds(60));
+        Assert.True(restarted.IsSet, "the server was never restarted");
+        output.WriteLine($"{failures} failed attempts while the server restarted");
+        Assert.True(failures > 0, "the restart did not hit the run");
+        using var check = AttributeDict.Open(address, options with { ReadOnly = true });
+        Assert.Equal(400L, (long)((PyDict)check[0])["n"]);
+    }
+}
