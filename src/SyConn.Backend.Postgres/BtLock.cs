@@ -122,6 +122,10 @@ internal sealed class BtLock : IStoreLock
             {
                 throw new OperationCanceledException($"the wait for {resource} was cancelled", e, ct);
             }
+            catch (NpgsqlException e)
+            {
+                throw new IOException($"could not take {resource}: the BT database cannot be reached or ended the session ({e.Message})", e);
+            }
             if (!got)
             {
                 var (pid, holder) = Holder(sync ? db.Open() : await db.OpenAsync(CancellationToken.None).ConfigureAwait(false), key);

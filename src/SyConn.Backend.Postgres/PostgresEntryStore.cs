@@ -211,7 +211,9 @@ public sealed class PostgresEntryStore : IEntryStore
             cmd.Parameters.Add(new() { Value = Identifier });
             cmd.Parameters.Add(new() { Value = k, NpgsqlDbType = NpgsqlDbType.Bytea });
             if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
-            if (cmd.ExecuteScalar() is not byte[] bytes) return false;
+            object? found = null;
+            Guard(() => found = cmd.ExecuteScalar());
+            if (found is not byte[] bytes) return false;
             entry = Unpickle(bytes, key);
             return true;
         }
@@ -232,12 +234,33 @@ public sealed class PostgresEntryStore : IEntryStore
             : $"SELECT pkey, entry FROM {T.Side} WHERE identifier = $1 AND side = $2 ORDER BY seq, key", c);
         cmd.Parameters.Add(new() { Value = Identifier });
         if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
-        using var r = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-        while (r.Read())
+        NpgsqlDataReader? reader = null;
+        Guard(() => reader = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess));
+        using var r = reader!;
+        while (NextRow(r, out var pkey, out var bytes))
         {
-            var keyObject = UnpickleKey(r.GetFieldValue<byte[]>(0));
-            yield return KeyValuePair.Create(keyObject, Unpickle(r.GetFieldValue<byte[]>(1), StoreKey.FromPython(keyObject)));
+            var keyObject = UnpickleKey(pkey);
+            yield return KeyValuePair.Create(keyObject, Unpickle(bytes, StoreKey.FromPython(keyObject)));
         }
+    }
+
+    /// <summary>The next (pickled key, pickled entry) of a streamed read; a failed connection is an error naming the store.</summary>
+    private bool NextRow(NpgsqlDataReader r, out byte[] pkey, out byte[] entry)
+    {
+        byte[]? k = null, e = null;
+        bool more = false;
+        Guard(() =>
+        {
+            more = r.Read();
+            if (more)
+            {
+                k = r.GetFieldValue<byte[]>(0);
+                e = r.GetFieldValue<byte[]>(1);
+            }
+        });
+        pkey = k ?? [];
+        entry = e ?? [];
+        return more;
     }
 
     /// <inheritdoc/>
@@ -687,6 +710,13 @@ public sealed class PostgresEntryStore : IEntryStore
                 status = r.IsDBNull(0) ? null : r.GetString(0);
                 current = r.IsDBNull(1) ? 0 : r.GetInt64(1);
             }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidParameterValue)
+            {
+                // "transaction ID is in the future": the server crashed before anything of the transaction reached its
+                // log, so recovery restarted the counter below it. A committed transaction is always in the log.
+                status = "lost in a server crash (never logged)";
+                current = -1;
+            }
             catch (Exception e) when (e is NpgsqlException or IOException)
             {
                 last = e;
@@ -703,7 +733,7 @@ public sealed class PostgresEntryStore : IEntryStore
                     Thread.Sleep(50);
                     continue;
                 default:
-                    throw new IOException($"{Location}: the connection was lost while the push committed; the server reports its transaction {xid} as {status ?? "unknown"} (generation {current}), so nothing was written", lost);
+                    throw new IOException($"{Location}: the connection was lost while the push committed; the server reports its transaction {xid} as {status ?? "unknown"}{(current >= 0 ? $" (generation {current})" : "")}, so nothing was written", lost);
             }
         }
         throw new IOException($"{Location}: the connection was lost while the push committed and the BT database {Db.Description} could not be asked within a minute whether transaction {xid} committed; reread the store (its generation was {_generation} before this push) before writing again", last);
