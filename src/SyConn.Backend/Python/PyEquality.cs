@@ -53,11 +53,12 @@ public static class PyEquality
         }
     }
 
+    // The null arm must be typed: a bare null would convert to an empty ReadOnlyMemory, making b'' equal to anything.
     private static ReadOnlyMemory<byte>? BytesOf(object o) => o switch
     {
         PyBytes b => b.Data,
         PyByteArray ba => (ReadOnlyMemory<byte>)ba.Data,
-        _ => null,
+        _ => (ReadOnlyMemory<byte>?)null,
     };
 
     private static bool IsNumber(object o) => o is bool or long or int or ulong or BigInteger or double or float or Complex;
