@@ -169,11 +169,8 @@ public sealed class PostgresEntryStore : IEntryStore
                     while (r.Read())
                     {
                         var row = new Row(r.GetFieldValue<byte[]>(0), r.GetInt64(1), r.GetFieldValue<byte[]>(2), null);
-                        if (!_lazy)
-                        {
-                            var keyObject = row.KeyObject(this);
-                            row.Value = Unpickle(r.GetFieldValue<byte[]>(3), StoreKey.FromPython(keyObject));
-                        }
+                        var keyObject = CheckedKey(row);
+                        if (!_lazy) row.Value = Unpickle(r.GetFieldValue<byte[]>(3), StoreKey.FromPython(keyObject));
                         rows[row.Key] = row;
                     }
                     while (r.NextResult()) { }
@@ -447,6 +444,27 @@ public sealed class PostgresEntryStore : IEntryStore
         {
             throw new InvalidDataException($"{Location}: the entry of key {key} cannot be read: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// The row's key as pickled, checked against its canonical key: a row whose two disagree (or whose pickled key is
+    /// no key at all) is damaged, and would otherwise list a key that cannot be found.
+    /// </summary>
+    private object CheckedKey(Row row)
+    {
+        var keyObject = row.KeyObject(this);
+        byte[] canonical;
+        try
+        {
+            canonical = BtKey.Encode(keyObject);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{Location}: a stored key is a {keyObject.GetType().Name}, which cannot be a key ({e.Message}); the row is damaged", e);
+        }
+        if (!canonical.AsSpan().SequenceEqual(row.Key))
+            throw new InvalidDataException($"{Location}: the row of key {Convert.ToHexString(row.Key)} holds the pickled key {StoreKey.FromPython(keyObject)}, another key; the row is damaged");
+        return keyObject;
     }
 
     internal object UnpickleKey(byte[] pkey)

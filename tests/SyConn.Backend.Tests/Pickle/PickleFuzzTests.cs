@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Python;
 using SyConn.Backend.Tests.Infrastructure;
@@ -9,14 +8,14 @@ namespace SyConn.Backend.Tests.Pickle;
 
 /// <summary>
 /// Mutation fuzzing of the fixtures: a mutated pickle either loads into a clean value tree or is refused
-/// with an InvalidDataException; any other exception is a bug. Budget: SYCONN_FUZZ_SECONDS (default 10 s).
+/// with an InvalidDataException; any other exception is a bug. Budget: this harness's share of SYCONN_FUZZ_SECONDS (<see cref="FuzzBudget"/>).
 /// </summary>
 public class PickleFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [SkippableFact]
     public void Mutated_fixtures_load_or_fail_with_InvalidDataException()
     {
-        var seconds = double.TryParse(Environment.GetEnvironmentVariable("SYCONN_FUZZ_SECONDS"), NumberStyles.Float, CultureInfo.InvariantCulture, out var s) ? s : 10.0;
+        var seconds = FuzzBudget.For("pickle").TotalSeconds;
         var fixtures = PickleFixtureTests.PickleFixtures.Select(n => (Name: n, Data: PickleFixtureTests.Read(n))).ToArray();
         var perFixture = TimeSpan.FromSeconds(seconds / fixtures.Length);
         var rng = new Random(20240611);

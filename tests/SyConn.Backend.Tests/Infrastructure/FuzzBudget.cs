@@ -1,0 +1,24 @@
+using System.Globalization;
+
+namespace SyConn.Backend.Tests.Infrastructure;
+
+/// <summary>
+/// The fuzzing budget: <c>SYCONN_FUZZ_SECONDS</c> (default 10) is the total for all fuzz harnesses, shared out
+/// equally among the harnesses listed here.
+/// </summary>
+internal static class FuzzBudget
+{
+    /// <summary>Every fuzz harness of the test suite.</summary>
+    private static readonly string[] Harnesses = ["pickle", "bt-rows"];
+
+    /// <summary>The total budget.</summary>
+    public static double TotalSeconds =>
+        double.TryParse(Environment.GetEnvironmentVariable("SYCONN_FUZZ_SECONDS"), NumberStyles.Float, CultureInfo.InvariantCulture, out var s) ? s : 10.0;
+
+    /// <summary>The share of harness <paramref name="name"/>.</summary>
+    public static TimeSpan For(string name)
+    {
+        if (!Harnesses.Contains(name)) throw new ArgumentException($"unknown fuzz harness '{name}'", nameof(name));
+        return TimeSpan.FromSeconds(TotalSeconds / Harnesses.Length);
+    }
+}
