@@ -14,8 +14,8 @@ namespace SyConn.Backend.Postgres;
 /// typed store works on it unchanged and converting between files and BT is lossless.
 /// </summary>
 /// <remarks>
-/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store in one transaction (REPEATABLE
-/// READ, so a read-only pull sees one consistent snapshot and needs no lock) and unpickles each entry as it arrives
+/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store with one statement (one snapshot, so
+/// a read-only pull sees one consistent state and needs no lock) and unpickles each entry as it arrives
 /// (bytes inside an entry, such as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a
 /// damaged row fails the pull, naming its key. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
 /// <see cref="TryRead"/> reads one row. Consistency of the lazy mode: each read sees the latest committed push at the
@@ -141,41 +141,35 @@ public sealed class PostgresEntryStore : IEntryStore
             rows.Clear();
             Run(c =>
             {
-                using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
-                using (var batch = new NpgsqlBatch(c, tx))
+                // One statement is one snapshot: the generation, the partition's moved mark and every row are read
+                // consistently in a single round trip, without a transaction of their own.
+                using var cmd = new NpgsqlCommand(LoadSql(), c);
+                cmd.Parameters.Add(new() { Value = Identifier });
+                if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
+                if (T.Partition is int part) cmd.Parameters.Add(new() { Value = part });
+                using var r = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                bool sawState = false;
+                while (r.Read())
                 {
-                    if (T.Partition is int part)
-                        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1") { Parameters = { new() { Value = part } } });
-                    batch.BatchCommands.Add(Command(_side is null
-                        ? $"SELECT generation FROM {T.Stores} WHERE identifier = $1"
-                        : $"SELECT count(*) FROM {T.Side} WHERE identifier = $1 AND side = $2"));
-                    string columns = _lazy ? "key, seq, pkey" : "key, seq, pkey, entry";
-                    batch.BatchCommands.Add(Command(_side is null
-                        ? $"SELECT {columns} FROM {T.Entries} WHERE identifier = $1"
-                        : $"SELECT {columns} FROM {T.Side} WHERE identifier = $1 AND side = $2"));
-                    using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-                    if (T.Partition is not null)
+                    switch (r.GetInt32(0))
                     {
-                        moved = !r.Read() || r.GetBoolean(0);
-                        r.NextResult();
-                        if (moved) return;
+                        case 0:
+                            exists = true;
+                            generation = r.GetInt64(2);
+                            break;
+                        case 1:
+                            sawState = true;
+                            moved |= r.GetInt64(2) != 0;
+                            break;
+                        default:
+                            var row = new Row(r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetFieldValue<byte[]>(3), null);
+                            var keyObject = CheckedKey(row);
+                            if (!_lazy) row.Value = Unpickle(r.GetFieldValue<byte[]>(4), StoreKey.FromPython(keyObject));
+                            rows[row.Key] = row;
+                            break;
                     }
-                    if (r.Read())
-                    {
-                        exists = _side is null || r.GetInt64(0) > 0;
-                        generation = _side is null ? r.GetInt64(0) : 0;
-                    }
-                    r.NextResult();
-                    while (r.Read())
-                    {
-                        var row = new Row(r.GetFieldValue<byte[]>(0), r.GetInt64(1), r.GetFieldValue<byte[]>(2), null);
-                        var keyObject = CheckedKey(row);
-                        if (!_lazy) row.Value = Unpickle(r.GetFieldValue<byte[]>(3), StoreKey.FromPython(keyObject));
-                        rows[row.Key] = row;
-                    }
-                    while (r.NextResult()) { }
                 }
-                tx.Commit();
+                if (T.Partition is not null && !sawState) moved = true;
             });
             if (!moved) break;
             // The partition moved: read the map again, and take the lock where the rows are now.
@@ -186,6 +180,22 @@ public sealed class PostgresEntryStore : IEntryStore
         _generation = generation;
         Exists = exists || rows.Count > 0;
         _nextSeq = rows.Count == 0 ? 0 : rows.Values.Max(x => x.Seq) + 1;
+    }
+
+    /// <summary>
+    /// The pull's single statement: rows tagged 0 (the store's generation), 1 (the partition's moved mark, on a
+    /// partitioned layout) and 2 (an entry: key, seq, pickled key and, unless lazy, the pickled entry).
+    /// </summary>
+    private string LoadSql()
+    {
+        string entry = _lazy ? "NULL::bytea" : "entry";
+        var parts = new List<string>();
+        if (_side is null) parts.Add($"SELECT 0, NULL::bytea, generation, NULL::bytea, NULL::bytea FROM {T.Stores} WHERE identifier = $1");
+        if (T.Partition is not null) parts.Add($"SELECT 1, NULL::bytea, (moved::int)::int8, NULL::bytea, NULL::bytea FROM syconn.partition_state WHERE part = ${(_side is null ? 2 : 3)}");
+        parts.Add(_side is null
+            ? $"SELECT 2, key, seq, pkey, {entry} FROM {T.Entries} WHERE identifier = $1"
+            : $"SELECT 2, key, seq, pkey, {entry} FROM {T.Side} WHERE identifier = $1 AND side = $2");
+        return string.Join(" UNION ALL ", parts);
     }
 
     /// <inheritdoc/>
