@@ -58,11 +58,7 @@ public static class BtCluster
         Exec(coord, $"""
             CREATE EXTENSION IF NOT EXISTS postgres_fdw;
             CREATE SCHEMA IF NOT EXISTS syconn;
-            CREATE TABLE syconn.schema_version (
-                one boolean PRIMARY KEY DEFAULT true CHECK (one),
-                version integer NOT NULL,
-                layout text NOT NULL DEFAULT 'single' CHECK (layout IN ('single', 'coordinator', 'shard')),
-                updated timestamptz NOT NULL DEFAULT now());
+            {BtSchema.VersionTableSql}
             INSERT INTO syconn.schema_version (version, layout) VALUES ({BtSchema.Version}, 'coordinator');
             CREATE TABLE syconn.layout_version (one boolean PRIMARY KEY DEFAULT true CHECK (one), version bigint NOT NULL);
             INSERT INTO syconn.layout_version (version) VALUES (1);
@@ -195,11 +191,7 @@ public static class BtCluster
         {
             Exec(c, $"""
                 CREATE SCHEMA IF NOT EXISTS syconn;
-                CREATE TABLE syconn.schema_version (
-                    one boolean PRIMARY KEY DEFAULT true CHECK (one),
-                    version integer NOT NULL,
-                    layout text NOT NULL DEFAULT 'single' CHECK (layout IN ('single', 'coordinator', 'shard')),
-                    updated timestamptz NOT NULL DEFAULT now());
+                {BtSchema.VersionTableSql}
                 INSERT INTO syconn.schema_version (version, layout) VALUES ({BtSchema.Version}, 'shard');
                 CREATE TABLE syconn.partition_state (part integer PRIMARY KEY, moved boolean NOT NULL DEFAULT false, moved_to text);
                 """);

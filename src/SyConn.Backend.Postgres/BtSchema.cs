@@ -27,13 +27,9 @@ internal static class BtSchema
     /// <summary>The advisory lock that serialises schema creation among concurrent first users.</summary>
     private const long CreationLock = 0x5359_436F_6E6E_0001; // "SYConn" + 1
 
-    private const string CreateSql = """
+    private static readonly string CreateSql = $"""
         CREATE SCHEMA IF NOT EXISTS syconn;
-        CREATE TABLE IF NOT EXISTS syconn.schema_version (
-            one boolean PRIMARY KEY DEFAULT true CHECK (one),
-            version integer NOT NULL,
-            layout text NOT NULL DEFAULT 'single' CHECK (layout IN ('single', 'coordinator', 'shard')),
-            updated timestamptz NOT NULL DEFAULT now());
+        {VersionTableSql}
         CREATE TABLE IF NOT EXISTS syconn.stores (
             identifier text PRIMARY KEY,
             class text,
@@ -58,6 +54,15 @@ internal static class BtSchema
             entry bytea NOT NULL,
             PRIMARY KEY (identifier, side, key));
         ALTER TABLE syconn.side_entries ALTER COLUMN entry SET STORAGE EXTERNAL;
+        """;
+
+    /// <summary>The version table (one row: the schema version and the database's layout).</summary>
+    internal const string VersionTableSql = """
+        CREATE TABLE IF NOT EXISTS syconn.schema_version (
+            one boolean PRIMARY KEY DEFAULT true CHECK (one),
+            version integer NOT NULL,
+            layout text NOT NULL DEFAULT 'single' CHECK (layout IN ('single', 'coordinator', 'shard')),
+            updated timestamptz NOT NULL DEFAULT now());
         """;
 
     /// <summary>The entry tables' columns, shared by a single server's tables and every partition's.</summary>

@@ -52,29 +52,10 @@ public class PickleFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(loaded > 0, "no mutated input loaded at all");
     }
 
-    private static byte[] Mutate(byte[] original, Random rng)
-    {
-        var d = new List<byte>(original);
-        int n = 1 + rng.Next(4);
-        for (int k = 0; k < n && d.Count > 0; k++)
-        {
-            int at = rng.Next(d.Count);
-            switch (rng.Next(6))
-            {
-                case 0: d[at] ^= (byte)(1 << rng.Next(8)); break;
-                case 1: d[at] = (byte)rng.Next(256); break;
-                case 2: d.RemoveRange(at, d.Count - at); break;
-                case 3: d.Insert(at, (byte)rng.Next(256)); break;
-                case 4: d.RemoveAt(at); break;
-                default:
-                    // Interesting bytes: opcodes that change the stack shape, and large lengths.
-                    byte[] interesting = [0x28, 0x2e, 0x30, 0x31, 0x32, 0x61, 0x62, 0x68, 0x52, 0x93, 0x94, 0xff, 0x7f, 0x80, 0x00];
-                    d[at] = interesting[rng.Next(interesting.Length)];
-                    break;
-            }
-        }
-        return d.ToArray();
-    }
+    /// <summary>Interesting bytes: opcodes that change the stack shape, and large lengths.</summary>
+    private static readonly byte[] Interesting = [0x28, 0x2e, 0x30, 0x31, 0x32, 0x61, 0x62, 0x68, 0x52, 0x93, 0x94, 0xff, 0x7f, 0x80, 0x00];
+
+    private static byte[] Mutate(byte[] original, Random rng) => ByteMutator.Mutate(original, rng, Interesting);
 
     /// <summary>Every node of a loaded tree is a value-model type (no reader-internal object escaped).</summary>
     private static void AssertValueModel(object? v, int depth)

@@ -47,7 +47,7 @@ public sealed class BtRowFuzzTests(ITestOutputHelper output)
         {
             var (key, pkey, entry) = originals[rng.Next(originals.Count)];
             bool mutateKey = rng.Next(3) == 0;
-            var mutated = Mutate(mutateKey ? pkey : entry, rng);
+            var mutated = ByteMutator.Mutate(mutateKey ? pkey : entry, rng);
             SetColumn(mutateKey, key, mutated);
             runs++;
             try
@@ -74,23 +74,5 @@ public sealed class BtRowFuzzTests(ITestOutputHelper output)
         output.WriteLine($"{runs} mutated rows: {loaded} loaded, {runs - loaded} refused with InvalidDataException");
         Assert.True(runs - loaded > 0, "no mutated row was refused");
         Assert.Equal(1L, BtTestDatabase.Scalar("SELECT generation FROM syconn.stores WHERE identifier = $1", id));
-    }
-
-    private static byte[] Mutate(byte[] original, Random rng)
-    {
-        var d = new List<byte>(original);
-        for (int k = 1 + rng.Next(3); k > 0 && d.Count > 0; k--)
-        {
-            int at = rng.Next(d.Count);
-            switch (rng.Next(5))
-            {
-                case 0: d[at] ^= (byte)(1 << rng.Next(8)); break;
-                case 1: d[at] = (byte)rng.Next(256); break;
-                case 2: d.RemoveRange(at, d.Count - at); break;
-                case 3: d.Insert(at, (byte)rng.Next(256)); break;
-                default: d.RemoveAt(at); break;
-            }
-        }
-        return d.ToArray();
     }
 }
