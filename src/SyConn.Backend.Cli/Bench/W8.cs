@@ -110,7 +110,7 @@ internal static class W8
         var perCycle = new JsonObject();
         foreach (var p in new[] { "seq_f100_locked_total", "seq_f100_unlocked_total", "seq_f1_locked_total", "seq_f1_unlocked_total" })
             perCycle[p.Replace("_total", "_ms_per_cycle", StringComparison.Ordinal)] = Math.Round(t.Median(p) / cycles * 1e3, 4);
-        return BtWorkloads.BtLine("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["store"] = "bt:bench/w8/..." }, t,
+        return BtWorkloads.BtLine("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["stores"] = new JsonArray("bt:bench/w8/seq_f100", "bt:bench/w8/seq_f1", "bt:bench/w8/counter") }, t,
             new JsonObject(), server, perCycle, new JsonObject { ["parallel"] = new JsonObject { ["locked"] = runs } });
     }
 
