@@ -131,6 +131,8 @@ internal static class BtWorkloads
         {
             d["copy_floor_mb_s"] = Math.Round(entryBytes / 1e6 / t.Median("copy_floor"), 1);
             d["push_over_copy_floor"] = Math.Round(t.Median(push) / t.Median("copy_floor"), 3);
+            d["copy_out_floor_mb_s"] = Math.Round(entryBytes / 1e6 / t.Median("copy_out_floor"), 1);
+            d["pull_over_copy_out_floor"] = Math.Round(t.Median(pull) / t.Median("copy_out_floor"), 3);
         }
         if (getOne is not null) d["get_one_ms"] = Math.Round(t.Median(getOne) * 1e3, 4);
         return d;
@@ -159,7 +161,10 @@ internal sealed class CopyFloor(BtServer server, string identifier, string file)
     private const string Table = Schema + ".copy_floor";
     private bool _exported;
 
-    /// <summary>Records <c>copy_floor</c> (and <c>copy_floor_psql_start</c>, psql's start and connection alone); nothing without psql.</summary>
+    /// <summary>
+/// Records <c>copy_floor</c>, <c>copy_floor_psql_start</c> (psql's start and connection alone) and
+/// <c>copy_out_floor</c> (psql exporting the same rows to /dev/null); nothing without psql.
+/// </summary>
     public void Run(PhaseTimings rec)
     {
         if (server.Psql is null) return;
@@ -176,6 +181,8 @@ internal sealed class CopyFloor(BtServer server, string identifier, string file)
         server.Settle();
         rec.Add("copy_floor", server.RunPsql($"\\copy {Table} FROM {quoted} (FORMAT binary)"));
         rec.Add("copy_floor_psql_start", server.RunPsql("SELECT 1"));
+        // The way back: the same rows exported by psql to /dev/null, what PostgreSQL itself sends in a pull.
+        rec.Add("copy_out_floor", server.RunPsql($"\\copy (SELECT identifier, key, seq, pkey, entry FROM {Table}) TO '/dev/null' (FORMAT binary)"));
     }
 
     public void Dispose()
