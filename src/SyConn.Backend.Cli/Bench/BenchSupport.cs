@@ -22,6 +22,8 @@ internal sealed class PhaseTimings
 
     public double Median(string phase) => BenchMath.Median(_runs[phase]);
 
+    public bool Has(string phase) => _runs.ContainsKey(phase);
+
     public JsonObject ToJson()
     {
         var o = new JsonObject();
@@ -67,12 +69,13 @@ internal static class BenchMath
         ["gc_server"] = System.Runtime.GCSettings.IsServerGC,
     };
 
-    public static JsonObject Line(string workload, double scale, int reps, JsonObject parameters, PhaseTimings timings, JsonObject sizes, JsonObject? extra = null)
+    public static JsonObject Line(string workload, double scale, int reps, JsonObject parameters, PhaseTimings timings, JsonObject sizes, JsonObject? extra = null, string backend = "fs")
     {
         var o = new JsonObject
         {
             ["workload"] = workload,
             ["impl"] = "csharp",
+            ["backend"] = backend,
             ["scale"] = scale,
             ["reps"] = reps,
             ["params"] = parameters,

@@ -64,6 +64,57 @@ internal static class W8
     }
 
     /// <summary>
+    /// W8 on the BT backend: the same sequential cycles on <c>bt:bench/w8/seq_f100</c> and <c>bt:bench/w8/seq_f1</c>,
+    /// locked (the bt default, an advisory lock held from open to push) and unlocked, and the 4-process run on
+    /// <c>bt:bench/w8/counter</c>. Durable only (the server's setting; there is no per-push fsync to turn off).
+    /// </summary>
+    public static JsonObject RunBt(double scale, int reps, TextWriter progress, BtServer server)
+    {
+        int cycles = Scaled(2000, scale);
+        int perProcess = Scaled(500, scale);
+        var t = new PhaseTimings();
+        var small = NdArray.Create(new long[] { 1, 2, 3 });
+        Repeat(reps, rec =>
+        {
+            foreach (int fill in new[] { 100, 1 })
+                foreach (bool locked in new[] { true, false })
+                {
+                    string id = $"bench/w8/seq_f{fill}";
+                    server.DeleteStore(id);
+                    using (var init = CompressedStorage.Open("bt:" + id, server.Options(StoreOptions.Writable)))
+                    {
+                        for (int i = 0; i < fill; i++) init[i] = small;
+                        init.Push();
+                    }
+                    server.Settle("syconn.entries", "syconn.stores");
+                    var opts = server.Options(new StoreOptions { ReadOnly = false, DisableLocking = !locked });
+                    double total = Time(() =>
+                    {
+                        for (int c = 0; c < cycles; c++)
+                        {
+                            using var cs = CompressedStorage.Open("bt:" + id, opts);
+                            cs[c % fill] = small;
+                            cs.Push();
+                        }
+                    });
+                    rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total", total);
+                }
+        }, t, progress, "w8 (bt)");
+        var runs = new JsonArray();
+        for (int r = 0; r < Math.Max(1, reps); r++)
+        {
+            progress.WriteLine($"bench w8 (bt): parallel locked run {r + 1}");
+            server.Settle("syconn.entries", "syconn.stores");
+            runs.Add(ParallelRun("bt:bench/w8/counter", 4, perProcess, durable: true, server.ConnectionString));
+        }
+        var perCycle = new JsonObject();
+        foreach (var p in new[] { "seq_f100_locked_total", "seq_f100_unlocked_total", "seq_f1_locked_total", "seq_f1_unlocked_total" })
+            perCycle[p.Replace("_total", "_ms_per_cycle", StringComparison.Ordinal)] = Math.Round(t.Median(p) / cycles * 1e3, 4);
+        return BtWorkloads.BtLine("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["stores"] = new JsonArray("bt:bench/w8/seq_f100", "bt:bench/w8/seq_f1", "bt:bench/w8/counter") }, t,
+            new JsonObject(), server, perCycle, new JsonObject { ["parallel"] = new JsonObject { ["locked"] = runs } });
+    }
+
+    /// <summary>
     /// Two increments on a private scratch store, so that the first-call compilation of the open, pull,
     /// set and push code happens before the shared counter is touched. Otherwise each worker's first
     /// increment holds the shared lock for tens of milliseconds while the code is compiled, and those
@@ -71,21 +122,24 @@ internal static class W8
     /// </summary>
     private static void WarmUp(StoreOptions opts)
     {
+        if (opts.ConnectionString is { } connection)
+        {
+            string id = $"bench/w8/warmup-{Environment.ProcessId}";
+            try
+            {
+                Increments("bt:" + id, opts);
+            }
+            finally
+            {
+                BtServer.DeleteStore(connection, id);
+            }
+            return;
+        }
         string scratch = Path.Combine(Path.GetTempPath(), $"syconn-w8-warmup-{Environment.ProcessId}");
         Directory.CreateDirectory(scratch);
         try
         {
-            string path = Path.Combine(scratch, "warmup.pkl");
-            using (var first = new CompressedStorage(path, opts))
-            {
-                first[0] = NdArray.Create(new long[] { 0 });
-                first.Push();
-            }
-            using var second = new CompressedStorage(path, opts);
-            var v = second[0].ToArray<long>();
-            v[0]++;
-            second[0] = NdArray.Create(v);
-            second.Push();
+            Increments(Path.Combine(scratch, "warmup.pkl"), opts);
         }
         finally
         {
@@ -93,18 +147,37 @@ internal static class W8
         }
     }
 
-    /// <summary>Starts <paramref name="processes"/> workers doing locked increments; checks the final count.</summary>
-    public static JsonObject ParallelRun(string path, int processes, int perProcess, bool durable)
+    private static void Increments(string address, StoreOptions opts)
     {
-        if (File.Exists(path)) File.Delete(path);
-        using (var init = new CompressedStorage(path, StoreOptions.Writable))
+        using (var first = CompressedStorage.Open(address, opts))
+        {
+            first[0] = NdArray.Create(new long[] { 0 });
+            first.Push();
+        }
+        using var second = CompressedStorage.Open(address, opts);
+        var v = second[0].ToArray<long>();
+        v[0]++;
+        second[0] = NdArray.Create(v);
+        second.Push();
+    }
+
+    /// <summary>
+    /// Starts <paramref name="processes"/> workers doing locked increments; checks the final count. With
+    /// <paramref name="connectionString"/>, <paramref name="path"/> is a <c>bt:</c> address in that database.
+    /// </summary>
+    public static JsonObject ParallelRun(string path, int processes, int perProcess, bool durable, string? connectionString = null)
+    {
+        var writable = StoreOptions.Writable with { ConnectionString = connectionString };
+        if (connectionString is null && File.Exists(path)) File.Delete(path);
+        using (var init = CompressedStorage.Open(path, writable))
         {
             init[0] = NdArray.Create(new long[] { 0 });
             init.Push();
         }
+        string[] bt = connectionString is null ? [] : ["--bt", connectionString];
         var sw = Stopwatch.StartNew();
         var procs = Enumerable.Range(0, processes)
-            .Select(_ => SelfProcess.Start("_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync"))
+            .Select(_ => SelfProcess.Start(["_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync", .. bt]))
             .ToList();
         double maxWait = 0;
         foreach (var p in procs)
@@ -117,7 +190,7 @@ internal static class W8
             maxWait = Math.Max(maxWait, (double)o["max_wait_s"]!);
         }
         double wall = sw.Elapsed.TotalSeconds;
-        using var r = new CompressedStorage(path);
+        using var r = CompressedStorage.Open(path, StoreOptions.Default with { ConnectionString = connectionString });
         long final = r[0].ToArray<long>()[0];
         long expected = (long)processes * perProcess;
         return new JsonObject
@@ -130,16 +203,19 @@ internal static class W8
         };
     }
 
-    /// <summary>The worker: <paramref name="n"/> locked read-modify-write increments of key 0; prints the longest wait.</summary>
-    public static int Worker(string path, int n, bool durable, TextWriter stdout)
+    /// <summary>
+    /// The worker: <paramref name="n"/> locked read-modify-write increments of key 0; prints the longest wait. With
+    /// <paramref name="connectionString"/>, <paramref name="path"/> is a <c>bt:</c> address in that database.
+    /// </summary>
+    public static int Worker(string path, int n, bool durable, TextWriter stdout, string? connectionString = null)
     {
-        var opts = new StoreOptions { ReadOnly = false, DisableLocking = false, Durable = durable, Timeout = 600 };
+        var opts = new StoreOptions { ReadOnly = false, DisableLocking = false, Durable = durable, Timeout = 600, ConnectionString = connectionString };
         WarmUp(opts);
         double maxWait = 0;
         for (int i = 0; i < n; i++)
         {
             var sw = Stopwatch.StartNew();
-            using var cs = new CompressedStorage(path, opts);
+            using var cs = CompressedStorage.Open(path, opts);
             maxWait = Math.Max(maxWait, sw.Elapsed.TotalSeconds);
             var v = cs[0].ToArray<long>();
             v[0]++;

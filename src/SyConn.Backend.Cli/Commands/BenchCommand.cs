@@ -5,10 +5,15 @@ using SyConn.Backend.Cli.Bench;
 
 namespace SyConn.Backend.Cli.Commands;
 
-/// <summary><c>bench WORKLOAD [--scale S] [--reps N] [--out DIR]</c>: the workloads of the benchmark plan, one JSON line each.</summary>
+/// <summary>
+/// <c>bench WORKLOAD [--scale S] [--reps N] [--out DIR] [--backend fs|bt]</c>: the workloads of the benchmark plan,
+/// one JSON line each. With <c>--backend bt</c> the stores live in PostgreSQL (the server <c>SYCONN_BT</c> names,
+/// else one started in a temporary folder for the run and stopped after it); W1, W2 and W8 exist there.
+/// </summary>
 public static class BenchCommand
 {
     private static readonly string[] Known = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"];
+    private static readonly string[] KnownBt = ["w1", "w2", "w8"];
 
     /// <summary>Creates the command.</summary>
     public static Command Create()
@@ -17,12 +22,22 @@ public static class BenchCommand
         var scale = new Option<double>("--scale") { Description = "Multiply every count of the workload by S.", DefaultValueFactory = _ => 1.0 };
         var reps = new Option<int>("--reps") { Description = "Timed iterations after one warm-up.", DefaultValueFactory = _ => 3 };
         var outDir = new Option<string?>("--out") { Description = "Folder for the store files (kept for inspection); default: a temporary folder." };
-        var cmd = new Command("bench", "Run a benchmark workload and print one JSON line per workload (progress on stderr).") { workload, scale, reps, outDir };
+        var backend = new Option<string>("--backend")
+        {
+            Description = "fs (files, default) or bt (PostgreSQL: the server SYCONN_BT names, else one the runner starts in a temporary folder; w1, w2 and w8 only).",
+            DefaultValueFactory = _ => "fs",
+        };
+        backend.AcceptOnlyFromAmong("fs", "bt");
+        var cmd = new Command("bench", "Run a benchmark workload and print one JSON line per workload (progress on stderr).") { workload, scale, reps, outDir, backend };
         cmd.SetAction((ParseResult r) =>
         {
             var w = r.GetValue(workload)!.ToLowerInvariant();
-            var names = w == "all" ? Known : [w];
-            if (names.Any(n => !Known.Contains(n))) throw new UsageException($"unknown workload '{w}'; use one of {string.Join(", ", Known)} or all", "WORKLOAD");
+            bool bt = r.GetValue(backend) == "bt";
+            var known = bt ? KnownBt : Known;
+            var names = w == "all" ? known : [w];
+            if (bt && names.Any(n => Known.Contains(n) && !KnownBt.Contains(n)))
+                throw new UsageException($"workload '{w}' has no BT variant; with --backend bt use one of {string.Join(", ", KnownBt)} or all", "WORKLOAD");
+            if (names.Any(n => !known.Contains(n))) throw new UsageException($"unknown workload '{w}'; use one of {string.Join(", ", known)} or all", "WORKLOAD");
             double s = r.GetValue(scale);
             int n = r.GetValue(reps);
             if (s <= 0) throw new UsageException("--scale must be positive", "--scale");
@@ -31,6 +46,24 @@ public static class BenchCommand
             Directory.CreateDirectory(dir);
             var o = r.InvocationConfiguration.Output;
             var err = r.InvocationConfiguration.Error;
+            if (bt)
+            {
+                // Disposing stops a server the runner started, also when a workload fails; an interrupt or the
+                // process exit stops it too (LocalPostgres watches for them).
+                using var server = BtServer.Resolve(err);
+                foreach (var name in names)
+                {
+                    JsonObject line = name switch
+                    {
+                        "w1" => BtWorkloads.W1(s, n, dir, err, server),
+                        "w2" => BtWorkloads.W2(s, n, dir, err, server),
+                        _ => W8.RunBt(s, n, err, server),
+                    };
+                    o.WriteLine(line.ToJsonString());
+                    o.Flush();
+                }
+                return 0;
+            }
             foreach (var name in names)
             {
                 JsonObject line = name switch
@@ -53,15 +86,16 @@ public static class BenchCommand
         return cmd;
     }
 
-    /// <summary>The hidden worker of W8 and of the lost-update tests.</summary>
+    /// <summary>The hidden worker of W8 and of the lost-update tests (<c>--bt CONNSTRING</c>: PATH is a bt: address in that database).</summary>
     public static Command Worker()
     {
         var path = new Argument<string>("path");
         var n = new Argument<int>("n");
         var mode = new Argument<string>("mode") { Description = "durable or nosync" };
-        var cmd = new Command("_w8-worker", "internal: locked counter increments") { path, n, mode };
+        var bt = new Option<string?>("--bt") { Description = "The BT database (Npgsql connection string) of a bt: PATH." };
+        var cmd = new Command("_w8-worker", "internal: locked counter increments") { path, n, mode, bt };
         cmd.Hidden = true;
-        cmd.SetAction((ParseResult r) => W8.Worker(r.GetValue(path)!, r.GetValue(n), r.GetValue(mode) != "nosync", r.InvocationConfiguration.Output));
+        cmd.SetAction((ParseResult r) => W8.Worker(r.GetValue(path)!, r.GetValue(n), r.GetValue(mode) != "nosync", r.InvocationConfiguration.Output, r.GetValue(bt)));
         return cmd;
     }
 }
