@@ -52,6 +52,33 @@ internal sealed class BtLock : IStoreLock
         }
     }
 
+    /// <summary>True once the holder asked for the lock to be released by its next write (<see cref="IStoreLock.ReleaseWithNextWrite"/>).</summary>
+    public bool ReleaseRequested { get; private set; }
+
+    /// <inheritdoc/>
+    public void ReleaseWithNextWrite() => ReleaseRequested = true;
+
+    /// <summary>True when the pinned connection broke while the lock was held: the server has dropped the lock.</summary>
+    public bool IsLost
+    {
+        get
+        {
+            lock (_gate) return _connection is { State: not System.Data.ConnectionState.Open };
+        }
+    }
+
+    /// <summary>The write unlocked in its commit's round trip: return the connection without another unlock.</summary>
+    public void ReleasedByWrite()
+    {
+        NpgsqlConnection? c;
+        lock (_gate)
+        {
+            c = _connection;
+            _connection = null;
+        }
+        c?.Dispose();
+    }
+
     /// <summary>The pinned connection (null once released or broken); the holder runs its pull and push on it.</summary>
     public NpgsqlConnection? Connection
     {
@@ -69,15 +96,21 @@ internal sealed class BtLock : IStoreLock
         return BinaryPrimitives.ReadInt64BigEndian(hash);
     }
 
-    /// <summary>Takes the lock of <paramref name="identifier"/>, waiting as <paramref name="options"/> says.</summary>
-    public static BtLock Acquire(BtDatabase db, string identifier, LockOptions options, CancellationToken ct) =>
-        AcquireAsync(db, identifier, options, ct, sync: true).GetAwaiter().GetResult();
+    /// <summary>
+    /// Takes the lock of <paramref name="identifier"/>, waiting as <paramref name="options"/> says; <paramref name="then"/>,
+    /// when given, runs in the same round trip once the lock is held, and <paramref name="read"/> reads its rows.
+    /// </summary>
+    public static BtLock Acquire(BtDatabase db, string identifier, LockOptions options, CancellationToken ct,
+        NpgsqlBatchCommand? then = null, Action<NpgsqlDataReader>? read = null) =>
+        AcquireAsync(db, identifier, options, ct, sync: true, then, read).GetAwaiter().GetResult();
 
-    /// <summary>Takes the lock without blocking the caller's thread while it waits.</summary>
-    public static Task<BtLock> AcquireAsync(BtDatabase db, string identifier, LockOptions options, CancellationToken ct) =>
-        AcquireAsync(db, identifier, options, ct, sync: false);
+    /// <summary>Takes the lock without blocking the caller's thread while it waits; see <see cref="Acquire"/>.</summary>
+    public static Task<BtLock> AcquireAsync(BtDatabase db, string identifier, LockOptions options, CancellationToken ct,
+        NpgsqlBatchCommand? then = null, Action<NpgsqlDataReader>? read = null) =>
+        AcquireAsync(db, identifier, options, ct, sync: false, then, read);
 
-    private static async Task<BtLock> AcquireAsync(BtDatabase db, string identifier, LockOptions options, CancellationToken ct, bool sync)
+    private static async Task<BtLock> AcquireAsync(BtDatabase db, string identifier, LockOptions options, CancellationToken ct, bool sync,
+        NpgsqlBatchCommand? then, Action<NpgsqlDataReader>? read)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -102,17 +135,16 @@ internal sealed class BtLock : IStoreLock
                 batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_advisory_lock($1)") { Parameters = { new() { Value = key } } });
                 batch.BatchCommands.Add(new NpgsqlBatchCommand("SET lock_timeout = 0"));
             }
+            if (then is not null) batch.BatchCommands.Add(then);
             bool got;
             try
             {
                 using var reg = sync ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
-                if (tryOnce) got = (sync ? batch.ExecuteScalar() : await batch.ExecuteScalarAsync(ct).ConfigureAwait(false)) is true;
-                else
-                {
-                    if (sync) batch.ExecuteNonQuery();
-                    else await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-                    got = true;
-                }
+                using var r = sync ? batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess)
+                    : await batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).ConfigureAwait(false);
+                // The first result is the lock's (pg_try_advisory_lock's answer, or pg_advisory_lock's empty one).
+                got = r.Read() && (!tryOnce || r.GetBoolean(0));
+                if (r.NextResult() && then is not null && got) read?.Invoke(r);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
             {

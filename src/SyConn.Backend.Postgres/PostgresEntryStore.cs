@@ -53,6 +53,8 @@ public sealed class PostgresEntryStore : IEntryStore
     private long _nextSeq;
     private PickleReadOptions? _pickleOptions;
     private BtLock? _lock;
+    private StoreOptions? _prefetchFor;
+    private RawLoad? _prefetched;
     private string? _storeClass;
 
     internal PostgresEntryStore(BtDatabase db, string identifier, EntryStoreKind kind, string? side = null)
@@ -126,59 +128,100 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <inheritdoc/>
     public bool ContainsKey(StoreKey key) => _rows.Count > 0 && _rows.ContainsKey(BtKey.Encode(key.PythonValue));
 
+    /// <summary>
+    /// A pull that will follow the next <see cref="AcquireLock"/>: the lock's round trip then fetches the rows too
+    /// (not in lazy mode, whose pull reads keys only and is cheap already).
+    /// </summary>
+    public void PrepareLoad(StoreOptions options) => _prefetchFor = options is { LazyLoad: false } && _side is null ? options : null;
+
     /// <inheritdoc/>
     public void Load(StoreOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _pickleOptions = options.PickleOptions;
         _lazy = options.LazyLoad;
-        var rows = new Dictionary<byte[], Row>(ByteKeyComparer.Instance);
-        long generation = 0;
-        bool exists = false;
+        var prefetched = ReferenceEquals(options, _prefetchFor) ? _prefetched : null;
+        _prefetched = null;
+        _prefetchFor = null;
         for (int attempt = 0; ; attempt++)
         {
-            bool moved = false;
-            rows.Clear();
-            Run(c =>
+            var raw = prefetched;
+            prefetched = null;
+            if (raw is null)
             {
-                // One statement is one snapshot: the generation, the partition's moved mark and every row are read
-                // consistently in a single round trip, without a transaction of their own.
-                using var cmd = new NpgsqlCommand(LoadSql(), c);
-                cmd.Parameters.Add(new() { Value = Identifier });
-                if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
-                if (T.Partition is int part) cmd.Parameters.Add(new() { Value = part });
-                using var r = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-                bool sawState = false;
-                while (r.Read())
+                Run(c =>
                 {
-                    switch (r.GetInt32(0))
-                    {
-                        case 0:
-                            exists = true;
-                            generation = r.GetInt64(2);
-                            break;
-                        case 1:
-                            sawState = true;
-                            moved |= r.GetInt64(2) != 0;
-                            break;
-                        default:
-                            var row = new Row(r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetFieldValue<byte[]>(3), null);
-                            var keyObject = CheckedKey(row);
-                            if (!_lazy) row.Value = Unpickle(r.GetFieldValue<byte[]>(4), StoreKey.FromPython(keyObject));
-                            rows[row.Key] = row;
-                            break;
-                    }
-                }
-                if (T.Partition is not null && !sawState) moved = true;
-            });
-            if (!moved) break;
+                    using var batch = new NpgsqlBatch(c) { BatchCommands = { LoadCommand(_lazy) } };
+                    using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                    raw = ReadLoad(r);
+                });
+            }
+            if (!raw!.Moved)
+            {
+                Apply(raw);
+                return;
+            }
             // The partition moved: read the map again, and take the lock where the rows are now.
             Reroute(attempt);
             if (_lock is { } held && _side is null) held.MoveTo(Db);
         }
+    }
+
+    /// <summary>What one pull statement returned, undecoded.</summary>
+    private sealed record RawLoad(List<(byte[] Key, long Seq, byte[] PKey, byte[]? Entry)> Rows, long Generation, bool Exists, bool Moved);
+
+    /// <summary>
+    /// The pull's statement. One statement is one snapshot: the generation, the partition's moved mark and every row
+    /// are read consistently in a single round trip, without a transaction of their own.
+    /// </summary>
+    private NpgsqlBatchCommand LoadCommand(bool lazy)
+    {
+        var cmd = new NpgsqlBatchCommand(LoadSql(lazy));
+        cmd.Parameters.Add(new() { Value = Identifier });
+        if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
+        if (T.Partition is int part) cmd.Parameters.Add(new() { Value = part });
+        return cmd;
+    }
+
+    private RawLoad ReadLoad(NpgsqlDataReader r)
+    {
+        var rows = new List<(byte[], long, byte[], byte[]?)>();
+        long generation = 0;
+        bool exists = false, moved = false, sawState = false;
+        while (r.Read())
+        {
+            switch (r.GetInt32(0))
+            {
+                case 0:
+                    exists = true;
+                    generation = r.GetInt64(2);
+                    break;
+                case 1:
+                    sawState = true;
+                    moved |= r.GetInt64(2) != 0;
+                    break;
+                default:
+                    rows.Add((r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetFieldValue<byte[]>(3), r.IsDBNull(4) ? null : r.GetFieldValue<byte[]>(4)));
+                    break;
+            }
+        }
+        return new RawLoad(rows, generation, exists, moved || (T.Partition is not null && !sawState));
+    }
+
+    /// <summary>Decodes a pull's rows (checking each row's key) and makes them the store's view.</summary>
+    private void Apply(RawLoad raw)
+    {
+        var rows = new Dictionary<byte[], Row>(raw.Rows.Count, ByteKeyComparer.Instance);
+        foreach (var (key, seq, pkey, entry) in raw.Rows)
+        {
+            var row = new Row(key, seq, pkey, null);
+            var keyObject = CheckedKey(row);
+            if (!_lazy) row.Value = Unpickle(entry ?? [], StoreKey.FromPython(keyObject));
+            rows[row.Key] = row;
+        }
         _rows = rows;
-        _generation = generation;
-        Exists = exists || rows.Count > 0;
+        _generation = raw.Generation;
+        Exists = raw.Exists || rows.Count > 0;
         _nextSeq = rows.Count == 0 ? 0 : rows.Values.Max(x => x.Seq) + 1;
     }
 
@@ -186,9 +229,9 @@ public sealed class PostgresEntryStore : IEntryStore
     /// The pull's single statement: rows tagged 0 (the store's generation), 1 (the partition's moved mark, on a
     /// partitioned layout) and 2 (an entry: key, seq, pickled key and, unless lazy, the pickled entry).
     /// </summary>
-    private string LoadSql()
+    private string LoadSql(bool lazy)
     {
-        string entry = _lazy ? "NULL::bytea" : "entry";
+        string entry = lazy ? "NULL::bytea" : "entry";
         var parts = new List<string>();
         if (_side is null) parts.Add($"SELECT 0, NULL::bytea, generation, NULL::bytea, NULL::bytea FROM {T.Stores} WHERE identifier = $1");
         if (T.Partition is not null) parts.Add($"SELECT 1, NULL::bytea, (moved::int)::int8, NULL::bytea, NULL::bytea FROM syconn.partition_state WHERE part = ${(_side is null ? 2 : 3)}");
@@ -288,8 +331,9 @@ public sealed class PostgresEntryStore : IEntryStore
             deleted.Add(key);
             // A key removed and set again in one push moves to the end, as in a dict.
             bool known = _rows.TryGetValue(key, out var old) && removedKeys?.Contains(key) != true;
-            rows.Add(new Row(key, known ? old!.Seq : seq++, known ? old!.PKey : Pickle.Dump(k, options.PickleProtocol), Encode(k, v, options)) { Value = v });
+            rows.Add(new Row(key, known ? old!.Seq : seq++, known ? old!.PKey : Pickle.Dump(k, options.PickleProtocol), null) { Value = v, WrittenKey = k });
         }
+        EncodeEntries(rows, options);
         Write(deleteAll: false, deleted, rows, options);
         foreach (var k in deleted) _rows.Remove(k);
         foreach (var row in rows)
@@ -310,20 +354,27 @@ public sealed class PostgresEntryStore : IEntryStore
         foreach (var (k, v) in entries)
         {
             var key = BtKey.Encode(k);
-            var row = new Row(key, rows.Count, Pickle.Dump(k, options.PickleProtocol), Encode(k, v, options)) { Value = v };
             if (seen.TryGetValue(key, out var earlier))
             {
-                earlier.Entry = row.Entry; // a repeated key keeps its first place, as in a dict
-                earlier.Value = v;
+                earlier.Value = v; // a repeated key keeps its first place, as in a dict
                 continue;
             }
+            var row = new Row(key, rows.Count, Pickle.Dump(k, options.PickleProtocol), null) { Value = v, WrittenKey = k };
             seen[key] = row;
             rows.Add(row);
         }
+        EncodeEntries(rows, options);
         Write(deleteAll: true, [], rows, options);
         foreach (var row in rows) row.Written(_lazy);
         _rows = seen;
         _nextSeq = rows.Count;
+    }
+
+    /// <summary>The pull statement to run in the lock's round trip, when a pull was announced (<see cref="PrepareLoad"/>).</summary>
+    private NpgsqlBatchCommand? PrefetchCommand()
+    {
+        _prefetched = null;
+        return _prefetchFor is null ? null : LoadCommand(lazy: false);
     }
 
     /// <inheritdoc/>
@@ -332,7 +383,7 @@ public sealed class PostgresEntryStore : IEntryStore
         ThrowIfSide();
         try
         {
-            var l = BtLock.Acquire(Db, Identifier, options, ct);
+            var l = BtLock.Acquire(Db, Identifier, options, ct, PrefetchCommand(), r => _prefetched = ReadLoad(r));
             _lock = l;
             return l;
         }
@@ -348,7 +399,7 @@ public sealed class PostgresEntryStore : IEntryStore
         ThrowIfSide();
         try
         {
-            var l = await BtLock.AcquireAsync(Db, Identifier, options, ct).ConfigureAwait(false);
+            var l = await BtLock.AcquireAsync(Db, Identifier, options, ct, PrefetchCommand(), r => _prefetched = ReadLoad(r)).ConfigureAwait(false);
             _lock = l;
             return l;
         }
@@ -434,6 +485,32 @@ public sealed class PostgresEntryStore : IEntryStore
         var rows = _rows.Values.ToArray();
         Array.Sort(rows, static (a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Key.AsSpan().SequenceCompareTo(b.Key));
         return rows;
+    }
+
+    /// <summary>
+    /// Pickles every row's entry before anything is sent (so an entry that cannot be stored writes nothing), on all
+    /// cores when there are many; the first failing row, in the rows' order, is the one reported.
+    /// </summary>
+    private void EncodeEntries(List<Row> rows, StoreOptions options)
+    {
+        if (rows.Count < 64 || Environment.ProcessorCount == 1)
+        {
+            foreach (var row in rows) row.Entry = Encode(row.WrittenKey!, row.Value!, options);
+            return;
+        }
+        var errors = new Exception?[rows.Count];
+        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            try
+            {
+                rows[i].Entry = Encode(rows[i].WrittenKey!, rows[i].Value!, options);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                errors[i] = e;
+            }
+        });
+        if (Array.Find(errors, e => e is not null) is { } first) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
     }
 
     private byte[] Encode(object key, object entry, StoreOptions options)
@@ -544,6 +621,8 @@ public sealed class PostgresEntryStore : IEntryStore
     {
         // An optimistic push checks that nobody pushed since the pull; so does a locked one, which catches a writer that
         // did not lock (an optimistic or unlocked one) instead of overwriting its push. Only an unlocked push does not.
+        if (_lock is { IsLost: true })
+            throw new IOException($"{Location}: the connection that held the store's lock broke, so the lock is gone and another writer may have pushed; nothing was written: pull again");
         bool checkGeneration = _side is null && (options.Optimistic || _lock is { IsHeld: true });
         for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration); attempt++)
         {
@@ -568,100 +647,98 @@ public sealed class PostgresEntryStore : IEntryStore
         if (attempt > 0) Thread.Sleep(Math.Min(500, 20 * attempt));
     }
 
-    /// <summary>One push in one transaction; false when the partition turned out to have moved (nothing was written).</summary>
+    /// <summary>
+    /// One push in one transaction; false when the partition turned out to have moved (nothing was written). The
+    /// transaction is opened with the first batch and committed with the last; a store whose lock is to be released
+    /// by this push (<see cref="IStoreLock.ReleaseWithNextWrite"/>) unlocks in the commit's round trip.
+    /// </summary>
     private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic)
     {
         long newGeneration = _generation;
         ulong xid = 0;
-        bool committing = false;
-        var pinned = _lock?.Connection;
+        bool committing = false, inTransaction = false, committed = false;
+        var held = _lock;
+        var pinned = held?.Connection;
+        bool unlockWithCommit = pinned is not null && held!.ReleaseRequested;
         var c = pinned ?? OpenConnection();
         try
         {
-            NpgsqlTransaction? tx = null;
-            try
+            using (var batch = new NpgsqlBatch(c))
             {
-                tx = c.BeginTransaction();
-                using (var batch = new NpgsqlBatch(c, tx))
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
+                inTransaction = true;
+                if (T.Partition is int part)
+                    batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1 FOR SHARE") { Parameters = { new() { Value = part } } });
+                if (_side is null)
                 {
-                    if (T.Partition is int part)
-                        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1 FOR SHARE") { Parameters = { new() { Value = part } } });
-                    if (_side is null)
-                    {
-                        var bump = new NpgsqlBatchCommand(optimistic
-                            ? $"""
-                              INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
-                              ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
-                              WHERE s.generation = $4
-                              RETURNING generation, pg_current_xact_id()::text
-                              """
-                            : $"""
-                              INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
-                              ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
-                              RETURNING generation, pg_current_xact_id()::text
-                              """);
-                        bump.Parameters.Add(new() { Value = Identifier });
-                        bump.Parameters.Add(new() { Value = (object?)_storeClass ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                        bump.Parameters.Add(new() { Value = Kind == EntryStoreKind.Npz ? "npz" : "pickle" });
-                        if (optimistic) bump.Parameters.Add(new() { Value = _generation });
-                        batch.BatchCommands.Add(bump);
-                    }
-                    else
-                    {
-                        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 0::bigint, pg_current_xact_id()::text"));
-                    }
-                    string table = _side is null ? $"{T.Entries}" : $"{T.Side}";
-                    string scope = _side is null ? "identifier = $1" : "identifier = $1 AND side = $2";
-                    if (deleteAll) batch.BatchCommands.Add(Command($"DELETE FROM {table} WHERE {scope}"));
-                    else if (deleted.Count > 0)
-                    {
-                        var del = Command($"DELETE FROM {table} WHERE {scope} AND key = ANY(${(_side is null ? 2 : 3)})");
-                        del.Parameters.Add(new() { Value = deleted.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                        batch.BatchCommands.Add(del);
-                    }
-                    if (rows.Count > 0 && rows.Count <= InsertRowLimit)
-                    {
-                        int p = _side is null ? 2 : 3;
-                        var ins = Command($"INSERT INTO {table} ({(_side is null ? "identifier" : "identifier, side")}, key, seq, pkey, entry) " +
-                            $"SELECT {(_side is null ? "$1" : "$1, $2")}, k, s, p, e FROM unnest(${p}::bytea[], ${p + 1}::bigint[], ${p + 2}::bytea[], ${p + 3}::bytea[]) AS u(k, s, p, e)");
-                        ins.Parameters.Add(new() { Value = rows.Select(r => r.Key).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                        ins.Parameters.Add(new() { Value = rows.Select(r => r.Seq).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-                        ins.Parameters.Add(new() { Value = rows.Select(r => r.PKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                        ins.Parameters.Add(new() { Value = rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                        batch.BatchCommands.Add(ins);
-                    }
-                    using var r = batch.ExecuteReader();
-                    if (T.Partition is not null && (!r.Read() || r.GetBoolean(0) || !r.NextResult()))
-                    {
-                        r.Close();
-                        tx.Rollback();
-                        return false;
-                    }
-                    if (!r.Read())
-                    {
-                        r.Close();
-                        tx.Rollback();
-                        throw new StoreConflictException(Location, _generation, CurrentGeneration(c));
-                    }
-                    newGeneration = r.GetInt64(0);
-                    xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
-                    while (r.NextResult()) { } // the deletes and inserts: their errors surface here, before the commit
-                    if (optimistic && newGeneration != _generation + 1)
-                    {
-                        r.Close();
-                        tx.Rollback();
-                        throw new StoreConflictException(Location, _generation, newGeneration - 1);
-                    }
+                    var bump = new NpgsqlBatchCommand(optimistic
+                        ? $"""
+                          INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
+                          ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                          WHERE s.generation = $4
+                          RETURNING generation, pg_current_xact_id()::text
+                          """
+                        : $"""
+                          INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
+                          ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                          RETURNING generation, pg_current_xact_id()::text
+                          """);
+                    bump.Parameters.Add(new() { Value = Identifier });
+                    bump.Parameters.Add(new() { Value = (object?)_storeClass ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+                    bump.Parameters.Add(new() { Value = Kind == EntryStoreKind.Npz ? "npz" : "pickle" });
+                    if (optimistic) bump.Parameters.Add(new() { Value = _generation });
+                    batch.BatchCommands.Add(bump);
                 }
-                if (rows.Count > InsertRowLimit) Copy(c, rows);
-                BeforeCommit?.Invoke(c);
-                committing = true;
-                tx.Commit();
+                else
+                {
+                    batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 0::bigint, pg_current_xact_id()::text"));
+                }
+                string table = _side is null ? $"{T.Entries}" : $"{T.Side}";
+                string scope = _side is null ? "identifier = $1" : "identifier = $1 AND side = $2";
+                if (deleteAll) batch.BatchCommands.Add(Command($"DELETE FROM {table} WHERE {scope}"));
+                else if (deleted.Count > 0)
+                {
+                    var del = Command($"DELETE FROM {table} WHERE {scope} AND key = ANY(${(_side is null ? 2 : 3)})");
+                    del.Parameters.Add(new() { Value = deleted.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    batch.BatchCommands.Add(del);
+                }
+                if (rows.Count > 0 && rows.Count <= InsertRowLimit)
+                {
+                    int p = _side is null ? 2 : 3;
+                    var ins = Command($"INSERT INTO {table} ({(_side is null ? "identifier" : "identifier, side")}, key, seq, pkey, entry) " +
+                        $"SELECT {(_side is null ? "$1" : "$1, $2")}, k, s, p, e FROM unnest(${p}::bytea[], ${p + 1}::bigint[], ${p + 2}::bytea[], ${p + 3}::bytea[]) AS u(k, s, p, e)");
+                    ins.Parameters.Add(new() { Value = rows.Select(r => r.Key).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    ins.Parameters.Add(new() { Value = rows.Select(r => r.Seq).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+                    ins.Parameters.Add(new() { Value = rows.Select(r => r.PKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    ins.Parameters.Add(new() { Value = rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                    batch.BatchCommands.Add(ins);
+                }
+                using var r = batch.ExecuteReader();
+                if (T.Partition is not null && (!r.Read() || r.GetBoolean(0) || !r.NextResult()))
+                    return false; // the finally rolls back
+                if (!r.Read())
+                {
+                    r.Close();
+                    Rollback(c);
+                    inTransaction = false;
+                    throw new StoreConflictException(Location, _generation, CurrentGeneration(c));
+                }
+                newGeneration = r.GetInt64(0);
+                xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
+                while (r.NextResult()) { } // the deletes and inserts: their errors surface here, before the commit
+                if (optimistic && newGeneration != _generation + 1)
+                    throw new StoreConflictException(Location, _generation, newGeneration - 1);
             }
-            finally
+            if (rows.Count > InsertRowLimit) Copy(c, rows);
+            BeforeCommit?.Invoke(c);
+            committing = true;
+            using (var commit = new NpgsqlBatch(c))
             {
-                tx?.Dispose();
+                commit.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+                if (unlockWithCommit) commit.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_advisory_unlock($1)") { Parameters = { new() { Value = held!.Key } } });
+                commit.ExecuteNonQuery();
             }
+            committed = true;
         }
         catch (StoreConflictException)
         {
@@ -671,7 +748,10 @@ public sealed class PostgresEntryStore : IEntryStore
                                                   || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken)))
         {
             // The commit went out but its answer did not come back: ask the server what became of it.
+            inTransaction = false;
             ResolveUnknownCommit(xid, newGeneration, e);
+            committed = true;
+            unlockWithCommit = false; // the session is gone, and its lock with it
         }
         catch (PostgresException e)
         {
@@ -683,11 +763,28 @@ public sealed class PostgresEntryStore : IEntryStore
         }
         finally
         {
+            if (inTransaction && !committed) Rollback(c);
             if (pinned is null) c.Dispose();
         }
+        if (committed && held is not null && (unlockWithCommit || held.ReleaseRequested)) held.ReleasedByWrite();
         _generation = _side is null ? newGeneration : 0;
         Exists = true;
         return true;
+    }
+
+    /// <summary>Ends an open transaction without writing, where the connection still works (a broken one has ended it already).</summary>
+    private static void Rollback(NpgsqlConnection c)
+    {
+        if (c.FullState != System.Data.ConnectionState.Open) return;
+        try
+        {
+            using var cmd = new NpgsqlCommand("ROLLBACK", c);
+            cmd.ExecuteNonQuery();
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+        {
+            // The session is unusable: the server ends the transaction with it.
+        }
     }
 
     private void Copy(NpgsqlConnection c, List<Row> rows)
@@ -798,6 +895,9 @@ public sealed class PostgresEntryStore : IEntryStore
         }
 
         public object KeyObject(PostgresEntryStore owner) => _keyObject ??= owner.UnpickleKey(PKey);
+
+        /// <summary>The key the row is being written under, for messages (null for rows read from the database).</summary>
+        public object? WrittenKey { get; init; }
     }
 
     private sealed class ByteKeyComparer : IEqualityComparer<byte[]>

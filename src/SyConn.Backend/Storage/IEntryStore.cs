@@ -128,6 +128,13 @@ public interface IEntryStore : IDisposable
     /// <summary>True when the backend supports <see cref="StoreOptions.Optimistic"/> (it keeps a store generation that a push can check).</summary>
     bool SupportsOptimistic => false;
 
+    /// <summary>
+    /// Announces that <see cref="Load"/> with <paramref name="options"/> follows the next <see cref="AcquireLock"/> or
+    /// <see cref="AcquireLockAsync"/> (a store's pull), so a backend may fetch the entries in the lock's round trip.
+    /// The default does nothing.
+    /// </summary>
+    void PrepareLoad(StoreOptions options) { }
+
     /// <summary>Tells the entry store the class of the store that uses it (a database records it for tools). The default ignores it.</summary>
     /// <param name="storeClass">The store's class name, such as <c>AttributeDict</c>.</param>
     void DescribeAs(string storeClass) { }

@@ -17,4 +17,11 @@ public interface IStoreLock : IDisposable
 
     /// <summary>True until the lock is released.</summary>
     bool IsHeld { get; }
+
+    /// <summary>
+    /// Says that the holder releases the lock right after its next successful write (a store's push), so a backend may
+    /// release it as part of that write (a database: in the commit's round trip). The holder still disposes the lock
+    /// afterwards; if the write fails, the lock stays held. The default does nothing.
+    /// </summary>
+    void ReleaseWithNextWrite() { }
 }

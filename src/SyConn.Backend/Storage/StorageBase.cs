@@ -128,7 +128,11 @@ public abstract class StorageBase : IDisposable
         }
         ThrowIfOptimisticUnsupported();
         if (!ReadOnly) EntryStore.EnsureWritable();
-        if (LocksPull) _lock ??= EntryStore.AcquireLock(Options.LockOptions);
+        if (LocksPull && _lock is null)
+        {
+            EntryStore.PrepareLoad(Options);
+            _lock = EntryStore.AcquireLock(Options.LockOptions);
+        }
         LoadLocked();
     }
 
@@ -142,7 +146,11 @@ public abstract class StorageBase : IDisposable
         ThrowIfDisposed();
         ThrowIfOptimisticUnsupported();
         if (!ReadOnly) EntryStore.EnsureWritable();
-        if (LocksPull) _lock ??= await EntryStore.AcquireLockAsync(Options.LockOptions, ct).ConfigureAwait(false);
+        if (LocksPull && _lock is null)
+        {
+            EntryStore.PrepareLoad(Options);
+            _lock = await EntryStore.AcquireLockAsync(Options.LockOptions, ct).ConfigureAwait(false);
+        }
         LoadLocked();
     }
 
@@ -239,6 +247,7 @@ public abstract class StorageBase : IDisposable
             throw new InvalidOperationException(_pushedWithLock
                 ? $"{Location}: already pushed; the lock was released then, so another process may have changed the store. Pull() again before pushing"
                 : $"{Location}: the store's lock is not held; Pull() before pushing");
+        if (locking) _lock!.ReleaseWithNextWrite();
         WriteEntries();
         if (locking)
         {

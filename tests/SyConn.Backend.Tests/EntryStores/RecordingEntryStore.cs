@@ -93,6 +93,9 @@ public sealed class RecordingEntryStore(IEntryStore inner) : IEntryStore
     public void DescribeAs(string storeClass) => Inner.DescribeAs(storeClass);
 
     /// <inheritdoc/>
+    public void PrepareLoad(StoreOptions options) => Inner.PrepareLoad(options);
+
+    /// <inheritdoc/>
     public IEntryStore OpenRelated(string address, StoreOptions options) => Inner.OpenRelated(address, options);
 
     /// <inheritdoc/>

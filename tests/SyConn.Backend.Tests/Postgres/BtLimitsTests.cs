@@ -23,6 +23,7 @@ public sealed class BtLimitsTests
         cs.Push();
         cs.Pull();
         es.MaxEntryBytes = 4096; // stands in for PostgreSQL's 1 GB field limit
+        for (int i = 100; i < 300; i++) cs[i] = NdArray.Create(new long[] { i }); // enough rows to pickle on all cores
         cs[2] = NdArray.Create(new long[] { 4 });
         var rnd = new Random(7);
         var noise = new byte[100_000];
