@@ -13,6 +13,10 @@ have_py_module lz4 || need_pkgs+=(python3-lz4)
 have_py_module h5py || need_pkgs+=(python3-h5py)
 have_py_module fasteners || need_pkgs+=(python3-fasteners)
 have_py_module snappy || need_pkgs+=(python3-snappy)
+# Independent readers for export-mesh: meshio reads our PLY and OBJ; node runs the Khronos glTF validator.
+have_py_module meshio || need_pkgs+=(python3-meshio)
+command -v node >/dev/null || need_pkgs+=(nodejs)
+command -v npm >/dev/null || need_pkgs+=(npm)
 # PostgreSQL: Debian keeps the server in /usr/lib/postgresql/<version>/bin, off PATH; postgres_fdw
 # ships with the server package on Debian 12 (postgresql-contrib only pulls that in).
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_pkgs+=(postgresql)
@@ -25,6 +29,20 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
       || echo "warning: apt-get install failed for ${need_pkgs[*]}" >&2
   else
     echo "warning: missing ${need_pkgs[*]} and cannot apt-get install them" >&2
+  fi
+fi
+
+# The Khronos glTF validator (npm's gltf-validator) goes into tests/node_modules (ignored by git), where the export
+# tests look for it; it is installed again only when missing or of another version.
+gltf_validator_version=2.0.0-dev.3.10
+installed_validator=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' tests/node_modules/gltf-validator/package.json 2>/dev/null | head -n 1)
+if [ "$installed_validator" != "$gltf_validator_version" ]; then
+  if command -v npm >/dev/null; then
+    echo "installing: gltf-validator@$gltf_validator_version (npm, into tests/node_modules)" >&2
+    npm install --prefix tests --no-save --no-audit --no-fund --loglevel=error "gltf-validator@$gltf_validator_version" >/dev/null 2>&1 \
+      || echo "warning: npm install of gltf-validator@$gltf_validator_version failed" >&2
+  else
+    echo "warning: no npm to install gltf-validator with" >&2
   fi
 fi
 
