@@ -624,7 +624,7 @@ public sealed class PostgresEntryStore : IEntryStore
         if (_lock is { IsLost: true })
             throw new IOException($"{Location}: the connection that held the store's lock broke, so the lock is gone and another writer may have pushed; nothing was written: pull again");
         bool checkGeneration = _side is null && (options.Optimistic || _lock is { IsHeld: true });
-        for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration); attempt++)
+        for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration, options.Durable); attempt++)
         {
             // The store's partition moved to another shard after this store was routed: follow it. The copy there
             // carries the generation, so checking it keeps an optimistic or a locked push from overwriting a newer one.
@@ -652,7 +652,7 @@ public sealed class PostgresEntryStore : IEntryStore
     /// transaction is opened with the first batch and committed with the last; a store whose lock is to be released
     /// by this push (<see cref="IStoreLock.ReleaseWithNextWrite"/>) unlocks in the commit's round trip.
     /// </summary>
-    private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic)
+    private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic, bool durable)
     {
         long newGeneration = _generation;
         ulong xid = 0;
@@ -667,6 +667,9 @@ public sealed class PostgresEntryStore : IEntryStore
             {
                 batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
                 inTransaction = true;
+                // Durable = false: the commit returns before the server has flushed its log, as a file push that skips
+                // fsync; a server crash may lose the last pushes (never half of one), a client crash loses nothing.
+                if (!durable) batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"));
                 if (T.Partition is int part)
                     batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1 FOR SHARE") { Parameters = { new() { Value = part } } });
                 if (_side is null)

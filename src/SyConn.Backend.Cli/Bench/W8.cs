@@ -78,6 +78,7 @@ internal static class W8
         {
             foreach (int fill in new[] { 100, 1 })
                 foreach (bool locked in new[] { true, false })
+                foreach (bool durable in new[] { true, false })
                 {
                     string id = $"bench/w8/seq_f{fill}";
                     server.DeleteStore(id);
@@ -87,7 +88,7 @@ internal static class W8
                         init.Push();
                     }
                     server.Settle("syconn.entries", "syconn.stores");
-                    var opts = server.Options(new StoreOptions { ReadOnly = false, DisableLocking = !locked });
+                    var opts = server.Options(new StoreOptions { ReadOnly = false, DisableLocking = !locked, Durable = durable });
                     double total = Time(() =>
                     {
                         for (int c = 0; c < cycles; c++)
@@ -97,21 +98,27 @@ internal static class W8
                             cs.Push();
                         }
                     });
-                    rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total", total);
+                    rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
                 }
         }, t, progress, "w8 (bt)");
-        var runs = new JsonArray();
-        for (int r = 0; r < Math.Max(1, reps); r++)
+        var parallel = new JsonObject();
+        foreach (bool durable in new[] { true, false })
         {
-            progress.WriteLine($"bench w8 (bt): parallel locked run {r + 1}");
-            server.Settle("syconn.entries", "syconn.stores");
-            runs.Add(ParallelRun("bt:bench/w8/counter", 4, perProcess, durable: true, server.ConnectionString));
+            var runs = new JsonArray();
+            for (int r = 0; r < Math.Max(1, reps); r++)
+            {
+                progress.WriteLine($"bench w8 (bt): parallel {(durable ? "locked" : "locked_nosync")} run {r + 1}");
+                server.Settle("syconn.entries", "syconn.stores");
+                runs.Add(ParallelRun("bt:bench/w8/counter", 4, perProcess, durable, server.ConnectionString));
+            }
+            parallel[durable ? "locked" : "locked_nosync"] = runs;
         }
         var perCycle = new JsonObject();
         foreach (var p in new[] { "seq_f100_locked_total", "seq_f100_unlocked_total", "seq_f1_locked_total", "seq_f1_unlocked_total" })
-            perCycle[p.Replace("_total", "_ms_per_cycle", StringComparison.Ordinal)] = Math.Round(t.Median(p) / cycles * 1e3, 4);
+            foreach (var suffix in new[] { "", "_nosync" })
+                perCycle[(p + suffix).Replace("_total", "_ms_per_cycle", StringComparison.Ordinal)] = Math.Round(t.Median(p + suffix) / cycles * 1e3, 4);
         return BtWorkloads.BtLine("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["stores"] = new JsonArray("bt:bench/w8/seq_f100", "bt:bench/w8/seq_f1", "bt:bench/w8/counter") }, t,
-            new JsonObject(), server, perCycle, new JsonObject { ["parallel"] = new JsonObject { ["locked"] = runs } });
+            new JsonObject(), server, perCycle, new JsonObject { ["parallel"] = parallel });
     }
 
     /// <summary>

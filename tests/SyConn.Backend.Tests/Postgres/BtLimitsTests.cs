@@ -39,6 +39,30 @@ public sealed class BtLimitsTests
     }
 
     [SkippableFact]
+    public void A_push_with_Durable_false_commits_without_waiting_for_the_log_and_a_default_push_waits()
+    {
+        foreach (bool durable in new[] { true, false })
+        {
+            string id = _prefix + "durable" + durable;
+            var es = BtTestDatabase.Store(id);
+            string? setting = null;
+            es.BeforeCommit = c =>
+            {
+                using var cmd = new NpgsqlCommand("SHOW synchronous_commit", c);
+                setting = (string?)cmd.ExecuteScalar();
+            };
+            using (var ad = AttributeDict.Open(es, BtTestDatabase.Options(StoreOptions.Writable with { Durable = durable })))
+            {
+                ((PyDict)ad[1])["n"] = 1L;
+                ad.Push();
+            }
+            Assert.Equal(durable ? "on" : "off", setting);
+            using var back = AttributeDict.Open("bt:" + id, BtTestDatabase.Options());
+            Assert.Equal(1L, ((PyDict)back[1])["n"]);
+        }
+    }
+
+    [SkippableFact]
     public void A_database_with_a_newer_schema_is_refused_with_an_error_that_says_so()
     {
         PgServer.RequireAvailable();
