@@ -47,6 +47,7 @@ public static class Cli
         yield return AtomicWriteLoopCommand.Create();
         yield return LoadSegCommand.Create();
         yield return VoxelsCommand.Create();
+        yield return Lz4CompareCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>
