@@ -17,6 +17,7 @@ namespace SyConn.Backend.Formats.Lz4;
 /// so its blocks (and K4os's, which follow it) differ from python-lz4's there. <see cref="Compress"/> makes the
 /// same calls as python-lz4 and so writes the same bytes with the same library.
 /// </para>
+/// <para>
 /// The library is loaded on first use with <see cref="NativeLibrary.TryLoad(string, Assembly, DllImportSearchPath?, out nint)"/>
 /// by its soname (Debian ships <c>liblz4.so.1</c>, not the development link <c>liblz4.so</c>), and a
 /// <see cref="DllImportResolver"/> hands that handle to the imports below. When the library is missing, lacks
@@ -24,6 +25,7 @@ namespace SyConn.Backend.Formats.Lz4;
 /// no import is ever called, so nothing is thrown to users; <see cref="PyLz4"/> then uses the managed codec.
 /// Callers pass exact spans: <c>LZ4_decompress_safe</c> never reads past <c>compressedSize</c> input bytes
 /// nor writes past <c>dstCapacity</c> output bytes, whatever the input holds.
+/// </para>
 /// </remarks>
 internal static unsafe partial class NativeLz4
 {
@@ -31,11 +33,10 @@ internal static unsafe partial class NativeLz4
     internal const string LibraryName = "liblz4.so.1";
 
     /// <summary>
-    /// The oldest liblz4 used: 1.9.3, the first release with the fix for CVE-2021-3520 in the decoder.
-    /// Older copies (distributions may have backported the fix without changing the version) fall back to the
-    /// managed codec; that costs speed only.
+    /// The oldest liblz4 used: 1.9.0, the first with <c>LZ4_initStream</c>. Older copies fall back to the managed
+    /// codec; that costs speed only.
     /// </summary>
-    internal const int MinimumVersion = 10903;
+    internal const int MinimumVersion = 10900;
 
     [LibraryImport(LibraryName, EntryPoint = "LZ4_decompress_safe")]
     private static partial int DecompressSafe(byte* src, byte* dst, int compressedSize, int dstCapacity);
@@ -166,20 +167,7 @@ internal static unsafe partial class NativeLz4
 
         static State()
         {
-            if (!NativeLibrary.TryLoad(LibraryName, typeof(NativeLz4).Assembly, null, out nint handle)
-                && !NativeLibrary.TryLoad(LibraryName, out handle))
-            {
-                Reason = $"{LibraryName} not found (on Debian: apt-get install liblz4-1)";
-                return;
-            }
-            foreach (var name in new[] { "LZ4_decompress_safe", "LZ4_compress_default", "LZ4_compressBound", "LZ4_versionNumber", "LZ4_sizeofState", "LZ4_initStream", "LZ4_compress_fast_continue" })
-            {
-                if (!NativeLibrary.TryGetExport(handle, name, out _))
-                {
-                    Reason = $"{LibraryName} has no {name}";
-                    return;
-                }
-            }
+            if (!TryOpen(LibraryName, out nint handle, out Reason)) return;
             try
             {
                 NativeLibrary.SetDllImportResolver(typeof(NativeLz4).Assembly, (libraryName, _, _) => libraryName == LibraryName ? handle : 0);
@@ -215,6 +203,32 @@ internal static unsafe partial class NativeLz4
             Handle = handle;
         }
     }
+
+    /// <summary>Opens <paramref name="libraryName"/> and checks that it exports every function bound here; never throws.</summary>
+    internal static bool TryOpen(string libraryName, out nint handle, out string? reason)
+    {
+        reason = null;
+        if (!NativeLibrary.TryLoad(libraryName, typeof(NativeLz4).Assembly, null, out handle)
+            && !NativeLibrary.TryLoad(libraryName, out handle))
+        {
+            reason = $"{libraryName} not found (on Debian: apt-get install liblz4-1)";
+            return false;
+        }
+        foreach (var name in Exports)
+        {
+            if (!NativeLibrary.TryGetExport(handle, name, out _))
+            {
+                reason = $"{libraryName} has no {name}";
+                NativeLibrary.Free(handle);
+                handle = 0;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static readonly string[] Exports =
+        ["LZ4_decompress_safe", "LZ4_compress_default", "LZ4_compressBound", "LZ4_versionNumber", "LZ4_sizeofState", "LZ4_initStream", "LZ4_compress_fast_continue"];
 
     private static string Text(int version) => version == 0 ? "none" : $"{version / 10000}.{version / 100 % 100}.{version % 100}";
 }

@@ -47,16 +47,19 @@ public static class PyLz4
     /// <summary>The name of a codec for reports.</summary>
     internal static string Name(Lz4Impl impl) => impl == Lz4Impl.Native ? $"liblz4 {NativeLz4.VersionText}" : "K4os";
 
-    private static Lz4Impl Choose(Lz4Impl preferred)
+    private static Lz4Impl Choose(Lz4Impl preferred) =>
+        Choose(preferred, Environment.GetEnvironmentVariable(SwitchVariable), () => NativeLz4.IsAvailable);
+
+    /// <summary>The codec for one direction: <paramref name="forced"/> (the switch's value) over <paramref name="preferred"/>, native only when <paramref name="nativeAvailable"/> (asked only then).</summary>
+    internal static Lz4Impl Choose(Lz4Impl preferred, string? forced, Func<bool> nativeAvailable)
     {
-        var forced = Environment.GetEnvironmentVariable(SwitchVariable)?.Trim().ToLowerInvariant();
-        var want = forced switch
+        var want = forced?.Trim().ToLowerInvariant() switch
         {
             "managed" => Lz4Impl.Managed,
             "native" => Lz4Impl.Native,
             _ => preferred,
         };
-        return want == Lz4Impl.Native && NativeLz4.IsAvailable ? Lz4Impl.Native : Lz4Impl.Managed;
+        return want == Lz4Impl.Native && nativeAvailable() ? Lz4Impl.Native : Lz4Impl.Managed;
     }
 
     /// <summary>
@@ -184,7 +187,7 @@ public static class PyLz4
     internal static byte[] Decompress(ReadOnlySpan<byte> block, Lz4Impl impl, string? where = null)
     {
         int size = DecompressedLength(block, where);
-        byte[] result = size == 0 ? [] : GC.AllocateUninitializedArray<byte>(size);
+        byte[] result = size == 0 ? [] : NewOutput(size, impl);
         DecodeExact(block, result, size, where, impl);
         return result;
     }
@@ -208,6 +211,14 @@ public static class PyLz4
         DecodeExact(block, destination[..size], size, where, impl);
         return size;
     }
+
+    /// <summary>
+    /// A fresh output buffer for <paramref name="impl"/>. A malformed block with a match at offset 0 (invalid, but
+    /// accepted by both decoders) makes K4os leave bytes of its destination unwritten, where liblz4 writes zeros; K4os
+    /// therefore gets a zeroed buffer, so that such a block cannot hand back stale memory.
+    /// </summary>
+    internal static byte[] NewOutput(int size, Lz4Impl impl) =>
+        impl == Lz4Impl.Native ? GC.AllocateUninitializedArray<byte>(size) : new byte[size];
 
     /// <summary>Decodes into exactly <paramref name="size"/> bytes: neither codec can write past <paramref name="destination"/>.</summary>
     private static void DecodeExact(ReadOnlySpan<byte> block, Span<byte> destination, int size, string? where, Lz4Impl impl)
