@@ -29,11 +29,19 @@ public static class PyLz4
     /// <summary>The environment variable that forces a codec (<c>managed</c> or <c>native</c>).</summary>
     internal const string SwitchVariable = "SYCONN_LZ4";
 
-    /// <summary>The codec that compresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set.</summary>
-    internal const Lz4Impl DefaultEncoder = Lz4Impl.Managed;
+    /// <summary>
+    /// The codec that compresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set: liblz4, 1.35-1.5x
+    /// K4os on W3 meshes and 1.15-1.3x on W5 masks in every round, 1.06-1.13x on W1 (docs/benchmarks.md), and its
+    /// blocks are byte-identical to python-lz4's.
+    /// </summary>
+    internal const Lz4Impl DefaultEncoder = Lz4Impl.Native;
 
-    /// <summary>The codec that decompresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set.</summary>
-    internal const Lz4Impl DefaultDecoder = Lz4Impl.Managed;
+    /// <summary>
+    /// The codec that decompresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set: liblz4, 1.45-1.6x
+    /// K4os on W5 masks in every round, level with it (within 10%) on W1 and W3, and without K4os's JIT warm-up
+    /// in a fresh process (docs/benchmarks.md).
+    /// </summary>
+    internal const Lz4Impl DefaultDecoder = Lz4Impl.Native;
 
     /// <summary>The codec <see cref="Compress(ReadOnlySpan{byte})"/> and its overload use in this process.</summary>
     internal static Lz4Impl Encoder { get; } = Choose(DefaultEncoder);
