@@ -48,6 +48,7 @@ public static class Cli
         yield return LoadSegCommand.Create();
         yield return VoxelsCommand.Create();
         foreach (var c in ExportCommands.Create()) yield return c;
+        yield return Lz4CompareCommand.Create();
     }
 
     /// <summary>Parses and runs <paramref name="args"/> writing to the given streams; returns the exit code.</summary>

@@ -138,7 +138,7 @@ public static class Lz4List
         long total = offsets[^1];
         if (total > Array.MaxLength)
             throw new InvalidDataException($"LZ4 list: {total} bytes in total do not fit in one .NET array{Where(where)}");
-        byte[] buffer = total == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)total);
+        byte[] buffer = total == 0 ? [] : PyLz4.NewOutput((int)total, PyLz4.Decoder);
         if (chunks.Count == 1 || total < 1 << 20)
         {
             for (int i = 0; i < blocks.Length; i++) DecodeInto(blocks[i], buffer, offsets, i, where, chunks.Count);
