@@ -134,6 +134,13 @@ public sealed class NpzWriter : IDisposable
         _zip = new ZipMemberWriter(stream, compress, level, leaveOpen, timestamp, engine, maxParallelism);
     }
 
+    /// <summary>What <see cref="CompressionLevel.Optimal"/> deflates with in this process: <c>"libdeflate 3"</c> or
+    /// <c>"zlib-ng 4"</c> (System.IO.Compression).</summary>
+    public static string OptimalDeflate =>
+        MemberDeflater.UsesLibDeflate(CompressionLevel.Optimal, DeflateEngine.Auto)
+            ? $"libdeflate {MemberDeflater.LibDeflateOptimalLevel}"
+            : $"zlib-ng {MemberDeflater.ZlibNgOptimalLevel}";
+
     /// <summary>Adds <paramref name="array"/> as member <c>&lt;name&gt;.npy</c>.</summary>
     /// <exception cref="ArgumentException">The name is empty or already used, or the array cannot be written as .npy.</exception>
     /// <exception cref="InvalidOperationException">The archive is finished, or failed (an earlier member could not be written).</exception>
