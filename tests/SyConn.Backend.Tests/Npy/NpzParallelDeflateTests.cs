@@ -171,6 +171,19 @@ print(json.dumps({'bad': bad, 'members': members, 'arrays': arrays}))
     }
 
     [Fact]
+    public async Task Many_writers_on_a_busy_thread_pool_all_finish_with_the_same_bytes()
+    {
+        // Writers running on pool threads themselves, more of them than cores: their workers queue behind them,
+        // so each writer must make progress on its own thread while its workers wait for a pool thread.
+        var arrays = VoxelCoordinates(400, 5);
+        var expected = Write(arrays, DeflateEngine.Auto, maxParallelism: 0);
+        var results = new byte[4 * Environment.ProcessorCount + 4][];
+        await Task.WhenAll(Enumerable.Range(0, results.Length)
+            .Select(i => Task.Run(() => results[i] = Write(arrays, DeflateEngine.Auto, maxParallelism: 0)))).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.All(results, r => Assert.Equal(expected, r));
+    }
+
+    [Fact]
     public void A_failing_member_fails_the_archive_without_hanging()
     {
         using var ms = new MemoryStream();

@@ -40,19 +40,20 @@ internal sealed class ZipMemberWriter : IDisposable
     private readonly List<CentralEntry> _central = [];
     private readonly ushort _dosTime, _dosDate;
     private readonly int _workers;
-    private readonly int _maxPending;
     private long _offset;
     private bool _finished, _faulted, _disposed;
 
-    // Members added but not yet written, in order; only the caller thread touches it.
-    private readonly Queue<Member> _pending = new();
+    // Members added but not yet written, in order (a ring); only the caller thread touches it.
+    private readonly Member[] _pending;
+    private int _pendingHead, _pendingCount;
     private long _pendingBytes;
     // Members not yet taken by a worker, in order.
     private readonly ConcurrentQueue<Member> _todo = new();
-    private int _active;           // running worker loops
+    private int _active;           // worker loops queued or running
+    private int _running;          // worker loops running
     private volatile bool _abandon; // skip the remaining work (failure or disposal)
     private readonly object _gate = new(); // Monitor: workers pulse the waiting caller
-    private bool _waiting;
+    private Member? _waitFor;      // the member the caller sleeps on (under _gate)
     private readonly ConcurrentBag<WorkerState> _states = [];
     private readonly List<WorkerState> _allStates = [];
 
@@ -99,7 +100,7 @@ internal sealed class ZipMemberWriter : IDisposable
         if (deflate) MemberDeflater.UsesLibDeflate(_level, engine); // fail now if libdeflate was demanded and is missing
         _leaveOpen = leaveOpen;
         _workers = maxParallelism == 0 ? Environment.ProcessorCount : Math.Min(maxParallelism, Environment.ProcessorCount);
-        _maxPending = Math.Max(4, 16 * _workers);
+        _pending = new Member[Math.Max(4, 16 * _workers)];
         var t = timestamp ?? DateTime.Now;
         int year = Math.Clamp(t.Year, 1980, 2107);
         _dosTime = (ushort)((t.Hour << 11) | (t.Minute << 5) | (t.Second / 2));
@@ -118,13 +119,13 @@ internal sealed class ZipMemberWriter : IDisposable
         var m = new Member(Encoding.UTF8.GetBytes(name), length, fill);
         try
         {
-            while (_pending.Count >= _maxPending || (_pending.Count > 0 && _pendingBytes + length > MaxPendingBytes))
-                WriteHead(wait: true);
-            _pending.Enqueue(m);
+            while (_pendingCount == _pending.Length || (_pendingCount > 0 && _pendingBytes + length > MaxPendingBytes))
+                MakeRoom();
+            _pending[(_pendingHead + _pendingCount++) % _pending.Length] = m;
             _pendingBytes += length;
             _todo.Enqueue(m);
             StartWorker();
-            while (_pending.Count > 0 && _pending.Peek().Done) WriteHead(wait: false);
+            WriteFinished();
         }
         catch
         {
@@ -161,6 +162,7 @@ internal sealed class ZipMemberWriter : IDisposable
         try
         {
             if (_abandon) return;
+            Interlocked.Increment(ref _running);
             WorkerState state;
             try
             {
@@ -168,6 +170,7 @@ internal sealed class ZipMemberWriter : IDisposable
             }
             catch (Exception)
             {
+                Interlocked.Decrement(ref _running);
                 return; // the queued members stay for the caller thread, which then meets the error itself
             }
             try
@@ -177,6 +180,7 @@ internal sealed class ZipMemberWriter : IDisposable
             finally
             {
                 _states.Add(state);
+                Interlocked.Decrement(ref _running);
             }
         }
         finally
@@ -245,7 +249,7 @@ internal sealed class ZipMemberWriter : IDisposable
             lock (_gate)
             {
                 m.Done = true;
-                if (_waiting) Monitor.PulseAll(_gate);
+                if (_waitFor == m) Monitor.Pulse(_gate);
             }
         }
     }
@@ -254,35 +258,62 @@ internal sealed class ZipMemberWriter : IDisposable
 
     // ---------------------------------------------------------------- writing, in order
 
-    /// <summary>Writes the oldest pending member, waiting for it (and meanwhile working on queued members) if needed.</summary>
-    private void WriteHead(bool wait)
+    private Member PendingAt(int i) => _pending[(_pendingHead + i) % _pending.Length];
+
+    /// <summary>
+    /// Frees room in a full window: waits for the member a quarter of the way into it (workers take members in
+    /// order, so the ones before it are mostly finished too), then writes every finished member at the head —
+    /// one wake-up of the caller per several members rather than per member.
+    /// </summary>
+    private void MakeRoom()
     {
-        var m = _pending.Peek();
-        if (!m.Done)
+        WaitFor(PendingAt(Math.Max(1, _pendingCount / 4) - 1));
+        WaitFor(PendingAt(0));
+        WriteFinished();
+    }
+
+    /// <summary>Waits until <paramref name="target"/> is finished. While no worker runs (the thread pool may be busy
+    /// elsewhere, or its threads not started yet) the caller works through the queue itself, so the archive always
+    /// progresses.</summary>
+    private void WaitFor(Member target)
+    {
+        while (!target.Done)
         {
-            if (!wait) return;
-            // Help instead of only waiting: progress even when the thread pool is busy elsewhere.
-            if (!m.Done && _todo.TryDequeue(out var other))
+            if (Volatile.Read(ref _running) == 0 && !_todo.IsEmpty)
             {
                 var state = TakeState();
                 try
                 {
-                    Process(other, state);
-                    while (!m.Done && _todo.TryDequeue(out other)) Process(other, state);
+                    while (!target.Done && Volatile.Read(ref _running) == 0 && _todo.TryDequeue(out var other)) Process(other, state);
                 }
                 finally
                 {
                     _states.Add(state);
                 }
+                continue;
             }
             lock (_gate)
             {
-                _waiting = true;
-                while (!m.Done) Monitor.Wait(_gate);
-                _waiting = false;
+                _waitFor = target;
+                if (!target.Done) Monitor.Wait(_gate, 100); // pulsed when target finishes; the timeout re-checks the workers
+                _waitFor = null;
             }
         }
-        _pending.Dequeue();
+    }
+
+    /// <summary>Writes every finished member at the head of the window, in order.</summary>
+    private void WriteFinished()
+    {
+        while (_pendingCount > 0 && PendingAt(0).Done) WriteHead();
+    }
+
+    /// <summary>Writes the oldest pending member, which is finished.</summary>
+    private void WriteHead()
+    {
+        var m = _pending[_pendingHead];
+        _pending[_pendingHead] = null!;
+        _pendingHead = (_pendingHead + 1) % _pending.Length;
+        _pendingCount--;
         _pendingBytes -= m.Length;
         m.Error?.Throw();
         var record = m.Record!;
@@ -336,7 +367,11 @@ internal sealed class ZipMemberWriter : IDisposable
         if (_faulted) throw new InvalidOperationException("the archive failed: a member or the stream could not be written");
         try
         {
-            while (_pending.Count > 0) WriteHead(wait: true);
+            while (_pendingCount > 0)
+            {
+                WaitFor(PendingAt(0));
+                WriteFinished();
+            }
             WriteCentralDirectory();
         }
         catch
