@@ -31,9 +31,9 @@ public sealed class NpzEntryStore : IEntryStore
 
     /// <summary>An entry store over the archive at <paramref name="path"/> (made absolute; nothing is read yet).</summary>
     /// <param name="path">The <c>.npz</c> file.</param>
-    /// <param name="compressionLevel">Deflate level of writes: <see cref="CompressionLevel.Optimal"/> is zlib's
-    /// default level, as numpy uses; <see cref="CompressionLevel.Fastest"/> writes several times faster and files
-    /// about a quarter larger; numpy reads both.</param>
+    /// <param name="compressionLevel">Deflate level of writes: <see cref="CompressionLevel.Optimal"/> gives files
+    /// within 5% of numpy's (zlib level 6) several times faster, on all cores (see <see cref="NpzWriter"/>);
+    /// <see cref="CompressionLevel.Fastest"/> writes faster still, with much larger files; numpy reads both.</param>
     /// <exception cref="ArgumentException">The path is empty or names a folder.</exception>
     public NpzEntryStore(string path, CompressionLevel compressionLevel = CompressionLevel.Optimal)
     {

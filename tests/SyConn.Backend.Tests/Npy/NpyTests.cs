@@ -40,7 +40,7 @@ public class NpyTests
         ("<u8", [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], "C"),
     ];
 
-    private static NdArray Make(int i)
+    internal static NdArray Make(int i)
     {
         var (dtype, shape, order) = Cases[i];
         var c = Lz4ListTests.Pattern(dtype, shape, 1000 + i);

@@ -95,12 +95,20 @@ public sealed class NpzReader : IDisposable
 /// <summary>
 /// Writes a numpy <c>.npz</c> archive like <c>numpy.savez_compressed</c> (deflated members) or
 /// <c>numpy.savez</c> (stored members): one member <c>&lt;name&gt;.npy</c> per array, in the order added.
-/// Members are deflated in parallel batches (all cores), then written in order.
+/// Members are deflated on all cores while earlier ones are written, in order.
 /// </summary>
 /// <remarks>
-/// The archive is complete only after <see cref="Dispose"/>; arrays are read when their batch is written, so
-/// do not modify an added array before then. Not thread-safe: use from one thread. numpy's ZIP64 local extra
-/// fields are written only where sizes need them; numpy reads the archive either way.
+/// <para>Levels: <see cref="CompressionLevel.Optimal"/> (the default) is the fastest deflate that keeps files
+/// within 5% of numpy's (zlib level 6) on voxel coordinates: libdeflate level 3 when Debian's
+/// <c>libdeflate.so.0</c> is installed (unless the environment variable <c>SYCONN_NPZ_LIBDEFLATE</c> is
+/// <c>0</c>), else System.IO.Compression's zlib-ng level 4. <see cref="CompressionLevel.Fastest"/> (zlib-ng 1)
+/// is faster still with much larger files; <see cref="CompressionLevel.SmallestSize"/> is zlib-ng 9. numpy reads
+/// them all.</para>
+/// <para>Output is deterministic: the same arrays, level, deflate library and timestamp give the same bytes,
+/// however the threads run. The archive is complete only after <see cref="Dispose"/>. Arrays are read by worker
+/// threads at any time until then: do not modify an added array before. Not thread-safe: use from one thread.
+/// ZIP64 records are written only where sizes need them (numpy forces them into every local header); numpy
+/// reads the archive either way.</para>
 /// </remarks>
 public sealed class NpzWriter : IDisposable
 {
@@ -111,34 +119,53 @@ public sealed class NpzWriter : IDisposable
     /// <param name="stream">Receives the archive (need not be seekable).</param>
     /// <param name="compress">Deflate the members (<c>savez_compressed</c>); false stores them (<c>savez</c>).</param>
     /// <param name="leaveOpen">Keep <paramref name="stream"/> open on dispose.</param>
-    /// <param name="level">Deflate level: <see cref="CompressionLevel.Optimal"/> is zlib's default, as numpy;
-    /// <see cref="CompressionLevel.Fastest"/> writes several times faster and somewhat larger files.</param>
-    public NpzWriter(Stream stream, bool compress = true, bool leaveOpen = false, CompressionLevel level = CompressionLevel.Optimal)
+    /// <param name="level">Deflate level; see the remarks.</param>
+    /// <param name="timestamp">The members' modification time in the zip (local time, 2-second resolution);
+    /// default the time of writing, as numpy. Pass one for byte-identical archives of the same arrays.</param>
+    public NpzWriter(Stream stream, bool compress = true, bool leaveOpen = false, CompressionLevel level = CompressionLevel.Optimal, DateTime? timestamp = null)
+        : this(stream, compress, leaveOpen, level, timestamp, DeflateEngine.Auto, 0)
+    {
+    }
+
+    /// <summary>As the public constructor, choosing the deflate implementation and the number of worker threads (0 = one per core).</summary>
+    internal NpzWriter(Stream stream, bool compress, bool leaveOpen, CompressionLevel level, DateTime? timestamp, DeflateEngine engine, int maxParallelism)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        _zip = new ZipMemberWriter(stream, compress, level, leaveOpen);
+        _zip = new ZipMemberWriter(stream, compress, level, leaveOpen, timestamp, engine, maxParallelism);
     }
+
+    /// <summary>What <see cref="CompressionLevel.Optimal"/> deflates with in this process: <c>"libdeflate 3"</c> or
+    /// <c>"zlib-ng 4"</c> (System.IO.Compression).</summary>
+    public static string OptimalDeflate =>
+        MemberDeflater.UsesLibDeflate(CompressionLevel.Optimal, DeflateEngine.Auto)
+            ? $"libdeflate {MemberDeflater.LibDeflateOptimalLevel}"
+            : $"zlib-ng {MemberDeflater.ZlibNgOptimalLevel}";
 
     /// <summary>Adds <paramref name="array"/> as member <c>&lt;name&gt;.npy</c>.</summary>
     /// <exception cref="ArgumentException">The name is empty or already used, or the array cannot be written as .npy.</exception>
+    /// <exception cref="InvalidOperationException">The archive is finished, or failed (an earlier member could not be written).</exception>
     public void Add(string name, NdArray array)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(array);
-        if (!_names.Add(name))
+        if (_names.Contains(name))
             throw new ArgumentException($"member '{name}.npy' was already added", nameof(name));
         var (header, fortran) = Npy.BuildHeader(array);
-        _zip.Add(name + ".npy", () =>
+        long length = header.Length + array.NBytes;
+        if (length > Array.MaxLength)
+            throw new ArgumentException($"member '{name}.npy' ({length} bytes) is too large for one .npy member here", nameof(array));
+        _zip.Add(name + ".npy", (int)length, dest =>
         {
-            var data = fortran || array.IsCContiguous ? array.Data.Span : array.ToCBytes();
-            var member = GC.AllocateUninitializedArray<byte>(header.Length + data.Length);
-            header.CopyTo(member, 0);
-            data.CopyTo(member.AsSpan(header.Length));
-            return member;
+            header.CopyTo(dest);
+            var data = dest[header.Length..];
+            if (fortran || array.IsCContiguous) array.Data.Span.CopyTo(data);
+            else array.ToCBytes().CopyTo(data);
         });
+        _names.Add(name);
     }
 
     /// <summary>Finishes the archive (writes the remaining members and the central directory).</summary>
+    /// <exception cref="IOException">Writing the stream failed (the archive is incomplete).</exception>
     public void Dispose() => _zip.Dispose();
 }
 
@@ -155,10 +182,16 @@ public static class Npz
 
     /// <summary>Writes <paramref name="arrays"/> as an archive to <paramref name="stream"/> (left open).</summary>
     /// <exception cref="ArgumentException">A name repeats or an array cannot be written as .npy.</exception>
-    public static void Write(Stream stream, IEnumerable<KeyValuePair<string, NdArray>> arrays, bool compress = true, CompressionLevel level = CompressionLevel.Optimal)
+    /// <param name="stream">Receives the archive.</param>
+    /// <param name="arrays">Member names (without <c>.npy</c>) and arrays, in archive order.</param>
+    /// <param name="compress">Deflate the members (default); false stores them.</param>
+    /// <param name="level">Deflate level; see <see cref="NpzWriter"/>.</param>
+    /// <param name="timestamp">The members' zip timestamp; default now (see <see cref="NpzWriter"/>).</param>
+    public static void Write(Stream stream, IEnumerable<KeyValuePair<string, NdArray>> arrays, bool compress = true, CompressionLevel level = CompressionLevel.Optimal,
+        DateTime? timestamp = null)
     {
         ArgumentNullException.ThrowIfNull(arrays);
-        using var w = new NpzWriter(stream, compress, leaveOpen: true, level);
+        using var w = new NpzWriter(stream, compress, leaveOpen: true, level, timestamp);
         foreach (var (k, v) in arrays) w.Add(k, v);
     }
 }
