@@ -48,17 +48,7 @@ internal static class W8
                         rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
                     }
         }, t, progress, "w8");
-        var parallel = new JsonObject();
-        foreach (bool durable in new[] { true, false })
-        {
-            var runs = new JsonArray();
-            for (int r = 0; r < Math.Max(1, reps); r++)
-            {
-                progress.WriteLine($"bench w8: parallel {(durable ? "locked" : "locked_nosync")} run {r + 1}");
-                runs.Add(ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, durable));
-            }
-            parallel[durable ? "locked" : "locked_nosync"] = runs;
-        }
+        var parallel = ParallelRuns(reps, progress, "w8", null, durable => ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, durable));
         return Line("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess }, t,
             new JsonObject(), new JsonObject { ["parallel"] = parallel });
     }
@@ -101,24 +91,32 @@ internal static class W8
                     rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
                 }
         }, t, progress, "w8 (bt)");
-        var parallel = new JsonObject();
-        foreach (bool durable in new[] { true, false })
-        {
-            var runs = new JsonArray();
-            for (int r = 0; r < Math.Max(1, reps); r++)
-            {
-                progress.WriteLine($"bench w8 (bt): parallel {(durable ? "locked" : "locked_nosync")} run {r + 1}");
-                server.Settle("syconn.entries", "syconn.stores");
-                runs.Add(ParallelRun("bt:bench/w8/counter", 4, perProcess, durable, server.ConnectionString));
-            }
-            parallel[durable ? "locked" : "locked_nosync"] = runs;
-        }
+        var parallel = ParallelRuns(reps, progress, "w8 (bt)", () => server.Settle("syconn.entries", "syconn.stores"),
+            durable => ParallelRun("bt:bench/w8/counter", 4, perProcess, durable, server.ConnectionString));
         var perCycle = new JsonObject();
         foreach (var p in new[] { "seq_f100_locked_total", "seq_f100_unlocked_total", "seq_f1_locked_total", "seq_f1_unlocked_total" })
             foreach (var suffix in new[] { "", "_nosync" })
                 perCycle[(p + suffix).Replace("_total", "_ms_per_cycle", StringComparison.Ordinal)] = Math.Round(t.Median(p + suffix) / cycles * 1e3, 4);
         return BtWorkloads.BtLine("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["stores"] = new JsonArray("bt:bench/w8/seq_f100", "bt:bench/w8/seq_f1", "bt:bench/w8/counter") }, t,
             new JsonObject(), server, perCycle, new JsonObject { ["parallel"] = parallel });
+    }
+
+    /// <summary>The 4-process runs, durable (<c>locked</c>) and not (<c>locked_nosync</c>), <paramref name="reps"/> of each.</summary>
+    private static JsonObject ParallelRuns(int reps, TextWriter progress, string label, Action? beforeEach, Func<bool, JsonNode> run)
+    {
+        var parallel = new JsonObject();
+        foreach (bool durable in new[] { true, false })
+        {
+            var runs = new JsonArray();
+            for (int r = 0; r < Math.Max(1, reps); r++)
+            {
+                progress.WriteLine($"bench {label}: parallel {(durable ? "locked" : "locked_nosync")} run {r + 1}");
+                beforeEach?.Invoke();
+                runs.Add(run(durable));
+            }
+            parallel[durable ? "locked" : "locked_nosync"] = runs;
+        }
+        return parallel;
     }
 
     /// <summary>
