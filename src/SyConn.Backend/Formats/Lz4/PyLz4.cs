@@ -37,9 +37,8 @@ public static class PyLz4
     internal const Lz4Impl DefaultEncoder = Lz4Impl.Native;
 
     /// <summary>
-    /// The codec that decompresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set: liblz4, 1.45-1.6x
-    /// K4os on W5 masks in every round, level with it (within 10%) on W1 and W3, and without K4os's JIT warm-up
-    /// in a fresh process (docs/benchmarks.md).
+    /// The codec that decompresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set: liblz4, 1.5x K4os on
+    /// W5 masks in every round, level with it (within 10%, never consistently slower) on W1 and W3 (docs/benchmarks.md).
     /// </summary>
     internal const Lz4Impl DefaultDecoder = Lz4Impl.Native;
 
