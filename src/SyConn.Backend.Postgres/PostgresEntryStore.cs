@@ -54,6 +54,7 @@ public sealed class PostgresEntryStore : IEntryStore
     private PickleReadOptions? _pickleOptions;
     private BtLock? _lock;
     private StoreOptions? _prefetchFor;
+    private bool _loaded;
     private RawLoad? _prefetched;
     private string? _storeClass;
 
@@ -211,6 +212,7 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <summary>Decodes a pull's rows (checking each row's key) and makes them the store's view.</summary>
     private void Apply(RawLoad raw)
     {
+        _loaded = true;
         var rows = new Dictionary<byte[], Row>(raw.Rows.Count, ByteKeyComparer.Instance);
         foreach (var (key, seq, pkey, entry) in raw.Rows)
         {
@@ -623,7 +625,8 @@ public sealed class PostgresEntryStore : IEntryStore
         // did not lock (an optimistic or unlocked one) instead of overwriting its push. Only an unlocked push does not.
         if (_lock is { IsLost: true })
             throw new IOException($"{Location}: the connection that held the store's lock broke, so the lock is gone and another writer may have pushed; nothing was written: pull again");
-        bool checkGeneration = _side is null && (options.Optimistic || _lock is { IsHeld: true });
+        // (A locked store that never pulled, such as a conversion's destination, has no pulled generation to keep.)
+        bool checkGeneration = _side is null && (options.Optimistic || (_loaded && _lock is { IsHeld: true }));
         for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration, options.Durable); attempt++)
         {
             // The store's partition moved to another shard after this store was routed: follow it. The copy there

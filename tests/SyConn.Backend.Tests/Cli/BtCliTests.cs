@@ -57,6 +57,21 @@ public sealed class BtCliTests
     }
 
     [SkippableFact]
+    public void Convert_overwrite_replaces_an_existing_bt_store_and_without_it_refuses()
+    {
+        string cs = BtTestDatabase.ConnectionString;
+        string bt = $"bt:{_prefix}over";
+        var first = Run("convert", Shared.PyFixture("attrdict_p5.pkl"), bt, "--as", "AttributeDict", "--bt", cs, "--quiet");
+        Assert.True(first.Code == 0, first.Err);
+        var refused = Run("convert", Shared.PyFixture("attrdict_p4.pkl"), bt, "--as", "AttributeDict", "--bt", cs, "--quiet");
+        Assert.Equal(1, refused.Code);
+        var again = Run("convert", Shared.PyFixture("compressed_storage.pkl"), bt, "--as", "CompressedStorage", "--bt", cs, "--quiet", "--overwrite");
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Equal(Run("keys", Shared.PyFixture("compressed_storage.pkl"), "--as", "CompressedStorage").Out,
+            Run("keys", bt, "--as", "CompressedStorage", "--bt", cs).Out);
+    }
+
+    [SkippableFact]
     public void SYCONN_BT_names_the_database_when_bt_is_not_given()
     {
         string cs = BtTestDatabase.ConnectionString;
