@@ -222,10 +222,10 @@ public static class ConvertCommand
     /// <summary>Replaces <paramref name="to"/>'s entries with <paramref name="from"/>'s (none when null), streamed and counted as they are written.</summary>
     private static int Copy(IEntryStore? from, IEntryStore to, StoreOptions options, TextWriter? progress, string label)
     {
-        var counter = new Progress(progress, label, from?.Count ?? 0);
+        using var counter = new ProgressBar(progress, label, from?.Count ?? 0);
         to.ReplaceAll(counter.Count(from?.ReadAll() ?? []), options);
-        counter.Done();
-        return counter.Seen;
+        counter.Finish();
+        return (int)counter.Done;
     }
 
     /// <summary>Reads the destination back and compares its count and keys with the source's.</summary>
@@ -265,36 +265,5 @@ public static class ConvertCommand
     {
         try { return StoreKey.FromPython(key).ToString(); }
         catch (ArgumentException) { return PyRepr.Repr(key); }
-    }
-
-    /// <summary>Counts entries as the writer pulls them and prints <c>LABEL N/TOTAL entries</c> about once a second and at the end.</summary>
-    private sealed class Progress(TextWriter? output, string label, int total)
-    {
-        private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private TimeSpan _next = Interval;
-
-        public int Seen { get; private set; }
-
-        public IEnumerable<KeyValuePair<object, object>> Count(IEnumerable<KeyValuePair<object, object>> entries)
-        {
-            foreach (var kv in entries)
-            {
-                Seen++;
-                if (output is not null && _clock.Elapsed >= _next)
-                {
-                    Print();
-                    _next = _clock.Elapsed + Interval;
-                }
-                yield return kv;
-            }
-        }
-
-        public void Done()
-        {
-            if (output is not null) Print();
-        }
-
-        private void Print() => output!.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label} {Seen}/{total} entries"));
     }
 }
