@@ -103,14 +103,21 @@ public static class BssCommands
                 StoreCommands.RequireFile(file);
                 if (!dict.TryAdd(name, NpyFile.Read(file))) throw new UsageException($"attribute '{name}' given twice", "--attr");
             }
+            var target = r.GetValue(output)!;
+            if (!r.GetValue(overwrite) && (File.Exists(target) || Directory.Exists(target)))
+                throw new InputException("exists; give --overwrite to replace it", target);
             try
             {
-                using var store = BinarySearchStore.Create(r.GetValue(output)!, idArr, dict, r.GetValue(shards), r.GetValue(overwrite));
+                using var store = BinarySearchStore.Create(target, idArr, dict, r.GetValue(shards), r.GetValue(overwrite));
                 r.InvocationConfiguration.Output.WriteLine($"{r.GetValue(output)}: {idArr.Length} IDs, {store.NShards} shards, attributes {string.Join(", ", store.AttributeNames)}");
             }
             catch (ArgumentException e)
             {
                 throw new InvalidDataException(e.Message, e);
+            }
+            catch (IOException e) when (e.Message.Contains("pass overwrite: true", StringComparison.Ordinal))
+            {
+                throw new InputException(e.Message.Replace("pass overwrite: true", "give --overwrite", StringComparison.Ordinal), target, e);
             }
             return 0;
         });
