@@ -40,6 +40,7 @@ public static class Cli
         yield return BenchCommand.Create();
         yield return BenchCommand.Worker();
         yield return LockIncrementCommand.Create();
+        yield return StressWorkerCommand.Create();
         yield return BtWorkerCommand.Create();
         yield return BtAdminCommands.Init();
         yield return BtAdminCommands.Move();
