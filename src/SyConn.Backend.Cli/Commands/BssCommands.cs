@@ -65,18 +65,7 @@ public static class BssCommands
             }
         }
         StoreCommands.RequireFile(file!);
-        return ToIds(NpyFile.Read(file!), file!);
-    }
-
-    private static ulong[] ToIds(NdArray a, string where)
-    {
-        if (!a.DType.IsInteger) throw new InvalidDataException($"{where}: IDs must be an integer array, got {a.DType.Str}");
-        var n = a.ToNativeC();
-        if (a.DType.Kind == 'u') return n.AsType(DType.UInt64).ToArray<ulong>();
-        var signed = n.AsType(DType.Int64).ToArray<long>();
-        int neg = Array.FindIndex(signed, v => v < 0);
-        if (neg >= 0) throw new InvalidDataException($"{where}: ID at index {neg} is negative ({signed[neg]})");
-        return Array.ConvertAll(signed, v => (ulong)v);
+        return ObjectIds.FromArray(NpyFile.Read(file!), file!);
     }
 
     /// <summary>Creates <c>bss-build OUT --ids IDS.npy --attr NAME=VALUES.npy ... [--shards N] [--overwrite]</c>.</summary>
@@ -92,7 +81,7 @@ public static class BssCommands
         {
             var idFile = r.GetValue(ids)!;
             StoreCommands.RequireFile(idFile);
-            var idArr = ToIds(NpyFile.Read(idFile), idFile);
+            var idArr = ObjectIds.FromArray(NpyFile.Read(idFile), idFile);
             var dict = new Dictionary<string, NdArray>(StringComparer.Ordinal);
             foreach (var spec in r.GetValue(attrs) ?? [])
             {
@@ -103,14 +92,21 @@ public static class BssCommands
                 StoreCommands.RequireFile(file);
                 if (!dict.TryAdd(name, NpyFile.Read(file))) throw new UsageException($"attribute '{name}' given twice", "--attr");
             }
+            var target = r.GetValue(output)!;
+            if (!r.GetValue(overwrite) && (File.Exists(target) || Directory.Exists(target)))
+                throw new InputException("exists; give --overwrite to replace it", target);
             try
             {
-                using var store = BinarySearchStore.Create(r.GetValue(output)!, idArr, dict, r.GetValue(shards), r.GetValue(overwrite));
+                using var store = BinarySearchStore.Create(target, idArr, dict, r.GetValue(shards), r.GetValue(overwrite));
                 r.InvocationConfiguration.Output.WriteLine($"{r.GetValue(output)}: {idArr.Length} IDs, {store.NShards} shards, attributes {string.Join(", ", store.AttributeNames)}");
             }
             catch (ArgumentException e)
             {
                 throw new InvalidDataException(e.Message, e);
+            }
+            catch (IOException e) when (e.Message.Contains("pass overwrite: true", StringComparison.Ordinal))
+            {
+                throw new InputException(e.Message.Replace("pass overwrite: true", "give --overwrite", StringComparison.Ordinal), target, e);
             }
             return 0;
         });

@@ -98,24 +98,64 @@ public static class StoreCommands
         var path = new Argument<string>("path") { Description = "The store: a file, or bt:IDENTIFIER (with --as)." };
         var key = new Argument<string>("key") { Description = "A decimal integer, str:NAME or tuple:A,B (negative numbers after --)." };
         var asOpt = AsOption();
-        var json = new Option<bool>("--json") { Description = "Print typed JSON (the MANIFEST's getter form)." };
+        var json = new Option<bool>("--json") { Description = "Print typed JSON (the MANIFEST's getter form: large arrays as a checksum and their ends)." };
+        var full = new Option<bool>("--full") { Description = "With --json: every array's values and every string in full." };
+        var output = new Option<string?>("--output", "-o") { Description = "Write the value to FILE instead: an array as .npy, anything as full typed JSON (.json).", HelpName = "FILE" };
         var colarr = new Option<bool>("--load-colarr") { Description = "MeshStorage: also return the colour/label array." };
-        var cmd = new Command("get", "Print what the store's getter returns for KEY.") { path, key, asOpt, json, colarr };
+        var cmd = new Command("get", "Print what the store's getter returns for KEY.\n\nExamples:\n  syconn-store get sv_0/so_storage/0/0/attr_dict.pkl 5\n  syconn-store get mesh.pkl 5 --json --full\n  syconn-store get voxel.pkl 5 -o boxes.npy") { path, key, asOpt, json, full, output, colarr };
         cmd.SetAction((ParseResult r) =>
         {
             var p = r.GetValue(path)!;
             var cls = ResolveClass(p, r.GetValue(asOpt));
             var k = ParseKey(r.GetValue(key)!);
+            bool fullJson = r.GetValue(full);
+            if (fullJson && !r.GetValue(json) && r.GetValue(output) is null) throw new UsageException("--full goes with --json (or -o FILE.json)", "--full");
             object value;
             using (var s = OpenStore(p, cls, ReadOptions(r), new StoreParameters { LoadColArr = r.GetValue(colarr) }))
                 value = s.GetAsPython(k);
             var o = r.InvocationConfiguration.Output;
-            if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(value).ToJsonString(Indented));
-            else o.WriteLine(Describe.Value(value));
+            if (r.GetValue(output) is { } file)
+            {
+                WriteValue(value, file, k, p);
+                r.InvocationConfiguration.Error.WriteLine($"get: wrote {file}");
+            }
+            else if (r.GetValue(json)) o.WriteLine((fullJson ? FullJson.Of(value) : TypedJson.ToJson(value)).ToJsonString(Indented));
+            else o.WriteLine(cls switch { StoreClass.MeshStorage => Describe.Mesh(value), StoreClass.SkeletonStorage => Describe.Skeleton(value), _ => Describe.Value(value) });
             return 0;
         });
         return cmd;
     }
+
+    /// <summary><c>get -o FILE</c>: an array as <c>.npy</c>, any value as full typed JSON when FILE ends in <c>.json</c>.</summary>
+    private static void WriteValue(object value, string file, StoreKey key, string store)
+    {
+        if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            File.WriteAllText(file, FullJson.Of(value).ToJsonString(Indented) + "\n");
+            return;
+        }
+        if (value is not Arrays.NdArray a)
+            throw new InputException($"key {key} holds a {PythonTypeName(value)}, not an array; -o FILE.npy writes arrays, -o FILE.json any value", store);
+        if (a.Objects is not null)
+            throw new InputException($"key {key} holds an object array, which .npy cannot hold without pickles; use -o FILE.json", store);
+        NpyFile.Write(file, a);
+    }
+
+    private static string PythonTypeName(object? v) => v switch
+    {
+        PyDefaultDict => "defaultdict",
+        PyDict => "dict",
+        PyList => "list",
+        PyTuple => "tuple",
+        PySet s => s.IsFrozen ? "frozenset" : "set",
+        string => "str",
+        long or System.Numerics.BigInteger => "int",
+        double => "float",
+        bool => "bool",
+        null or PyNone => "None",
+        NpScalar sc => $"numpy scalar ({sc.DType.Str})",
+        _ => v.GetType().Name,
+    };
 
     /// <summary>Creates <c>keys PATH</c>.</summary>
     public static Command Keys()

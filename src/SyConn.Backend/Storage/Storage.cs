@@ -144,20 +144,96 @@ public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<St
         for (int i = 0; i < raw.Length; i++) SetEntry(list[i].Key, raw[i], ValuesAreLive);
     }
 
-    /// <summary>The decoded values in key order.</summary>
-    public IEnumerable<TValue> Values => Keys.Select(k => this[k]);
+    /// <summary>The decoded values in key order, decoded ahead on all cores as <see cref="GetEnumerator"/> does.</summary>
+    public IEnumerable<TValue> Values => this.Select(kv => kv.Value);
 
-    /// <summary>Key/value pairs in key order (decoding each value).</summary>
+    /// <summary>How many bytes of decoded values enumeration decodes ahead of the caller at most (after its first batch).</summary>
+    public const long DecodeAheadBytes = 64L << 20;
+
+    private int _version;
+
+    /// <summary>
+    /// Key/value pairs in key order. Values are decoded (decompressed) on all cores in batches of about
+    /// <see cref="DecodeAheadBytes"/> bytes of values, then handed out one by one; no decoding runs while the caller
+    /// holds a pair, so the caller may modify the store inside the loop (a value changed after its batch was
+    /// decoded is read again). Stores whose values are live objects (AttributeDict) are read one key at a time. A
+    /// value that cannot be decoded throws when its turn comes, as a one-by-one read would.
+    /// </summary>
     public IEnumerator<KeyValuePair<StoreKey, TValue>> GetEnumerator()
     {
-        foreach (var k in Keys.ToList()) yield return new KeyValuePair<StoreKey, TValue>(k, this[k]);
+        var keys = Keys.ToList();
+        if (ValuesAreLive || keys.Count < 4 || Environment.ProcessorCount < 2)
+        {
+            foreach (var k in keys) yield return new KeyValuePair<StoreKey, TValue>(k, this[k]);
+            yield break;
+        }
+        int batch = 2 * Environment.ProcessorCount;
+        for (int start = 0; start < keys.Count;)
+        {
+            int n = Math.Min(batch, keys.Count - start);
+            var values = new TValue[n];
+            var errors = new Exception?[n];
+            var cached = new bool[n];
+            int version = _version;
+            Parallel.For(0, n, i =>
+            {
+                var key = keys[start + i];
+                try
+                {
+                    if (_cache is not null && _cache.TryGetValue(key, out var c)) { values[i] = c; cached[i] = true; }
+                    else if (TryDecode(key, out var v)) values[i] = v;
+                    else errors[i] = MissingKey(key);
+                }
+                catch (Exception e)
+                {
+                    errors[i] = e;
+                }
+            });
+            long bytes = 0;
+            for (int i = 0; i < n; i++)
+            {
+                if (errors[i] is null) bytes += Math.Max(1, EstimateBytes(values[i]));
+                if (_cache is not null && errors[i] is null && !cached[i]) _cache[keys[start + i]] = values[i];
+            }
+            for (int i = 0; i < n; i++)
+            {
+                var key = keys[start + i];
+                if (_version != version) { yield return new KeyValuePair<StoreKey, TValue>(key, this[key]); continue; }
+                if (errors[i] is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+                var value = values[i];
+                values[i] = default!;
+                yield return new KeyValuePair<StoreKey, TValue>(key, value);
+            }
+            start += n;
+            long perValue = Math.Max(1, bytes / n);
+            batch = (int)Math.Clamp(DecodeAheadBytes / perValue, 2L * Environment.ProcessorCount, 4096);
+        }
     }
+
+    /// <summary>
+    /// About how many bytes <paramref name="value"/> holds, to size the batches of <see cref="GetEnumerator"/>: the
+    /// arrays' bytes for arrays and lists of arrays, a small constant otherwise.
+    /// </summary>
+    protected virtual long EstimateBytes(TValue value) => value switch
+    {
+        Arrays.NdArray a => a.NBytes,
+        IEnumerable<Arrays.NdArray> many => many.Sum(a => a?.NBytes ?? 0),
+        _ => 256,
+    };
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     /// <inheritdoc/>
-    protected override void OnEntryChanged(StoreKey key) => _cache?.Remove(key);
+    protected override void OnEntryChanged(StoreKey key)
+    {
+        _version++;
+        _cache?.Remove(key);
+    }
 
     /// <inheritdoc/>
-    protected override void OnEntriesReplaced() => _cache?.Clear();
+    protected override void OnEntriesReplaced()
+    {
+        _version++;
+        _cache?.Clear();
+    }
 }
