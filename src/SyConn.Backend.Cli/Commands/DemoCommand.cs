@@ -64,7 +64,7 @@ public static class DemoCommand
         _ => string.Create(CultureInfo.InvariantCulture, $"{b / 1048576.0:0.0} MiB"),
     };
 
-    private static string Seconds(JsonNode? s) => s is null ? "(above)" : ((double)s).ToString("0.000", CultureInfo.InvariantCulture);
+    private static string Seconds(JsonNode? s) => s is null ? "-" : ((double)s).ToString("0.000", CultureInfo.InvariantCulture);
 
     private static void PrintTable(TextWriter o, JsonObject s)
     {
@@ -83,6 +83,8 @@ public static class DemoCommand
         var t = s["total"]!;
         o.WriteLine(string.Create(ci,
             $"  {"total",-32} {"",-26} {t["files"],6} {t["entries"],8} {Bytes((long)t["bytes_raw"]!),11} {Bytes((long)t["bytes_on_disk"]!),11} {(double)t["ratio"]!,6:0.00}"));
+        o.WriteLine("  raw: the arrays' bytes in memory (attr_dict: its pickle; segmentation: its uint64 cubes); ratio: raw / on disk");
+        o.WriteLine("  -: timed with voxel.pkl (voxel.npz is written and read with it, the segmentation is read through its voxel mode)");
         o.WriteLine();
         var phases = s["phases"]!.AsObject();
         o.WriteLine("  phases: " + string.Join(", ", phases.Select(p => string.Create(ci, $"{p.Key} {(double)p.Value!:0.000} s"))));

@@ -129,6 +129,11 @@ public static class DemoManifest
             if (!owned.Contains(f) && (File.Exists(Path.Combine(dir, f)) || Directory.Exists(Path.Combine(dir, f))))
                 throw new InputException($"{f} exists but the earlier demo's {FileName} does not list it; not replacing it", dir);
         }
+        foreach (var f in old)
+        {
+            if (ThroughLink(dir, f) is { } link)
+                throw new InputException($"the earlier demo's {FileName} lists {f}, but {link} is a symbolic link; not following it", dir);
+        }
         int deleted = 0;
         foreach (var f in old)
         {
@@ -170,6 +175,21 @@ public static class DemoManifest
     internal static bool IsSafeRelative(string rel) =>
         rel.Length > 0 && !rel.StartsWith('/') && !rel.Contains('\\', StringComparison.Ordinal) && !rel.Contains('\0', StringComparison.Ordinal)
         && rel.Split('/').All(part => part.Length > 0 && part != "." && part != "..");
+
+    /// <summary>The first folder on the way from <paramref name="root"/> to <paramref name="rel"/> that is a symbolic link, if any.</summary>
+    private static string? ThroughLink(string root, string rel)
+    {
+        var parts = rel.Split('/');
+        var p = root;
+        for (int i = 0; i < parts.Length - 1; i++)
+        {
+            p = Path.Combine(p, parts[i]);
+            var info = new DirectoryInfo(p);
+            if (!info.Exists && !File.Exists(p)) return null;
+            if (info.LinkTarget is not null || new FileInfo(p).LinkTarget is not null) return Path.GetRelativePath(root, p);
+        }
+        return null;
+    }
 
     private static void RemoveEmptyParents(string root, string? folder)
     {

@@ -29,6 +29,9 @@ public static class DemoRun
         /// <summary>Written and verified with the store before it (its times are counted there).</summary>
         public bool Shared { get; init; }
 
+        /// <summary>The store whose verification reads this one (its time is counted there), if any.</summary>
+        public string? VerifiedBy { get; init; }
+
         public JsonObject Json() => new()
         {
             ["store"] = Store,
@@ -39,7 +42,8 @@ public static class DemoRun
             ["bytes_on_disk"] = DiskBytes,
             ["ratio"] = DiskBytes == 0 ? 0 : Math.Round((double)RawBytes / DiskBytes, 3),
             ["write_seconds"] = Shared ? null : Math.Round(Write.Elapsed.TotalSeconds, 3),
-            ["verify_seconds"] = Shared ? null : Math.Round(Verify.Elapsed.TotalSeconds, 3),
+            ["verify_seconds"] = Shared || VerifiedBy is not null ? null : Math.Round(Verify.Elapsed.TotalSeconds, 3),
+            ["verified_with"] = Shared ? "voxel.pkl" : VerifiedBy,
         };
     }
 
@@ -69,31 +73,38 @@ public static class DemoRun
         var world = new DemoWorld(n);
         var kdRel = SyConnLayout.KnossosSegmentation;
         var mappingRel = SyConnLayout.SuperSegmentationDataset + "/" + SyConnLayout.MappingLookupReverse;
-        var planned = new List<string> { kdRel + "/" + DatasetName + ".pyk.conf", mappingRel };
+        // Every file the demo may write, known before anything is written: the manifest lists them all from the
+        // start, so a rerun after an interrupted demo still finds (and replaces) whatever it had written.
+        var planned = new List<string> { kdRel + "/" + DatasetName + ".pyk.conf" };
+        var cubeLayout = new KnossosConfig(DatasetName, new Xyz(world.Boundary[0], world.Boundary[1], world.Boundary[2]),
+            new Xyz(DemoWorld.CubeEdge, DemoWorld.CubeEdge, DemoWorld.CubeEdge), [DemoWorld.Scale], kdRel, KnossosConfigKind.PykConf);
+        for (long k = 0; k * DemoWorld.CubeEdge < world.Boundary[2]; k++)
+            for (long j = 0; j * DemoWorld.CubeEdge < world.Boundary[1]; j++)
+                for (long i = 0; i * DemoWorld.CubeEdge < world.Boundary[0]; i++)
+                    planned.Add(kdRel + "/" + cubeLayout.CubeRelativePath(i, j, k).Replace('\\', '/'));
         foreach (var (folder, objs) in world.Folders)
             foreach (var f in SyConnLayout.ObjectFiles) planned.Add(folder + "/" + f);
+        planned.Add(mappingRel);
         int replaced = DemoManifest.Prepare(dir, planned);
         EndPhase("plan");
 
-        var files = new List<string>();
         var manifest = new JsonObject
         {
             [DemoManifest.MarkerField] = 1,
             ["complete"] = false,
             ["objects"] = n,
-            ["files"] = new JsonArray(),
         };
-        void SaveManifest()
+        void SaveManifest(IEnumerable<string> list)
         {
-            manifest["files"] = new JsonArray(files.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
+            manifest["files"] = new JsonArray(list.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
             DemoManifest.Write(dir, manifest);
         }
-        SaveManifest();
+        SaveManifest(planned);
         string Full(string rel) => Path.Combine(dir, rel);
 
         // Segmentation: each voxelised object's ellipsoid in one uint64 volume, written as KNOSSOS cubes.
         var kdRoot = Path.GetFullPath(Full(kdRel));
-        var seg = new Kind(kdRel, "KNOSSOS segmentation");
+        var seg = new Kind(kdRel, "KNOSSOS segmentation") { VerifiedBy = "voxel.pkl" };
         long segVoxels = 0;
         using (var bar = new ProgressBar(progress, "demo: segmentation", world.Voxelised, "objects"))
         {
@@ -112,15 +123,12 @@ public static class DemoRun
             writer.WriteSeg(new Xyz(0, 0, 0), NdArray.Wrap(volume, bz, by, bx));
             seg.Write.Stop();
         }
-        var kdFiles = Directory.EnumerateFiles(kdRoot, "*", SearchOption.AllDirectories)
-            .Select(p => Path.GetRelativePath(Path.GetFullPath(dir), p).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
-        files.AddRange(kdFiles);
+        var kdFiles = planned.Where(f => f.StartsWith(kdRel + "/", StringComparison.Ordinal) && File.Exists(Full(f))).ToList();
         int cubes = kdFiles.Count(f => f.EndsWith(".zip", StringComparison.Ordinal));
         seg.Files = kdFiles.Count;
         seg.Entries = world.Voxelised;
         seg.RawBytes = (long)cubes * DemoWorld.CubeEdge * DemoWorld.CubeEdge * DemoWorld.CubeEdge * 8;
         seg.DiskBytes = kdFiles.Sum(f => new FileInfo(Full(f)).Length);
-        SaveManifest();
         EndPhase("segmentation");
 
         // The storage folders: attr_dict, voxel (+ its voxel cache), mesh and skeletons per folder.
@@ -187,12 +195,9 @@ public static class DemoRun
                     s.Push();
                 }
                 skel.Write.Stop();
-                foreach (var f in SyConnLayout.ObjectFiles)
-                    if (File.Exists(Full(folder + "/" + f))) files.Add(folder + "/" + f);
                 bar.Add(objs.Length);
             }
         }
-        SaveManifest();
         EndPhase("storage folders");
 
         // The supervoxel-to-cell lookup of the SuperSegmentationDataset.
@@ -206,12 +211,10 @@ public static class DemoRun
         {
         }
         bss.Write.Stop();
-        files.Add(mappingRel);
         bss.Files = 1;
         bss.Entries = n;
         bss.RawBytes = 16L * n;
         bss.DiskBytes = new FileInfo(Full(mappingRel)).Length;
-        SaveManifest();
         EndPhase("mapping");
 
         // Reopen everything read-only and check it against what was written.
@@ -280,7 +283,8 @@ public static class DemoRun
         manifest["knossos"] = knossos;
         manifest["samples"] = samples;
         manifest["stores"] = stores;
-        SaveManifest();
+        var files = planned.Where(f => File.Exists(Full(f))).ToList();
+        SaveManifest(files);
 
         return new JsonObject
         {

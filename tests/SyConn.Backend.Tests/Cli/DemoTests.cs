@@ -311,6 +311,18 @@ public class DemoTests
         Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal("precious", File.ReadAllText(outside));
         Assert.Equal(before, Snapshot(dir));
+
+        // Nor one whose path runs through a symbolic link to a folder outside.
+        var elsewhere = tmp.File("elsewhere");
+        Directory.CreateDirectory(elsewhere);
+        File.WriteAllText(Path.Combine(elsewhere, "attr_dict.pkl"), "precious");
+        Directory.CreateSymbolicLink(Path.Combine(dir, "linked"), elsewhere);
+        File.WriteAllText(Path.Combine(dir, DemoManifest.FileName), """{"syconn_store_demo": 1, "files": ["linked/attr_dict.pkl", "readme.txt"]}""");
+        r = Cli("demo", dir, "--objects", "5");
+        Assert.Equal(1, r.Code);
+        Assert.Contains("symbolic link", r.Err, StringComparison.Ordinal);
+        Assert.Equal("precious", File.ReadAllText(Path.Combine(elsewhere, "attr_dict.pkl")));
+        Assert.Equal("keep", File.ReadAllText(Path.Combine(dir, "readme.txt")));
     }
 
     [SkippableFact]
@@ -353,6 +365,22 @@ public class DemoTests
         r = Cli("voxels", store, key, "--dataset", moved, "--json");
         Assert.True(r.Code == 0, r.Err);
         Assert.Equal((long)sample["size"]!, (long)JsonNode.Parse(r.Out)!["get_voxel_data_cubed"]!["count"]!);
+
+        // A store that names no dataset at all, and a --dataset that is not there.
+        var bare = tmp.File("voxel.pkl");
+        using (var vs = new VoxelStorageDyn(bare, StoreOptions.Writable))
+        {
+            vs[5] = NdArray.Create(new long[] { 0, 0, 0, 2, 2, 2 }, 1, 2, 3);
+            vs.Push();
+        }
+        var (code, o, err) = InProcess("voxels", bare, "5");
+        Assert.Equal(1, code);
+        Assert.Equal("", o);
+        Assert.Contains("None", err, StringComparison.Ordinal);
+        Assert.Contains("--dataset", err, StringComparison.Ordinal);
+        (code, _, err) = InProcess("voxels", bare, "5", "--dataset", tmp.File("nowhere"));
+        Assert.Equal(1, code);
+        Assert.Contains("nowhere", err, StringComparison.Ordinal);
     }
 
     [Fact]
