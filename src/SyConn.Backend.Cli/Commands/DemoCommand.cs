@@ -1,191 +1,94 @@
 using System.CommandLine;
-using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
-using SyConn.Backend.Arrays;
-using SyConn.Backend.Formats.Knossos;
-using SyConn.Backend.Python;
-using SyConn.Backend.Storage;
-using SyConn.Backend.Storage.Knossos;
-using SyConn.Backend.Stores;
 
 namespace SyConn.Backend.Cli.Commands;
 
 /// <summary>
-/// <c>demo --out DIR</c>: builds a small SyConn working directory on the local disk (every store kind),
-/// reads it back, checks every value and prints what it did.
+/// <c>demo [DIR] [--objects N] [--json]</c> (<c>--out DIR</c> is the same as DIR): lays out a small SyConn
+/// working directory on the local disk the way SyConn does — per storage folder
+/// <c>sv_0/so_storage_&lt;n_folders_fs&gt;/xx/…/</c> an <c>attr_dict.pkl</c>, <c>voxel.pkl</c> + <c>voxel.npz</c>,
+/// <c>mesh.pkl</c> and <c>skeletons.pkl</c>; a KNOSSOS segmentation in <c>knossosdatasets/seg/</c>; the
+/// supervoxel-to-cell BinarySearchStore <c>ssv_0/mapping_lookup_reverse.h5</c> — then reopens everything,
+/// verifies it and prints what it wrote. The manifest <c>syconn-demo.json</c> names every file written, so a
+/// rerun into the same folder replaces exactly that; a non-empty folder without one is refused.
 /// </summary>
 public static class DemoCommand
 {
+    /// <summary>The object count when <c>--objects</c> is not given.</summary>
+    public const int DefaultObjects = 300;
+
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var outDir = new Option<string>("--out") { Description = "Folder for the working directory (created; existing store files in it are replaced).", DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "syconn-demo") };
-        var objects = new Option<int>("--objects") { Description = "Number of objects.", DefaultValueFactory = _ => 200 };
-        var json = new Option<bool>("--json") { Description = "Print a JSON summary instead of text." };
-        var cmd = new Command("demo", "Write a small SyConn working directory with every store kind, read it back and verify it.") { outDir, objects, json };
+        var dirArg = new Argument<string?>("dir")
+        {
+            Description = "Folder for the working directory: new, empty, or holding an earlier demo (which is replaced). Default: a new folder under the temp directory.",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var outDir = new Option<string?>("--out") { Description = "The same as DIR (kept for scripts).", HelpName = "DIR" };
+        var objects = new Option<int>("--objects") { Description = "Number of supervoxels (1 or more).", DefaultValueFactory = _ => DefaultObjects };
+        var json = new Option<bool>("--json") { Description = "Print a JSON summary instead of the table (progress stays on stderr)." };
+        var cmd = new Command("demo",
+            "Lay out a small SyConn working directory (so_storage folders with attr_dict/voxel/mesh/skeletons stores, a KNOSSOS "
+            + "segmentation, a supervoxel-to-cell BinarySearchStore), read it back, verify it and print a summary.\n"
+            + "Examples:\n"
+            + "  syconn-store demo /tmp/wd\n"
+            + "  syconn-store demo /tmp/wd --objects 100000 --json")
+        { dirArg, outDir, objects, json };
         cmd.SetAction((ParseResult r) =>
         {
             int n = r.GetValue(objects);
             if (n < 1) throw new UsageException("--objects must be at least 1", "--objects");
-            var summary = Run(r.GetValue(outDir)!, n, r.InvocationConfiguration.Error);
-            var o = r.InvocationConfiguration.Output;
-            if (r.GetValue(json)) o.WriteLine(summary.ToJsonString(StoreCommands.Indented));
-            else
-            {
-                o.WriteLine($"SyConn working directory: {summary["dir"]}");
-                foreach (var s in summary["stores"]!.AsArray())
-                    o.WriteLine($"  {s!["file"],-28} {s["class"],-24} {s["entries"],6} entries  {s["bytes"],10} bytes  verified");
-                o.WriteLine($"all {summary["stores"]!.AsArray().Count} stores verified in {summary["seconds"]} s");
-            }
+            var a = r.GetValue(dirArg);
+            var o = r.GetValue(outDir);
+            if (a is not null && o is not null && Path.GetFullPath(a) != Path.GetFullPath(o))
+                throw new UsageException("give the folder once: DIR or --out DIR", "--out");
+            var dir = a ?? o ?? Path.Combine(Path.GetTempPath(), "syconn-demo-" + Guid.NewGuid().ToString("N")[..8]);
+            var summary = DemoRun.Run(dir, n, r.InvocationConfiguration.Error);
+            var stdout = r.InvocationConfiguration.Output;
+            if (r.GetValue(json)) stdout.WriteLine(summary.ToJsonString(StoreCommands.Indented));
+            else PrintTable(stdout, summary);
             return 0;
         });
         return cmd;
     }
 
-    private sealed class Checker(string file)
+    /// <summary>Builds and verifies the working directory (see <see cref="DemoRun.Run"/>).</summary>
+    public static JsonObject Run(string dir, int n, TextWriter progress) => DemoRun.Run(dir, n, progress);
+
+    private static string Bytes(long b) => b switch
     {
-        public void That(bool ok, string what)
-        {
-            if (!ok) throw new InvalidDataException($"{file}: read-back check failed: {what}");
-        }
-    }
+        < 10_000 => string.Create(CultureInfo.InvariantCulture, $"{b} B"),
+        < 10_000_000 => string.Create(CultureInfo.InvariantCulture, $"{b / 1024.0:0.0} KiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{b / 1048576.0:0.0} MiB"),
+    };
 
-    /// <summary>Builds and verifies the working directory; progress lines go to <paramref name="progress"/>.</summary>
-    public static JsonObject Run(string dir, int n, TextWriter progress)
+    private static string Seconds(JsonNode? s) => s is null ? "-" : ((double)s).ToString("0.000", CultureInfo.InvariantCulture);
+
+    private static void PrintTable(TextWriter o, JsonObject s)
     {
-        var sw = Stopwatch.StartNew();
-        Directory.CreateDirectory(dir);
-        var rng = new Random(12345);
-        var ids = Enumerable.Range(0, n).Select(i => (ulong)rng.NextInt64(1, long.MaxValue) | (i % 3 == 0 ? 1UL << 63 : 0)).Distinct().ToArray();
-        var stores = new JsonArray();
-        void Done(string file, string cls, int entries)
+        var ci = CultureInfo.InvariantCulture;
+        o.WriteLine($"SyConn working directory: {s["dir"]}");
+        var k = s["knossos"]!;
+        o.WriteLine(string.Create(ci, $"  {s["objects"]} supervoxels in {s["storage_folders"]} storage folders of {s["so_storage"]} (n_folders_fs {s["n_folders_fs"]}), {s["cells"]} cells"));
+        o.WriteLine(string.Create(ci, $"  KNOSSOS segmentation {k["path"]} ({k["config"]}): {k["objects"]} objects, {k["voxels"]} voxels, boundary {k["boundary"]!.ToJsonString()}, {k["cubes"]} cubes of {k["cube_edge"]}³"));
+        o.WriteLine();
+        o.WriteLine($"  {"store",-32} {"class",-26} {"files",6} {"entries",8} {"raw",11} {"on disk",11} {"ratio",6} {"write s",8} {"verify s",8}");
+        foreach (var row in s["stores"]!.AsArray())
         {
-            stores.Add(new JsonObject { ["file"] = file, ["class"] = cls, ["entries"] = entries, ["bytes"] = new FileInfo(Path.Combine(dir, file)).Length });
-            progress.WriteLine($"demo: {file} written and verified ({entries} entries)");
+            o.WriteLine(string.Create(ci,
+                $"  {row!["store"],-32} {row["class"],-26} {row["files"],6} {row["entries"],8} {Bytes((long)row["bytes_raw"]!),11} {Bytes((long)row["bytes_on_disk"]!),11} {(double)row["ratio"]!,6:0.00} {Seconds(row["write_seconds"]),8} {Seconds(row["verify_seconds"]),8}"));
         }
-        var locked = StoreOptions.WritableLocked;
-
-        // Attribute dict: per object a dict of attributes, as SyConn's segmentation objects keep them.
-        var ad = Path.Combine(dir, "attr_dict.pkl");
-        File.Delete(ad);
-        using (var s = new AttributeDict(ad, locked))
-        {
-            foreach (var id in ids)
-                s[id] = new PyDict { ["size"] = (long)(id % 100000), ["rep_coord"] = NdArray.Create(new long[] { (long)(id % 1000), 2, 3 }), ["ssv_id"] = NpScalar.UInt64(id), ["type"] = "sv" };
-            s.Push();
-        }
-        using (var s = new AttributeDict(ad))
-        {
-            var c = new Checker(ad);
-            c.That(s.Count == ids.Length, "entry count");
-            foreach (var id in ids)
-                c.That(s.TryGetAttribute(id, "ssv_id", out var v) && PyEquality.AreEqual(v, NpScalar.UInt64(id)), $"ssv_id of {id}");
-        }
-        Done("attr_dict.pkl", "AttributeDict", ids.Length);
-
-        // A KNOSSOS segmentation (one 10x10x8 block per object) and the voxel store pointing at it: bounding
-        // boxes, sizes, representative coordinates, a voxel cache; then the masks are read back in voxel mode.
-        var seg = Path.Combine(dir, "knossos_seg");
-        if (Directory.Exists(seg)) Directory.Delete(seg, recursive: true);
-        var writer = KnossosWriter.Create(seg, "demo_seg", new Xyz(256, 256, 64), 64, (10, 10, 25));
-        var volume = new ulong[8 * 256 * 256];
-        long[] Corner(int i) => [(i % 16) * 16, (i / 16 % 16) * 16, 0];
-        for (int i = 0; i < ids.Length; i++)
-        {
-            var c = Corner(i);
-            for (int z = 0; z < 8; z++)
-                for (int y = 0; y < 10; y++)
-                    volume.AsSpan((int)((z * 256 + c[1] + y) * 256 + c[0]), 10).Fill(ids[i]);
-        }
-        writer.WriteSeg(new Xyz(0, 0, 0), NdArray.Wrap(volume, 8, 256, 256));
-        var vx = Path.Combine(dir, "voxel.pkl");
-        File.Delete(vx);
-        File.Delete(Path.ChangeExtension(vx, ".npz"));
-        using (var s = new VoxelStorageDyn(vx, locked, voxeldataPath: "knossos_seg"))
-        {
-            for (int i = 0; i < ids.Length; i++)
-            {
-                var c = Corner(i);
-                s[ids[i]] = NdArray.Create(new long[] { c[0], c[1], 0, c[0] + 10, c[1] + 10, 8 }, 1, 2, 3);
-                s.IncreaseObjectSize(ids[i], 800);
-                s.SetObjectRepCoord(ids[i], NdArray.Create(new long[] { c[0] + 5, c[1] + 5, 4 }));
-            }
-            s.SetVoxelCache(ids[0], NdArray.Create(new long[] { 1, 2, 3 }, 1, 3));
-            s.Push();
-        }
-        using (var s = VoxelStorage.Open(vx))
-        {
-            var c = new Checker(vx);
-            c.That(s.Keys.Count() == ids.Length, "object keys");
-            foreach (var id in ids.Skip(1))
-            {
-                var masks = s.GetVoxelMaskOffset(id);
-                long voxels = 0;
-                foreach (var b in masks.Masks[0].Data.Span) voxels += b;
-                c.That(s.ObjectSize(id) == 800 && voxels == 800, $"object {id}: {voxels} voxels in the segmentation");
-            }
-            c.That(s.GetVoxelCache(ids[0]).Size == 3, "voxel cache");
-        }
-        Done("voxel.pkl", "VoxelStorageDyn", ids.Length);
-
-        // A BinarySearchStore mapping supervoxel IDs to cell IDs and coordinates.
-        var bssPath = Path.Combine(dir, "sv_to_cell.h5");
-        var cells = ids.Select(id => id / 7).ToArray();
-        var coords = ids.SelectMany(id => new int[] { (int)(id % 1000), (int)(id % 777), (int)(id % 55) }).ToArray();
-        using (BinarySearchStore.Create(bssPath, ids, new Dictionary<string, NdArray>
-        {
-            ["cell_id"] = NdArray.Create(cells),
-            ["coords"] = NdArray.Create(coords, ids.Length, 3),
-        }, nShards: 4, overwrite: true))
-        {
-        }
-        using (var b = new BinarySearchStore(bssPath))
-        {
-            var c = new Checker(bssPath);
-            var query = ids.Reverse().ToArray();
-            var got = b.GetAttributes(query, "cell_id").ToArray<ulong>();
-            for (int i = 0; i < query.Length; i++) c.That(got[i] == query[i] / 7, $"cell of {query[i]}");
-        }
-        Done("sv_to_cell.h5", "BinarySearchStore", ids.Length);
-
-        // Meshes and skeletons.
-        var mesh = Path.Combine(dir, "mesh.pkl");
-        File.Delete(mesh);
-        using (var s = new MeshStorage(mesh, locked, compress: true))
-        {
-            foreach (var id in ids)
-                s[id] = [NdArray.Create(new uint[] { 0, 1, 2, 0, 2, 3 }), NdArray.Create(new float[] { 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0 }), NdArray.Create(new float[] { 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1 })];
-            s.Push();
-        }
-        using (var s = new MeshStorage(mesh))
-        {
-            var c = new Checker(mesh);
-            foreach (var id in ids) c.That(s[id][1].Size == 12 && s[id][0].ToArray<uint>()[5] == 3, $"mesh {id}");
-        }
-        Done("mesh.pkl", "MeshStorage", ids.Length);
-
-        var skel = Path.Combine(dir, "skeletons.pkl");
-        File.Delete(skel);
-        using (var s = new SkeletonStorage(skel, locked))
-        {
-            foreach (var id in ids)
-                s[id] = new Skeleton(NdArray.Create(new uint[] { 0, 0, 0, 1, 1, 1, 2, 2, 2 }, 3, 3), NdArray.Create(new float[] { 1, 2, 3 }), NdArray.Create(new uint[] { 0, 1, 1, 2 }, 2, 2),
-                    new PyDict { ["axoness"] = NdArray.Create(new long[] { 0, 1, 1 }) });
-            s.Push();
-        }
-        using (var s = new SkeletonStorage(skel))
-        {
-            var c = new Checker(skel);
-            foreach (var id in ids) c.That(s[id].Edges.ToArray<uint>()[3] == 2 && s[id].Extras.ContainsKey("axoness"), $"skeleton {id}");
-        }
-        Done("skeletons.pkl", "SkeletonStorage", ids.Length);
-
-        return new JsonObject
-        {
-            ["dir"] = Path.GetFullPath(dir),
-            ["objects"] = ids.Length,
-            ["stores"] = stores,
-            ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 3),
-        };
+        var t = s["total"]!;
+        o.WriteLine(string.Create(ci,
+            $"  {"total",-32} {"",-26} {t["files"],6} {t["entries"],8} {Bytes((long)t["bytes_raw"]!),11} {Bytes((long)t["bytes_on_disk"]!),11} {(double)t["ratio"]!,6:0.00}"));
+        o.WriteLine("  raw: the arrays' bytes in memory (attr_dict: its pickle; segmentation: its uint64 cubes); ratio: raw / on disk");
+        o.WriteLine("  -: timed with voxel.pkl (voxel.npz is written and read with it, the segmentation is read through its voxel mode)");
+        o.WriteLine();
+        var phases = s["phases"]!.AsObject();
+        o.WriteLine("  phases: " + string.Join(", ", phases.Select(p => string.Create(ci, $"{p.Key} {(double)p.Value!:0.000} s"))));
+        o.WriteLine(string.Create(ci, $"all {s["total"]!["files"]} files written, reopened and verified in {s["seconds"]} s; manifest {s["manifest"]}"));
+        if ((int)s["replaced_files"]! > 0) o.WriteLine(string.Create(ci, $"(replaced an earlier demo: {s["replaced_files"]} files deleted first)"));
     }
 }

@@ -29,8 +29,8 @@ public static class VoxelsCommand
             var k = StoreCommands.ParseKey(r.GetValue(key)!);
             int ov = r.GetValue(overlap);
             if (ov < 0) throw new UsageException("--overlap must not be negative", "--overlap");
-            if (!EntryStores.IsBackendAddress(p)) StoreCommands.RequireFile(p);
-            using var vs = StoreCommands.AtBackend(p, () => new VoxelStorageDyn(p, StoreCommands.ReadOptions(r), r.GetValue(dataset), voxelMode: true));
+            if (!EntryStores.IsBackendAddress(p)) StoreCommands.RequireFile(VoxelStorageDyn.PklPath(p));
+            using var vs = OpenInVoxelMode(p, StoreCommands.ReadOptions(r), r.GetValue(dataset));
             var result = Summarise(vs, k, ov);
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(result.ToJsonString(StoreCommands.Indented));
@@ -44,10 +44,46 @@ public static class VoxelsCommand
                     o.WriteLine($"  offset {offs[i]!.ToJsonString()}  shape {masks[i]!["shape_xyz"]!.ToJsonString()}  voxels {masks[i]!["count"]}  sha256 {masks[i]!["sha256_xyz_u8"]}");
                 var c = result["get_voxel_data_cubed"]!;
                 o.WriteLine($"  cubed: offset {c["offset_xyz"]!.ToJsonString()}  shape {c["shape_xyz"]!.ToJsonString()}  voxels {c["count"]}  sha256 {c["sha256_xyz_u8"]}");
+                if (result["voxel_cache"] is { } vc)
+                    o.WriteLine($"  voxel cache ({vs.NpzPath}): {vc["dtype"]} {vc["shape"]!.ToJsonString()}, {vc["in_mask"]} of {vc["voxels"]} coordinates in the mask");
             }
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// Opens the store in voxel mode. A segmentation dataset that is not there (the stored <c>voxeldata_path</c>, or
+    /// none at all) is an error that names the path and suggests <c>--dataset</c>; the store is read twice then
+    /// (once to find the path), which keeps the error before any dataset is opened.
+    /// </summary>
+    private static VoxelStorageDyn OpenInVoxelMode(string address, StoreOptions options, string? dataset)
+    {
+        const string Hint = "pass --dataset DIR (the KNOSSOS dataset folder, or its .pyk.conf / .k.toml)";
+        if (dataset is not null)
+        {
+            if (!File.Exists(dataset) && !Directory.Exists(dataset)) throw new InputException("no such KNOSSOS dataset (folder or config)", dataset);
+            return StoreCommands.AtBackend(address, () => new VoxelStorageDyn(address, options, dataset, voxelMode: true));
+        }
+        string? stored;
+        string? resolved = null;
+        using (var plain = StoreCommands.AtBackend(address, () => new VoxelStorageDyn(address, options)))
+        {
+            stored = plain.VoxeldataPath;
+            if (!string.IsNullOrEmpty(stored)) resolved = plain.ResolveVoxeldataPath();
+        }
+        if (resolved is null)
+            throw new InputException($"the store names no segmentation dataset (meta['voxeldata_path'] is None); {Hint}", address);
+        if (!File.Exists(resolved) && !Directory.Exists(resolved))
+            throw new InputException($"segmentation dataset '{stored}' (meta['voxeldata_path']) not found; {Hint}", address);
+        try
+        {
+            return StoreCommands.AtBackend(address, () => new VoxelStorageDyn(address, options, null, voxelMode: true));
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new InputException($"{e.Message} (meta['voxeldata_path'] is '{stored}'); {Hint}", address, e);
+        }
     }
 
     private static JsonArray Arr(IEnumerable<long> xs) => new(xs.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
@@ -85,7 +121,31 @@ public static class VoxelsCommand
         c["offset_xyz"] = Arr(cubed.Offset);
         c["dtype"] = "bool";
         o["object_size"] = vs.ObjectSize(key);
+        if (vs.VoxelCache.TryGetValue(key, out var cache)) o["voxel_cache"] = CacheJson(cache, cubed.Mask, cubed.Offset);
         if (vs.ContainsKey(key) && TryRepCoord(vs, key) is { } rc) o["object_repcoord_xyz"] = Arr(rc);
+        return o;
+    }
+
+    /// <summary>
+    /// The key's voxel cache (upstream keeps an object's voxel coordinates there, an (N, 3) array): its dtype, shape,
+    /// and how many of its rows are voxels of the cubed mask.
+    /// </summary>
+    private static JsonObject CacheJson(NdArray cache, NdArray mask, long[] offset)
+    {
+        var o = new JsonObject { ["dtype"] = cache.DType.Str, ["shape"] = Arr(cache.ShapeArray) };
+        if (cache.NDim == 2 && cache.Shape[1] == 3 && cache.DType.IsInteger)
+        {
+            var v = cache.AsType(DType.Int64).ToArray<long>();
+            long sx = mask.Shape[0], sy = mask.Shape[1], sz = mask.Shape[2], inside = 0;
+            var m = mask.Data.Span;
+            for (int i = 0; i < v.Length; i += 3)
+            {
+                long x = v[i] - offset[0], y = v[i + 1] - offset[1], z = v[i + 2] - offset[2];
+                if (x >= 0 && y >= 0 && z >= 0 && x < sx && y < sy && z < sz && m[(int)((x * sy + y) * sz + z)] != 0) inside++;
+            }
+            o["voxels"] = cache.Shape[0];
+            o["in_mask"] = inside;
+        }
         return o;
     }
 

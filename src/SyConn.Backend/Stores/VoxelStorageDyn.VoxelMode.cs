@@ -35,11 +35,24 @@ public partial class VoxelStorageDyn
     private KnossosDataset RequireDataset() =>
         Dataset ?? throw new InvalidOperationException($"{Location}: open the store with voxelMode: true to read object voxels");
 
-    /// <summary>The stored bounding boxes of an object as <c>[box][lo|hi][x|y|z]</c> (half-open boxes).</summary>
+    /// <summary>
+    /// The stored bounding boxes of an object as <c>[box][lo|hi][x|y|z]</c> (half-open boxes), read from the object's
+    /// own entry in the pickle. Unlike <see cref="GetBoundingData"/> (upstream's getter, which returns the voxel-cache
+    /// array for a key that has one) this never looks at the voxel cache: the cache holds voxel coordinates (upstream
+    /// keeps a synapse's voxels there, an (N, 3) array) and the boxes stay in the pickle beside it, so voxel mode reads
+    /// the masks of such a key from its boxes. Upstream's voxel mode iterates the cache's rows as if they were boxes
+    /// and fails on such keys.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">The key has no entry in the pickle.</exception>
     /// <exception cref="InvalidDataException">The stored array is not of shape (N, 2, 3) with integer type.</exception>
     public long[][][] GetBoundingBoxes(StoreKey key)
     {
-        var bb = GetBoundingData(key);
+        if (!base.TryDecode(key, out var bb))
+        {
+            throw VoxelCache.ContainsKey(key)
+                ? new KeyNotFoundException($"{Location}, key {key}: the key has a voxel cache entry in {NpzPath} but no bounding boxes in the pickle")
+                : MissingKey(key);
+        }
         if (!bb.DType.IsInteger || bb.NDim != 3 || bb.Shape[1] != 2 || bb.Shape[2] != 3)
             throw new InvalidDataException($"{Location}, key {key}: bounding data is {bb}, expected an (N, 2, 3) integer array");
         var v = bb.ToArray<long>();

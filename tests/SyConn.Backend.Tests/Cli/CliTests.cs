@@ -105,17 +105,6 @@ public class CliTests
     }
 
     [Fact]
-    public void Demo_builds_and_verifies_a_working_directory()
-    {
-        using var dir = new TempDir();
-        var (code, o, e) = Run("demo", "--out", dir.Path, "--objects", "30", "--json");
-        Assert.True(code == 0, e);
-        var stores = JsonNode.Parse(o)!["stores"]!.AsArray();
-        Assert.Equal(["attr_dict.pkl", "voxel.pkl", "sv_to_cell.h5", "mesh.pkl", "skeletons.pkl"], stores.Select(s => (string)s!["file"]!));
-        Assert.All(stores, s => Assert.True(File.Exists(Path.Combine(dir.Path, (string)s!["file"]!))));
-    }
-
-    [Fact]
     public void Bench_prints_one_json_line_with_phases()
     {
         using var dir = new TempDir();
