@@ -112,8 +112,9 @@ internal sealed class Floors
             foreach (var p in parts)
                 if (!_t.Has(p)) throw new InvalidOperationException($"bench: phase {phase} maps to floor {p}, which was not measured");
             map[phase] = string.Join("+", parts);
-            double floor = parts.Sum(_t.Best);
-            vs[phase] = floor > 0 ? Math.Round(phases.Best(phase) / floor, 3) : null;
+            // From the rounded figures the line prints, so that a reader recomputes the same ratio.
+            double floor = parts.Sum(p => Math.Round(_t.Best(p), 6));
+            vs[phase] = floor > 0 ? Math.Round(Math.Round(phases.Best(phase), 6) / floor, 3) : null;
         }
         return new JsonObject { ["floors"] = floors, ["floor_map"] = map, ["vs_floor"] = vs };
     }
