@@ -18,7 +18,7 @@ internal sealed class Floors
     private readonly Dictionary<string, string[]?> _map = new(StringComparer.Ordinal);
     private readonly List<string> _order = [];
 
-    /// <summary>Timed passes per floor (no warm-up beyond the first pass, which is also timed and kept).</summary>
+    /// <summary>Timed passes per floor, after one untimed warm-up pass (as the workloads' phases).</summary>
     public int Reps { get; }
 
     public Floors(int reps) => Reps = Math.Max(1, reps);
@@ -34,17 +34,18 @@ internal sealed class Floors
         int max = chunks.Count == 0 ? 0 : chunks.Max(c => c.Length);
         var dst = new byte[max];
         dst.AsSpan().Fill(1);
-        for (int rep = 0; rep < Reps; rep++)
+        for (int rep = -1; rep < Reps; rep++)
         {
+            var t = rep < 0 ? new PhaseTimings() : _t;
             Quiesce();
-            _t.Add(prefix + "memcpy", Time(() => { foreach (var c in chunks) c.Span.CopyTo(dst); }));
+            t.Add(prefix + "memcpy", Time(() => { foreach (var c in chunks) c.Span.CopyTo(dst); }));
             if (!lz4) continue;
-            _t.Add(prefix + "lz4_encode_1core", Time(() => { for (int i = 0; i < chunks.Count; i++) blocks[i] = PyLz4.Compress(chunks[i].Span); }));
-            _t.Add(prefix + "lz4_encode_2core", Time(() => Parallel.For(0, chunks.Count, i => blocks[i] = PyLz4.Compress(chunks[i].Span))));
+            t.Add(prefix + "lz4_encode_1core", Time(() => { for (int i = 0; i < chunks.Count; i++) blocks[i] = PyLz4.Compress(chunks[i].Span); }));
+            t.Add(prefix + "lz4_encode_2core", Time(() => Parallel.For(0, chunks.Count, i => blocks[i] = PyLz4.Compress(chunks[i].Span))));
             Quiesce();
-            _t.Add(prefix + "lz4_decode_1core", Time(() => { foreach (var b in blocks) PyLz4.Decompress(b); }));
+            t.Add(prefix + "lz4_decode_1core", Time(() => { foreach (var b in blocks) PyLz4.Decompress(b); }));
             Quiesce();
-            _t.Add(prefix + "lz4_decode_2core", Time(() => Parallel.For(0, blocks.Length, i => PyLz4.Decompress(blocks[i]))));
+            t.Add(prefix + "lz4_decode_2core", Time(() => Parallel.For(0, blocks.Length, i => PyLz4.Decompress(blocks[i]))));
         }
         _bytes[prefix + "raw_bytes"] = total;
         if (lz4) _bytes[prefix + "lz4_bytes"] = blocks.Sum(b => (long)b.Length);
@@ -65,17 +66,18 @@ internal sealed class Floors
         reused.AsSpan().Fill(1);
         try
         {
-            for (int rep = 0; rep < Reps; rep++)
+            for (int rep = -1; rep < Reps; rep++)
             {
+                var t = rep < 0 ? new PhaseTimings() : _t;
                 Quiesce();
                 if (System.IO.File.Exists(scratch)) System.IO.File.Delete(scratch);
-                _t.Add(prefix + "write_nosync", Time(() => Write(scratch, bytes, false)));
+                t.Add(prefix + "write_nosync", Time(() => Write(scratch, bytes, false)));
                 System.IO.File.Delete(scratch);
-                _t.Add(prefix + "write_fsync", Time(() => Write(scratch, bytes, true)));
+                t.Add(prefix + "write_fsync", Time(() => Write(scratch, bytes, true)));
                 System.IO.File.Delete(scratch);
                 Quiesce();
-                _t.Add(prefix + "read_fresh", Time(() => ReadInto(storeFile, null)));
-                _t.Add(prefix + "read_reused", Time(() => ReadInto(storeFile, reused)));
+                t.Add(prefix + "read_fresh", Time(() => ReadInto(storeFile, null)));
+                t.Add(prefix + "read_reused", Time(() => ReadInto(storeFile, reused)));
             }
         }
         finally
