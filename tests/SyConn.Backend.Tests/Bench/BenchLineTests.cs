@@ -33,6 +33,32 @@ public class BenchLineTests
         using var dir = new TempDir();
         var line = Bench(workload, scale, dir.Path);
         Assert.Equal(workload, (string)line["workload"]!);
+        AssertFloors(workload, line);
+        Assert.True((long)line["peak_rss_bytes"]! > 0);
+        var memory = line["memory"]!.AsObject();
+        Assert.Equal((long)line["peak_rss_bytes"]!, (long)memory["peak_rss_bytes"]!);
+        Assert.True((long)memory["peak_rss_bytes"]! >= (long)memory["rss_at_start_bytes"]!);
+        Assert.True((long)memory["file_bytes"]! > 0);
+        if (hasRaw)
+        {
+            // The child read back every byte the workload wrote.
+            Assert.Equal((long)line["sizes"]!["raw_bytes"]!, (long)memory["values_bytes"]!);
+            Assert.True((double)memory["peak_over_raw"]! > 0);
+        }
+    }
+
+    [Fact]
+    public void W6_maps_its_builds_to_the_file_write_and_its_queries_to_no_floor()
+    {
+        using var dir = new TempDir();
+        var line = Bench("w6", "0.0001", dir.Path);
+        AssertFloors("w6", line);
+        Assert.Equal("write_fsync", (string)line["floor_map"]!["build"]!);
+        Assert.Null(line["floor_map"]!["get_attributes_1000"]);
+    }
+
+    private static void AssertFloors(string workload, JsonObject line)
+    {
         var timings = line["timings"]!.AsObject();
         var map = line["floor_map"]!.AsObject();
         var vs = line["vs_floor"]!.AsObject();
@@ -67,17 +93,6 @@ public class BenchLineTests
         {
             if (phase.EndsWith("push_nosync", StringComparison.Ordinal)) Assert.EndsWith("write_nosync", (string)floorName!);
             else if (phase.EndsWith("push", StringComparison.Ordinal)) Assert.EndsWith("write_fsync", (string)floorName!);
-        }
-        Assert.True((long)line["peak_rss_bytes"]! > 0);
-        var memory = line["memory"]!.AsObject();
-        Assert.Equal((long)line["peak_rss_bytes"]!, (long)memory["peak_rss_bytes"]!);
-        Assert.True((long)memory["peak_rss_bytes"]! >= (long)memory["rss_at_start_bytes"]!);
-        Assert.True((long)memory["file_bytes"]! > 0);
-        if (hasRaw)
-        {
-            // The child read back every byte the workload wrote.
-            Assert.Equal((long)line["sizes"]!["raw_bytes"]!, (long)memory["values_bytes"]!);
-            Assert.True((double)memory["peak_over_raw"]! > 0);
         }
     }
 
