@@ -466,9 +466,12 @@ internal static class Workloads
         MapWrites(f, "", "set", "lz4_encode_2core");
         MapReads(f, "", "lz4_decode_2core", "lz4_decode_1core");
         var mem = PeakMemory.Measure("voxel", file, raw, progress);
-        return Line("w5", scale, reps, new JsonObject { ["n_objects"] = data.Count, ["masks_per_object"] = 4, ["mask_shape"] = new JsonArray(64, 64, 50) }, t,
+        return Line("w5", scale, reps, new JsonObject { ["n_objects"] = data.Count, ["masks_per_object"] = 4, ["mask_shape"] = new JsonArray(64, 64, 50), ["mean_fraction_ones"] = Math.Round(MeanOnes(data.SelectMany(d => d.Masks)), 5) }, t,
             new JsonObject { ["raw_bytes"] = raw, ["file_bytes"] = FileSize(file) }, Extra(f, t, mem));
     }
+
+    private static double MeanOnes(IEnumerable<NdArray> masks) =>
+        masks.Average(m => (double)m.Data.Span.Count((byte)1) / m.Data.Length);
 
     // ---------------------------------------------------------------- W7
 
