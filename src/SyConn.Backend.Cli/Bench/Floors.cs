@@ -88,7 +88,10 @@ internal sealed class Floors
         return this;
     }
 
-    /// <summary>Maps <paramref name="phase"/> to the sum of <paramref name="floors"/>; none means it has no physical floor.</summary>
+    /// <summary>
+    /// Maps <paramref name="phase"/> to the sum of <paramref name="floors"/> (each a floor's name, or <c>N*name</c> for
+    /// one paid N times); none means it has no physical floor.
+    /// </summary>
     public Floors Map(string phase, params string[] floors)
     {
         if (!_map.ContainsKey(phase)) _order.Add(phase);
@@ -111,14 +114,25 @@ internal sealed class Floors
             if (!_map.TryGetValue(phase, out var parts))
                 throw new InvalidOperationException($"bench: phase {phase} has no floor mapping");
             if (parts is null) { map[phase] = null; vs[phase] = null; continue; }
+            double floor = 0;
             foreach (var p in parts)
-                if (!_t.Has(p)) throw new InvalidOperationException($"bench: phase {phase} maps to floor {p}, which was not measured");
+            {
+                var (times, name) = Term(p);
+                if (!_t.Has(name)) throw new InvalidOperationException($"bench: phase {phase} maps to floor {name}, which was not measured");
+                // From the rounded figures the line prints, so that a reader recomputes the same ratio.
+                floor += times * Math.Round(_t.Best(name), 6);
+            }
             map[phase] = string.Join("+", parts);
-            // From the rounded figures the line prints, so that a reader recomputes the same ratio.
-            double floor = parts.Sum(p => Math.Round(_t.Best(p), 6));
             vs[phase] = floor > 0 ? Math.Round(Math.Round(phases.Best(phase), 6) / floor, 3) : null;
         }
         return new JsonObject { ["floors"] = floors, ["floor_map"] = map, ["vs_floor"] = vs };
+    }
+
+    /// <summary>A term of a mapping: <c>name</c>, or <c>N*name</c> for a floor paid N times (once per cycle).</summary>
+    private static (long Times, string Name) Term(string term)
+    {
+        int star = term.IndexOf('*', StringComparison.Ordinal);
+        return star < 0 ? (1, term) : (long.Parse(term.AsSpan(0, star), System.Globalization.CultureInfo.InvariantCulture), term[(star + 1)..]);
     }
 
     private static void Write(string path, byte[] bytes, bool fsync)

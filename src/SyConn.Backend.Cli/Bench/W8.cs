@@ -50,9 +50,23 @@ internal static class W8
                         rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
                     }
         }, t, progress, "w8");
+        // A cycle must at least read the store file and write it again (with fsync when durable).
+        progress.WriteLine("bench w8: floors");
+        var floors = new Floors(reps);
+        foreach (int fill in new[] { 100, 1 })
+        {
+            floors.File(Path.Combine(dir, $"seq_f{fill}.pkl"), $"f{fill}file_");
+            foreach (string lk in new[] { "locked", "unlocked" })
+            {
+                floors.Map($"seq_f{fill}_{lk}_total", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_fsync");
+                floors.Map($"seq_f{fill}_{lk}_total_nosync", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_nosync");
+            }
+        }
+        var extra = floors.ToJson(t);
         var parallel = ParallelRuns(reps, progress, "w8", null, durable => ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, durable));
+        extra["parallel"] = parallel;
         return Line("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["seq_file_entries"] = new JsonObject { ["f100"] = 100, ["f1"] = 1 } }, t,
-            new JsonObject { ["seq_file_bytes"] = fileBytes }, new JsonObject { ["parallel"] = parallel });
+            new JsonObject { ["seq_file_bytes"] = fileBytes }, extra);
     }
 
     /// <summary>
