@@ -24,6 +24,11 @@ internal sealed class PhaseTimings
 
     public bool Has(string phase) => _runs.ContainsKey(phase);
 
+    public double Best(string phase) => _runs[phase].Min();
+
+    /// <summary>The phases in the order first recorded.</summary>
+    public IReadOnlyList<string> Names => _order;
+
     public JsonObject ToJson()
     {
         var o = new JsonObject();

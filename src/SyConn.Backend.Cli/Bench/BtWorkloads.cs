@@ -74,7 +74,7 @@ internal static class BtWorkloads
         }, t, progress, "w1 (bt)");
         long raw = data.Sum(d => d.Value.NBytes);
         long entryBytes = server.EntryBytes(id);
-        var floors = Workloads.Floors(data.Select(d => (ReadOnlyMemory<byte>)d.Value.Data).ToList(), dir);
+        var floors = new Floors(3).Lz4(data.Select(d => (ReadOnlyMemory<byte>)d.Value.Data).ToList()).FloorsJson();
         return BtLine("w1", scale, reps,
             new JsonObject
             {

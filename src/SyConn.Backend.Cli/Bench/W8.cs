@@ -21,7 +21,8 @@ internal static class W8
         int cycles = Scaled(2000, scale);
         int perProcess = Scaled(500, scale);
         var t = new PhaseTimings();
-        var small = NdArray.Create(new long[] { 1, 2, 3 });
+        var values = SeqValues();
+        var fileBytes = new JsonObject();
         Repeat(reps, rec =>
         {
             foreach (int fill in new[] { 100, 1 })
@@ -32,7 +33,7 @@ internal static class W8
                         if (File.Exists(path)) File.Delete(path);
                         using (var init = new CompressedStorage(path, StoreOptions.Writable))
                         {
-                            for (int i = 0; i < fill; i++) init[i] = small;
+                            for (int i = 0; i < fill; i++) init[i] = values[i];
                             init.Push();
                         }
                         var opts = new StoreOptions { ReadOnly = false, DisableLocking = !locked, Durable = durable };
@@ -41,16 +42,55 @@ internal static class W8
                             for (int c = 0; c < cycles; c++)
                             {
                                 using var cs = new CompressedStorage(path, opts);
-                                cs[c % fill] = small;
+                                cs[c % fill] = values[c * 7 % 100];
                                 cs.Push();
                             }
                         });
+                        fileBytes[$"f{fill}"] = FileSize(path);
                         rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
                     }
         }, t, progress, "w8");
+        // A cycle must at least read the store file and write it again (with fsync when durable).
+        progress.WriteLine("bench w8: floors");
+        var floors = new Floors(reps);
+        foreach (int fill in new[] { 100, 1 })
+        {
+            floors.File(Path.Combine(dir, $"seq_f{fill}.pkl"), $"f{fill}file_");
+            foreach (string lk in new[] { "locked", "unlocked" })
+            {
+                floors.Map($"seq_f{fill}_{lk}_total", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_fsync");
+                floors.Map($"seq_f{fill}_{lk}_total_nosync", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_nosync");
+            }
+        }
+        var extra = floors.ToJson(t);
         var parallel = ParallelRuns(reps, progress, "w8", null, durable => ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, durable));
-        return Line("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess }, t,
-            new JsonObject(), new JsonObject { ["parallel"] = parallel });
+        extra["parallel"] = parallel;
+        return Line("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["seq_file_entries"] = new JsonObject { ["f100"] = 100, ["f1"] = 1 } }, t,
+            new JsonObject { ["seq_file_bytes"] = fileBytes }, extra);
+    }
+
+    /// <summary>
+    /// The values of the sequential cycles, as the reference's <c>w8</c>: 100 arrays of (100,3) uint64 in [0,20000),
+    /// each column sorted; a store of 100 entries is about 132 kB, one of 1 entry about 1.3 kB.
+    /// </summary>
+    private static NdArray[] SeqValues()
+    {
+        var rng = new Random(8);
+        var values = new NdArray[100];
+        for (int k = 0; k < values.Length; k++)
+        {
+            var cols = new ulong[3][];
+            for (int c = 0; c < 3; c++)
+            {
+                cols[c] = new ulong[100];
+                for (int i = 0; i < 100; i++) cols[c][i] = (ulong)rng.Next(20000);
+                Array.Sort(cols[c]);
+            }
+            var v = new ulong[300];
+            for (int i = 0; i < 100; i++) for (int c = 0; c < 3; c++) v[3 * i + c] = cols[c][i];
+            values[k] = NdArray.Wrap(v, 100, 3);
+        }
+        return values;
     }
 
     /// <summary>

@@ -29,6 +29,7 @@ public static class BenchCommand
         };
         backend.AcceptOnlyFromAmong("fs", "bt");
         var cmd = new Command("bench", "Run a benchmark workload and print one JSON line per workload (progress on stderr).") { workload, scale, reps, outDir, backend };
+        cmd.Subcommands.Add(ReadWorker());
         cmd.SetAction((ParseResult r) =>
         {
             var w = r.GetValue(workload)!.ToLowerInvariant();
@@ -83,6 +84,20 @@ public static class BenchCommand
             }
             return 0;
         });
+        return cmd;
+    }
+
+    /// <summary>
+    /// The hidden child of the peak-memory measurement: <c>bench _read KIND PATH</c> opens the store read-only, reads
+    /// every value and prints its peak resident set as one JSON line.
+    /// </summary>
+    public static Command ReadWorker()
+    {
+        var kind = new Argument<string>("kind") { Description = string.Join(", ", PeakMemory.Kinds) };
+        var path = new Argument<string>("path");
+        var cmd = new Command("_read", "internal: read a whole store and print the peak resident set") { kind, path };
+        cmd.Hidden = true;
+        cmd.SetAction((ParseResult r) => PeakMemory.Read(r.GetValue(kind)!, r.GetValue(path)!, r.InvocationConfiguration.Output));
         return cmd;
     }
 
