@@ -46,7 +46,7 @@ public sealed class VoxelMasks
         {
             case NdArray a when a.DType.IsInteger && a.NDim == 2:
             {
-                var v = a.ToArray<long>();
+                var v = a.ToArray<long>(CastingRule.Unsafe);
                 int w = (int)a.Shape[1];
                 return Enumerable.Range(0, (int)a.Shape[0]).Select(i => v.AsSpan(i * w, w).ToArray()).ToArray();
             }
@@ -58,7 +58,7 @@ public sealed class VoxelMasks
 
     private static long[] Row(object r, string where) => r switch
     {
-        NdArray a when a.DType.IsInteger => a.ToArray<long>(),
+        NdArray a when a.DType.IsInteger => a.ToArray<long>(CastingRule.Unsafe),
         PyList or PyTuple => ((IEnumerable<object>)r).Select(x => PyInt.TryGetInt64(x, out var v) ? v : throw Bad(where, $"offset item {PyRepr.Repr(x)} is not an int")).ToArray(),
         _ => throw Bad(where, $"an offset is a {TypeName(r)}, expected an int array or list"),
     };
