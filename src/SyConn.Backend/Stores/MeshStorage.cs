@@ -135,4 +135,45 @@ public sealed class MeshStorage : Storage<NdArray[]>
         PyList l => Lz4List.Decode(l, dt, null, where),
         _ => throw Bad(where, $"is a {TypeName(part)}, expected an ndarray or a list of LZ4 blocks"),
     };
+
+    /// <summary>
+    /// The mesh of <paramref name="key"/> with shaped arrays (indices (T, 3), vertices (V, 3), normals (V, 3) or
+    /// (0, 3), colours (V, C) when stored, whatever <see cref="LoadColArr"/> says).
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">The key is not stored.</exception>
+    /// <exception cref="InvalidDataException">The stored entry is not a mesh (or its sizes do not fit a mesh: not a multiple of 3, one normal per vertex).</exception>
+    public Mesh GetMesh(StoreKey key) =>
+        TryGetMesh(key, out var mesh) ? mesh : throw MissingKey(key);
+
+    /// <summary>The mesh of <paramref name="key"/> with shaped arrays (as <see cref="GetMesh"/>), if stored.</summary>
+    /// <exception cref="InvalidDataException">The stored entry is not a mesh.</exception>
+    public bool TryGetMesh(StoreKey key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out Mesh mesh)
+    {
+        mesh = null;
+        if (!TryGetValue(key, out var arrays)) return false;
+        var colours = arrays.Length > 3 ? arrays[3] : StoredColours(key);
+        try
+        {
+            mesh = new Mesh(arrays[0], arrays[1], arrays[2], colours);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidCastException or OverflowException)
+        {
+            throw new InvalidDataException($"{Where(this, key)}: the stored arrays are not a mesh: {e.Message}", e);
+        }
+        return true;
+    }
+
+    /// <summary>Stores <paramref name="mesh"/> under <paramref name="key"/> in SyConn's flat layout (<see cref="Mesh.ToFlat"/>).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="mesh"/> is null.</exception>
+    public void SetMesh(StoreKey key, Mesh mesh)
+    {
+        ArgumentNullException.ThrowIfNull(mesh);
+        this[key] = mesh.ToFlat();
+    }
+
+    private NdArray? StoredColours(StoreKey key)
+    {
+        if (!TryPeekEntry(key, out var raw) || raw is not PyList { Count: 4 } list) return null;
+        return DecodePart(list[3], Types[3], $"{Where(this, key)}, mesh array 3");
+    }
 }

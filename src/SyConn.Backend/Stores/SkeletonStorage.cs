@@ -23,6 +23,25 @@ public sealed record Skeleton(NdArray Nodes, NdArray Diameters, NdArray Edges, P
         foreach (var kv in Extras) d[kv.Key] = kv.Value;
         return d;
     }
+
+    /// <summary>The node coordinates as (N, 3) rows (a view of <see cref="Nodes"/>, which SyConn stores and returns flat).</summary>
+    /// <exception cref="InvalidOperationException">The number of node values is not a multiple of 3.</exception>
+    public NdArray NodesShaped => Rows(Nodes, 3, "node coordinates");
+
+    /// <summary>The edges as (M, 2) rows of node indices (a view of <see cref="Edges"/>, which SyConn stores and returns flat).</summary>
+    /// <exception cref="InvalidOperationException">The number of edge values is not even.</exception>
+    public NdArray EdgesShaped => Rows(Edges, 2, "edge node indices");
+
+    /// <summary>Number of nodes (N): node values / 3.</summary>
+    public long NodeCount => Nodes.Size / 3;
+
+    /// <summary>Number of edges (M): edge values / 2.</summary>
+    public long EdgeCount => Edges.Size / 2;
+
+    private static NdArray Rows(NdArray a, int width, string what) =>
+        a.NDim == 2 && a.Shape[1] == width ? a
+        : a.Size % width == 0 ? a.Reshape(-1, width)
+        : throw new InvalidOperationException($"the skeleton has {a.Size} {what}, not a multiple of {width}");
 }
 
 /// <summary>
