@@ -158,6 +158,81 @@ public static class PyConvert
     /// <inheritdoc cref="To{T}(object?, string?)" path="/exception"/>
     public static T Get<T>(object? tree, params object[] path) => To<T>(At(tree, path), PathText(path));
 
+    /// <summary>
+    /// Finds the first value inside <paramref name="value"/> (depth first, dict keys and values, list, tuple and set
+    /// items, object array elements) that is not of the Python value model, so that a store could not pickle it: a
+    /// <c>List&lt;int&gt;</c>, a <c>Dictionary</c>, a <c>DateTime</c>, ... Shared and self-containing containers are
+    /// visited once.
+    /// </summary>
+    /// <param name="value">The value to check.</param>
+    /// <param name="path">Where the foreign value is, as <c>['a'][0]</c> (empty when it is <paramref name="value"/> itself).</param>
+    /// <param name="type">Its CLR type.</param>
+    /// <returns>True if a foreign value was found.</returns>
+    public static bool TryFindForeign(object? value, out string path, [NotNullWhen(true)] out Type? type)
+    {
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var steps = new List<object>();
+        if (FindForeign(value, seen, steps, out type))
+        {
+            path = PathText(steps.ToArray());
+            return true;
+        }
+        path = "";
+        return false;
+    }
+
+    private static bool FindForeign(object? v, HashSet<object> seen, List<object> steps, [NotNullWhen(true)] out Type? type)
+    {
+        type = null;
+        switch (v)
+        {
+            case null or PyNone or bool or long or int or ulong or BigInteger or double or float or string or PyBytes or PyByteArray
+                or Complex or NpScalar or DType:
+                return false;
+            case NdArray a:
+                if (a.Objects is null || !seen.Add(a)) return false;
+                for (int i = 0; i < a.Objects.Count; i++)
+                {
+                    steps.Add(i);
+                    if (FindForeign(a.Objects[i], seen, steps, out type)) return true;
+                    steps.RemoveAt(steps.Count - 1);
+                }
+                return false;
+            case PyDict d:
+                if (!seen.Add(d)) return false;
+                foreach (var kv in d)
+                {
+                    if (FindForeign(kv.Key, seen, steps, out type)) return true;
+                    steps.Add(kv.Key);
+                    if (FindForeign(kv.Value, seen, steps, out type)) return true;
+                    steps.RemoveAt(steps.Count - 1);
+                }
+                return false;
+            case PyList or PyTuple or PySet:
+                if (!seen.Add(v)) return false;
+                int n = 0;
+                foreach (var item in (IEnumerable<object>)v)
+                {
+                    steps.Add(n++);
+                    if (FindForeign(item, seen, steps, out type)) return true;
+                    steps.RemoveAt(steps.Count - 1);
+                }
+                return false;
+            default:
+                type = v.GetType();
+                return true;
+        }
+    }
+
+    /// <summary>Words for a foreign CLR value: what it is and what to use instead.</summary>
+    internal static string ForeignAdvice(Type type) =>
+        $"a {ClrName(type)} is not a Python value, so it cannot be pickled; use the Python value model instead " +
+        (typeof(System.Collections.IDictionary).IsAssignableFrom(type) || type.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IDictionary<,>))
+            ? "(a PyDict for a dict)"
+            : typeof(System.Collections.IEnumerable).IsAssignableFrom(type)
+                ? "(a PyList for a list, a PyTuple for a tuple, or an NdArray from NdArray.Create for numbers)"
+                : "(long, double, string, bool, PyBytes, NpScalar, NdArray, PyList, PyTuple, PyDict, PyNone.Value)");
+
     /// <summary>A path as text for messages: <c>['a'][0]</c>.</summary>
     internal static string PathText(ReadOnlySpan<object> path)
     {

@@ -33,21 +33,21 @@ public sealed class AttributeDict : Storage<object>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
-    public static AttributeDict Open(string path, StoreOptions? options = null) => new(path, options);
+    public static AttributeDict Open(string path, StoreOptions? options = null) => new(path, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
-    public static AttributeDict Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+    public static AttributeDict Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<AttributeDict> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<AttributeDict> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenedAsync(new AttributeDict(entryStore, options, deferred: true), ct);
+        OpenedAsync(new AttributeDict(entryStore, StoreOptions.ForFactory(options), deferred: true), ct);
 
     /// <summary>The value of <paramref name="key"/>; a missing key gets a new empty dict (upstream behaviour).</summary>
     public override object this[StoreKey key]
@@ -81,7 +81,8 @@ public sealed class AttributeDict : Storage<object>
     protected override object Decode(StoreKey key, object raw) => raw;
 
     /// <inheritdoc/>
-    protected override object Encode(StoreKey key, object value) => value;
+    /// <exception cref="ArgumentException">The value, or a value inside it, cannot be pickled (naming the key, the path and the CLR type).</exception>
+    protected override object Encode(StoreKey key, object value) => CheckedValue(key, value);
 
     // Typed access. The conversions are PyConvert's: checked by value (a Python int or numpy integer converts to any
     // integer type it fits in), floats never to integers, arrays by numpy's safe casting unless asked otherwise.
@@ -153,6 +154,12 @@ public sealed class AttributeDict : Storage<object>
         return d.TryGetValue(name, out var raw)
             ? raw
             : throw new KeyNotFoundException($"{Location}, key {key}: no attribute '{name}' (it has {(d.Count == 0 ? "none" : string.Join(", ", d.Keys.Take(20).Select(PyRepr.Repr)))})");
+    }
+
+    private object CheckedValue(StoreKey key, object value)
+    {
+        if (!PyConvert.TryFindForeign(value, out var path, out var type)) return value;
+        throw new ArgumentException($"{Location}, key {key}: {(path.Length == 0 ? "the value" : "the value at " + path)} is refused: {PyConvert.ForeignAdvice(type)}", nameof(value));
     }
 
     private string Describe(StoreKey key, string name) => $"{Location}, key {key}, attribute '{name}'";

@@ -48,7 +48,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
     public static MeshStorage Open(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false) =>
-        new(path, options, loadColArr, compress);
+        new(path, StoreOptions.ForFactory(options), loadColArr, compress);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -57,7 +57,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="compress"><c>compress</c>: new entries are stored as LZ4 block lists.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static MeshStorage Open(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false) =>
-        new(entryStore, options, loadColArr, compress);
+        new(entryStore, StoreOptions.ForFactory(options), loadColArr, compress);
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="path">The store file.</param>
@@ -67,7 +67,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static Task<MeshStorage> OpenAsync(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, loadColArr, compress, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), loadColArr, compress, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -77,7 +77,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static Task<MeshStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
-        OpenedAsync(new MeshStorage(entryStore, options, loadColArr, compress, deferred: true), ct);
+        OpenedAsync(new MeshStorage(entryStore, StoreOptions.ForFactory(options), loadColArr, compress, deferred: true), ct);
 
     /// <summary><c>load_colarr</c>: the getter also returns the colour/label array.</summary>
     public bool LoadColArr { get; }

@@ -124,5 +124,5 @@ public static class VoxelStorage
 {
     /// <summary>Opens a <see cref="VoxelStorageDyn"/>, in voxel mode unless <paramref name="voxelMode"/> is false.</summary>
     public static VoxelStorageDyn Open(string path, StoreOptions? options = null, bool voxelMode = true, string? voxeldataPath = null, KnossosDatasetOptions? datasetOptions = null) =>
-        new(path, options, voxeldataPath, voxelMode, datasetOptions);
+        new(path, StoreOptions.ForFactory(options), voxeldataPath, voxelMode, datasetOptions);
 }
