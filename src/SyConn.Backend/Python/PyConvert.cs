@@ -17,7 +17,9 @@ namespace SyConn.Backend.Python;
 /// bool converts when the target holds the value exactly (a numpy float32 is always exact as a <c>float</c> and a
 /// <c>double</c>; the Python float 0.1 is not exact as a <c>float</c>: ask for <c>double</c>).</para>
 /// <para><b>Others</b>: <c>bool</c> from a bool or numpy bool; <c>string</c> from a str or numpy str scalar;
-/// <c>byte[]</c> (a copy) from bytes, bytearray or a numpy bytes scalar; <see cref="Complex"/> from a complex, a float
+/// <c>byte[]</c> (a copy) from bytes, bytearray or a numpy bytes scalar; a one-dimensional array of a numeric type
+/// (<c>long[]</c>, <c>float[]</c>, ...) from an ndarray (its elements in C order, converted by numpy's safe casting) or
+/// a list of numbers; <see cref="Complex"/> from a complex, a float
 /// or an exact int; a nullable value type takes None as null; any other type when the value is one (for example
 /// <see cref="PyDict"/>, <see cref="PyList"/>, <see cref="NdArray"/>).</para>
 /// <para><b>Arrays</b> (<see cref="ToArray{T}(object?, CastingRule, string?)"/>): an ndarray converts by numpy's casting
@@ -320,6 +322,8 @@ public static class PyConvert
             error = $"{Describe(value)} is not a str";
             return false;
         }
+        if (target.IsArray && target.GetArrayRank() == 1 && (value is NdArray or PyList or PyTuple))
+            return ToFlatArray(value, target, out result, out error);
         if (target == typeof(byte[]))
         {
             switch (value)
@@ -347,6 +351,30 @@ public static class PyConvert
         error = $"{Describe(value)} is not a {ClrName(target)}";
         return false;
     }
+
+    private static bool ToFlatArray(object value, Type target, out object? result, out string? error)
+    {
+        result = null;
+        error = null;
+        try
+        {
+            var e = target.GetElementType()!;
+            result = e == typeof(long) ? Flat<long>(value) : e == typeof(int) ? Flat<int>(value) : e == typeof(ulong) ? Flat<ulong>(value)
+                : e == typeof(uint) ? Flat<uint>(value) : e == typeof(short) ? Flat<short>(value) : e == typeof(ushort) ? Flat<ushort>(value)
+                : e == typeof(byte) ? Flat<byte>(value) : e == typeof(sbyte) ? Flat<sbyte>(value) : e == typeof(double) ? Flat<double>(value)
+                : e == typeof(float) ? Flat<float>(value) : e == typeof(bool) ? Flat<bool>(value) : null;
+            if (result is null) error = $"{Describe(value)} does not convert to a {ClrName(target)}";
+            return result is not null;
+        }
+        catch (Exception ex) when (ex is InvalidCastException or OverflowException)
+        {
+            error = (ex is OverflowException ? "overflow: " : "") + ex.Message;
+            return false;
+        }
+    }
+
+    // The elements in C order, converted by safe casting (arrays) or by value (lists).
+    private static T[] Flat<T>(object value) where T : unmanaged => ToArray<T>(value).AsSpan<T>().ToArray();
 
     private static bool IsIntegerType(Type t) =>
         t == typeof(int) || t == typeof(long) || t == typeof(ulong) || t == typeof(uint) || t == typeof(short) || t == typeof(ushort)

@@ -35,6 +35,10 @@ public class TypedAccessTests
         Assert.Equal(new long[] { 2, 3 }, bb.ShapeArray);
         Assert.Equal(2391L, bb.GetValue<long>(1, 0));
         Assert.Equal("<f8", ad.GetArray<double>(249467211, "mesh_bb").DType.Str);
+        Assert.Equal(new long[] { 3444, 3171, 2919 }, ad.Get<long[]>(249467211, "rep_coord"));
+        Assert.Equal(new long[] { 130, 1685, 769, 2391, 2433, 1184 }, ad.Get<long[]>(249467211, "bounding_box")); // C order
+        Assert.Equal(20, ad.Get<byte[]>(249467211, "glia_probability").Length);
+        Assert.Throws<InvalidCastException>(() => ad.Get<int[]>(249467211, "rep_coord"));       // int64 -> int32 is not safe
     }
 
     [SkippableFact]
