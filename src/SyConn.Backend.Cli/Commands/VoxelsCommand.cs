@@ -162,7 +162,7 @@ public static class VoxelsCommand
         }
         return coord switch
         {
-            NdArray a when a.DType.IsInteger => a.ToArray<long>(),
+            NdArray a when a.DType.IsInteger => a.ToArray<long>(CastingRule.Unsafe),
             PyTuple or PyList => ((IEnumerable<object>)coord).Select(x => PyInt.TryGetInt64(x, out var v) ? v : 0).ToArray(),
             _ => null,
         };

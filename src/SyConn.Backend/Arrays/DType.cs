@@ -107,6 +107,22 @@ public sealed class DType : IEquatable<DType>
         _ => Kind + ItemSize.ToString(CultureInfo.InvariantCulture),
     };
 
+    /// <summary>numpy's name of the type (<c>uint64</c>, <c>float32</c>, <c>bool</c>, <c>str96</c>, ...), without byte order.</summary>
+    public string Name => Kind switch
+    {
+        'b' => "bool",
+        'i' => "int" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+        'u' => "uint" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+        'f' => "float" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+        'c' => "complex" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+        'U' => "str" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+        'S' => "bytes" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+        'O' => "object",
+        'M' => "datetime64" + Unit,
+        'm' => "timedelta64" + Unit,
+        _ => "void" + (ItemSize * 8).ToString(CultureInfo.InvariantCulture),
+    };
+
     /// <summary>True for bool, integer, float and complex kinds.</summary>
     public bool IsNumeric => Kind is 'b' or 'i' or 'u' or 'f' or 'c';
 

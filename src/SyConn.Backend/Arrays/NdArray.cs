@@ -145,11 +145,71 @@ public sealed class NdArray : IEquatable<NdArray>
         return MemoryMarshal.Cast<byte, T>(Data.Span);
     }
 
-    /// <summary>The elements in C order and native byte order, converted to <typeparamref name="T"/> if the dtype differs (numpy <c>astype</c> rules).</summary>
-    public T[] ToArray<T>() where T : unmanaged
+    /// <summary>
+    /// The elements in C order and native byte order, converted to <typeparamref name="T"/> if the dtype differs.
+    /// By default only conversions numpy's <c>astype(casting='safe')</c> allows are made (uint32 to long, float32 to
+    /// double, ...); others (uint64 to long, float64 to float, any float to an integer) need
+    /// <paramref name="casting"/> <see cref="CastingRule.SameKind"/> or <see cref="CastingRule.Unsafe"/>.
+    /// </summary>
+    /// <param name="casting">Which conversions are allowed (numpy's <c>casting</c>).</param>
+    /// <exception cref="InvalidCastException">The conversion is not allowed by <paramref name="casting"/>, or the array is not numeric.</exception>
+    public T[] ToArray<T>(CastingRule casting = CastingRule.Safe) where T : unmanaged
     {
-        var a = DType.Matches<T>() ? ToNativeC() : AsType(DType.Of<T>());
+        var a = DType.Matches<T>() ? ToNativeC() : AsType(DType.Of<T>(), casting);
         return MemoryMarshal.Cast<byte, T>(a.Data.Span).ToArray();
+    }
+
+    /// <summary>
+    /// This array with element type <typeparamref name="T"/>, shape kept, in C order and native byte order (the array
+    /// itself when it already is): <see cref="AsSpan{T}"/> then works on the result. Conversions as <see cref="ToArray{T}"/>.
+    /// </summary>
+    /// <param name="casting">Which conversions are allowed (numpy's <c>casting</c>).</param>
+    /// <exception cref="InvalidCastException">The conversion is not allowed by <paramref name="casting"/>, or the array is not numeric.</exception>
+    public NdArray As<T>(CastingRule casting = CastingRule.Safe) where T : unmanaged =>
+        DType.Matches<T>() ? ToNativeC() : AsType(DType.Of<T>(), casting);
+
+    /// <summary>
+    /// Converts to another numeric dtype if <paramref name="casting"/> allows it (numpy's <c>astype(dtype, casting=...)</c>);
+    /// the same instance when the dtype already matches. The result is C-ordered.
+    /// </summary>
+    /// <exception cref="InvalidCastException">The conversion is not allowed by <paramref name="casting"/>, or a dtype is not numeric.</exception>
+    public NdArray AsType(DType target, CastingRule casting)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        if (target.Str == DType.Str) return this;
+        if (!DType.IsNumeric || !target.IsNumeric)
+            throw new InvalidCastException($"an array of dtype {DType.Str} cannot be converted to {target.Str}: only numeric arrays convert");
+        if (!Casting.CanCast(DType, target, casting))
+            throw new InvalidCastException(
+                $"an array of dtype {DType.Str} ({DType.Name}) does not convert to {target.Str} ({target.Name}) under {Casting.Name(casting)} casting, " +
+                $"as numpy's astype(casting='{Casting.Name(casting)}') refuses it (values could change); pass CastingRule.Unsafe to convert anyway (integers wrap, floats truncate toward zero)");
+        return AsType(target);
+    }
+
+    /// <summary>The element at C index <paramref name="index"/> (one index per dimension) as <typeparamref name="T"/>, converted as <see cref="ToArray{T}"/>.</summary>
+    /// <exception cref="ArgumentException">The number of indices is not <see cref="NDim"/>.</exception>
+    /// <exception cref="IndexOutOfRangeException">An index is outside its dimension.</exception>
+    /// <exception cref="InvalidCastException">The conversion is not safe.</exception>
+    public T GetValue<T>(params long[] index) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        if (index.Length != NDim) throw new ArgumentException($"an array of shape {ShapeText()} takes {NDim} indices, got {index.Length}", nameof(index));
+        long flat = 0;
+        for (int d = 0; d < NDim; d++)
+        {
+            if ((ulong)index[d] >= (ulong)_shape[d])
+                throw new IndexOutOfRangeException($"index {index[d]} is out of bounds for axis {d} with size {_shape[d]}");
+            flat = flat * _shape[d] + index[d];
+        }
+        var one = Objects is not null ? throw new InvalidCastException("an object array has no typed values") : ElementAt(flat);
+        return one.As<T>().AsSpan<T>()[0];
+    }
+
+    private NdArray ElementAt(long flat)
+    {
+        var c = ToNativeC();
+        int item = DType.ItemSize;
+        return new NdArray(c.DType, [], c.Data.Slice((int)(flat * item), item));
     }
 
     /// <summary>True if the data is C-contiguous (C order, or at most one dimension larger than 1).</summary>
@@ -292,8 +352,44 @@ public sealed class NdArray : IEquatable<NdArray>
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(DType, Size);
 
-    /// <inheritdoc/>
-    public override string ToString() => $"ndarray(dtype={DType.Str}, shape=({string.Join(", ", _shape)}{(_shape.Length == 1 ? "," : "")}))";
+    /// <summary>How many leading values <see cref="ToString"/> shows.</summary>
+    public const int ToStringValues = 8;
+
+    /// <summary>
+    /// The dtype, the shape and the first <see cref="ToStringValues"/> values in C order, e.g.
+    /// <c>ndarray(dtype=&lt;u4, shape=(6, 3), [0, 1, 2, 3, 4, 5, 6, 7, ...])</c>.
+    /// </summary>
+    public override string ToString()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.Append("ndarray(dtype=").Append(DType.Str).Append(", shape=").Append(ShapeText());
+        if (Size > 0 && (Objects is not null || DType.Kind is 'b' or 'i' or 'u' or 'f' or 'c' or 'U' or 'S'))
+        {
+            sb.Append(", [");
+            long n = Math.Min(Size, ToStringValues);
+            for (long i = 0; i < n; i++)
+            {
+                if (i > 0) sb.Append(", ");
+                sb.Append(ValueText(GetItem(i)));
+            }
+            if (Size > n) sb.Append(", ...");
+            sb.Append(']');
+        }
+        return sb.Append(')').ToString();
+    }
+
+    private static string ValueText(object? v) => v switch
+    {
+        bool b => b ? "True" : "False",
+        double d => Python.PyRepr.Repr(d),
+        Complex c => Python.PyRepr.Repr(c),
+        byte[] bytes => Python.PyRepr.Repr(new Python.PyBytes(bytes)),
+        string s => Python.PyRepr.Repr(s),
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => Python.PyRepr.Repr(v),
+    };
+
+    private string ShapeText() => "(" + string.Join(", ", _shape) + (_shape.Length == 1 ? ",)" : ")");
 
     private sealed class CastMemoryManager<T>(T[] array) : System.Buffers.MemoryManager<byte> where T : unmanaged
     {

@@ -90,8 +90,8 @@ public sealed class ExportMesh
         if (arrays.Count is < 2 or > 4)
             throw new InvalidDataException($"a mesh has 2 to 4 arrays (indices, vertices[, normals[, colours]]), got {arrays.Count}");
         var notes = new List<string>();
-        uint[] indices = Numeric(arrays[0], "indices").ToArray<uint>();
-        float[] vertices = Numeric(arrays[1], "vertices").ToArray<float>();
+        uint[] indices = Numeric(arrays[0], "indices").ToArray<uint>(CastingRule.Unsafe);
+        float[] vertices = Numeric(arrays[1], "vertices").ToArray<float>(CastingRule.Unsafe);
         if (vertices.Length % 3 != 0)
             throw new InvalidDataException($"the mesh has {vertices.Length} vertex values, not a multiple of 3 (xyz per vertex)");
         if (indices.Length % 3 != 0)
@@ -105,7 +105,7 @@ public sealed class ExportMesh
         float[]? normals = null;
         if (arrays.Count > 2 && arrays[2].Size > 0)
         {
-            normals = Numeric(arrays[2], "normals").ToArray<float>();
+            normals = Numeric(arrays[2], "normals").ToArray<float>(CastingRule.Unsafe);
             if (normals.Length != vertices.Length)
             {
                 notes.Add(string.Create(CultureInfo.InvariantCulture,
@@ -118,7 +118,7 @@ public sealed class ExportMesh
         var kind = MeshColourKind.None;
         if (arrays.Count > 3 && arrays[3].Size > 0)
         {
-            var c = Numeric(arrays[3], "colours").ToArray<byte>();
+            var c = Numeric(arrays[3], "colours").ToArray<byte>(CastingRule.Unsafe);
             if (nVert > 0 && c.Length == nVert)
             {
                 labels = c;

@@ -44,9 +44,9 @@ public static class SwcWriter
     {
         ArgumentNullException.ThrowIfNull(skeleton);
         var (sx, sy, sz) = scale ?? (1, 1, 1);
-        var nodes = Numeric(skeleton.Nodes, "nodes").ToArray<double>();
-        var diameters = Numeric(skeleton.Diameters, "diameters").ToArray<float>();
-        var edges = Numeric(skeleton.Edges, "edges").ToArray<long>();
+        var nodes = Numeric(skeleton.Nodes, "nodes").ToArray<double>(Arrays.CastingRule.Unsafe);
+        var diameters = Numeric(skeleton.Diameters, "diameters").ToArray<float>(Arrays.CastingRule.Unsafe);
+        var edges = Numeric(skeleton.Edges, "edges").ToArray<long>(Arrays.CastingRule.Unsafe);
         if (nodes.Length % 3 != 0)
             throw new InvalidDataException($"the skeleton has {nodes.Length} node coordinates, not a multiple of 3 (xyz per node)");
         int n = nodes.Length / 3;

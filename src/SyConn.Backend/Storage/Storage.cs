@@ -8,7 +8,7 @@ namespace SyConn.Backend.Storage;
 /// codec (with a decode cache when <see cref="StoreOptions.CacheDecomp"/> is on) and writes through it.
 /// </summary>
 /// <typeparam name="TValue">What the getter returns.</typeparam>
-public abstract class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<StoreKey, TValue>> where TValue : notnull
+public abstract partial class Storage<TValue> : StorageBase, IEnumerable<KeyValuePair<StoreKey, TValue>> where TValue : notnull
 {
     private readonly Dictionary<StoreKey, TValue>? _cache;
 

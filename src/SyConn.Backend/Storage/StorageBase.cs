@@ -118,6 +118,7 @@ public abstract class StorageBase : IDisposable
     /// </summary>
     /// <exception cref="InvalidDataException">The data is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">The lock could not be taken in time.</exception>
+    /// <exception cref="FileNotFoundException">A read-only store does not exist and <see cref="StoreOptions.MustExist"/> is true.</exception>
     public void Pull(string? source = null)
     {
         ThrowIfDisposed();
@@ -175,6 +176,7 @@ public abstract class StorageBase : IDisposable
                 Options.Logger?.LogWarning("{Location} could not be read ({Error}); moved it to {Moved} and started empty", Location, e.Message, moved);
                 EntryStore.Load(Options);
             }
+            CheckExists();
             LoadSideData();
             _table.Reset(EntryStore);
             _pushedWithLock = false;
@@ -186,6 +188,17 @@ public abstract class StorageBase : IDisposable
             throw;
         }
         if (locking && ReadOnly) ReleaseLock();
+    }
+
+    /// <summary>A read-only store over nothing: warn, and refuse when <see cref="StoreOptions.MustExist"/> says so.</summary>
+    private void CheckExists()
+    {
+        if (!ReadOnly || EntryStore.Exists || !WarnOnUnpushedDispose) return; // writable stores create it; side stores are optional
+        bool must = Options.MustExist ?? false;
+        Options.Logger?.LogWarning("{Location} does not exist; {What}", Location, must ? "refusing to open it (MustExist)" : "opened it read-only as an empty store");
+        if (must)
+            throw new FileNotFoundException(
+                $"{Location} does not exist (opening a read-only {GetType().Name}); check the path, or set StoreOptions.MustExist = false to open it as an empty store", Location);
     }
 
     private void PullFrom(string source)
@@ -231,6 +244,7 @@ public abstract class StorageBase : IDisposable
     /// </summary>
     /// <exception cref="InvalidOperationException">The store is read-only (and <see cref="StoreOptions.AllowReadOnlyPush"/> is off),
     /// or a locked store was already pushed (its lock is gone: pull again first).</exception>
+    /// <exception cref="ArgumentException">A value cannot be pickled (edited in place into something that is not a Python value): names the key and the path inside the value; nothing is written.</exception>
     public virtual void Push(string? dest = null)
     {
         ThrowIfDisposed();
@@ -248,12 +262,34 @@ public abstract class StorageBase : IDisposable
                 ? $"{Location}: already pushed; the lock was released then, so another process may have changed the store. Pull() again before pushing"
                 : $"{Location}: the store's lock is not held; Pull() before pushing");
         if (locking) _lock!.ReleaseWithNextWrite();
-        WriteEntries();
+        try
+        {
+            WriteEntries();
+        }
+        catch (ArgumentException e) when (FindForeignValue() is { } where)
+        {
+            throw new ArgumentException($"{Location}: the push failed: {where}", e);
+        }
         if (locking)
         {
             ReleaseLock();
             _pushedWithLock = true;
         }
+    }
+
+    /// <summary>
+    /// The first entry holding a value that cannot be pickled (put there by editing a live value in place after it
+    /// was set), as words naming the key, the path inside the value and the CLR type; null if there is none.
+    /// </summary>
+    private string? FindForeignValue()
+    {
+        foreach (var k in _table.Keys.ToList())
+        {
+            var key = StoreKey.FromPython(k);
+            if (_table.TryPeek(key, out var raw) && PyConvert.TryFindForeign(raw, out var path, out var type))
+                return $"key {key}: {(path.Length == 0 ? "the value" : "the value at " + path)}: {PyConvert.ForeignAdvice(type)}";
+        }
+        return null;
     }
 
     /// <summary>Writes what changed to the entry store (derived stores write their side data first).</summary>

@@ -66,6 +66,48 @@ public readonly struct StoreKey : IEquatable<StoreKey>
     /// <summary>A str key.</summary>
     public static implicit operator StoreKey(string name) => new(name ?? throw new ArgumentNullException(nameof(name)));
 
+    /// <summary>A tuple key (Python's <c>(a, b, ...)</c>) of ints, strs or nested tuples (any value <see cref="FromPython"/> takes).</summary>
+    /// <exception cref="ArgumentException">An item cannot be part of a key.</exception>
+    public static StoreKey Tuple(params object[] items)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        return new StoreKey(new PyTuple(items.Select(i => i is StoreKey k ? k.PythonValue : FromPython(i).PythonValue).ToArray()));
+    }
+
+    /// <summary>A tuple key <c>(a, b)</c>.</summary>
+    public static implicit operator StoreKey((long, long) t) => Tuple(t.Item1, t.Item2);
+    /// <summary>A tuple key <c>(a, b)</c>.</summary>
+    public static implicit operator StoreKey((int, int) t) => Tuple((long)t.Item1, (long)t.Item2);
+    /// <summary>A tuple key <c>(a, b)</c>.</summary>
+    public static implicit operator StoreKey((ulong, ulong) t) => Tuple(t.Item1, t.Item2);
+    /// <summary>A tuple key <c>(a, b, c)</c>.</summary>
+    public static implicit operator StoreKey((long, long, long) t) => Tuple(t.Item1, t.Item2, t.Item3);
+    /// <summary>A tuple key <c>(a, b, c)</c>.</summary>
+    public static implicit operator StoreKey((int, int, int) t) => Tuple((long)t.Item1, (long)t.Item2, (long)t.Item3);
+    /// <summary>A tuple key <c>(name, n)</c>.</summary>
+    public static implicit operator StoreKey((string, long) t) => Tuple(t.Item1, t.Item2);
+    /// <summary>A tuple key <c>(a, b)</c> of strs.</summary>
+    public static implicit operator StoreKey((string, string) t) => Tuple(t.Item1, t.Item2);
+
+    /// <summary>The key as a signed 64-bit int, if it is an int in that range.</summary>
+    public bool TryGetInt64(out long value) => PyInt.TryGetInt64(PythonValue, out value);
+
+    /// <summary>The key as a str, if it is one.</summary>
+    public bool TryGetString([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value)
+    {
+        value = PythonValue as string;
+        return value is not null;
+    }
+
+    /// <summary>True if the key is a tuple.</summary>
+    public bool IsTuple => PythonValue is PyTuple;
+
+    /// <summary>The items of a tuple key, each as a key.</summary>
+    /// <exception cref="InvalidOperationException">The key is not a tuple.</exception>
+    public IReadOnlyList<StoreKey> TupleItems => PythonValue is PyTuple t
+        ? t.Select(FromPython).ToList()
+        : throw new InvalidOperationException($"key {this} is not a tuple");
+
     /// <summary>Parses the CLI syntax: a decimal integer, <c>str:NAME</c> or <c>tuple:A,B</c> (items are ints or <c>str:</c> names).</summary>
     /// <exception cref="FormatException">Not a key.</exception>
     public static StoreKey Parse(string text)

@@ -88,6 +88,21 @@ public sealed record StoreOptions
     /// <summary>Limits of the pickle reader (null: defaults).</summary>
     public PickleReadOptions? PickleOptions { get; init; }
 
+    /// <summary>
+    /// What opening a read-only store whose file (or <c>bt:</c> store) does not exist does: true raises
+    /// <see cref="FileNotFoundException"/> naming it; false opens an empty store, as upstream. Null (the default)
+    /// lets the way of opening decide: the <c>Open</c>/<c>OpenAsync</c> factories and <c>StoreFactory.Open</c> take
+    /// true, the constructors shaped as SyConn's take false. Either way a missing store is logged as a warning
+    /// through <see cref="Logger"/>. Writable stores create what is missing whatever this says.
+    /// </summary>
+    public bool? MustExist { get; init; }
+
+    /// <summary>The options a factory opens with: <see cref="MustExist"/> true unless the caller decided.</summary>
+    internal static StoreOptions ForFactory(StoreOptions? options) =>
+        options is null ? FactoryDefault : options.MustExist is null ? options with { MustExist = true } : options;
+
+    private static readonly StoreOptions FactoryDefault = new() { MustExist = true };
+
     /// <summary>Receives warnings (mesh length mismatches, moved-aside files, overridden paths); null for none.</summary>
     public ILogger? Logger { get; init; }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using SyConn.Backend.Arrays;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
 
@@ -32,21 +33,21 @@ public sealed class AttributeDict : Storage<object>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
-    public static AttributeDict Open(string path, StoreOptions? options = null) => new(path, options);
+    public static AttributeDict Open(string path, StoreOptions? options = null) => new(path, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
-    public static AttributeDict Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+    public static AttributeDict Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<AttributeDict> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<AttributeDict> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenedAsync(new AttributeDict(entryStore, options, deferred: true), ct);
+        OpenedAsync(new AttributeDict(entryStore, StoreOptions.ForFactory(options), deferred: true), ct);
 
     /// <summary>The value of <paramref name="key"/>; a missing key gets a new empty dict (upstream behaviour).</summary>
     public override object this[StoreKey key]
@@ -80,5 +81,89 @@ public sealed class AttributeDict : Storage<object>
     protected override object Decode(StoreKey key, object raw) => raw;
 
     /// <inheritdoc/>
-    protected override object Encode(StoreKey key, object value) => value;
+    /// <exception cref="ArgumentException">The value, or a value inside it, cannot be pickled (naming the key, the path and the CLR type).</exception>
+    protected override object Encode(StoreKey key, object value) => CheckedValue(key, value);
+
+    // Typed access. The conversions are PyConvert's: checked by value (a Python int or numpy integer converts to any
+    // integer type it fits in), floats never to integers, arrays by numpy's safe casting unless asked otherwise.
+
+    /// <summary>
+    /// The attribute <paramref name="name"/> of <paramref name="key"/> as <typeparamref name="T"/>, without inserting
+    /// anything: <c>ad.Get&lt;long&gt;(id, "size")</c>, <c>ad.Get&lt;ulong&gt;(id, "ssv_id")</c>,
+    /// <c>ad.Get&lt;double?&gt;(id, "mean")</c> (None as null). See <see cref="PyConvert"/> for the conversions.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">The key, or the attribute of the key, is not stored.</exception>
+    /// <exception cref="InvalidDataException">The value of the key is not an attribute dict.</exception>
+    /// <exception cref="InvalidCastException">The attribute's value does not convert to <typeparamref name="T"/>.</exception>
+    /// <exception cref="OverflowException">An integer that does not fit in <typeparamref name="T"/>.</exception>
+    public T Get<T>(StoreKey key, string name) =>
+        PyConvert.To<T>(AttributeValue(key, name), Describe(key, name));
+
+    /// <summary>
+    /// The attribute <paramref name="name"/> of <paramref name="key"/> as <typeparamref name="T"/>, if the key and the
+    /// attribute are stored (false otherwise; nothing is inserted). A stored value that does not convert still throws.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The value of the key is not an attribute dict.</exception>
+    /// <exception cref="InvalidCastException">The attribute's value does not convert to <typeparamref name="T"/>.</exception>
+    /// <exception cref="OverflowException">An integer that does not fit in <typeparamref name="T"/>.</exception>
+    public bool TryGet<T>(StoreKey key, string name, [MaybeNullWhen(false)] out T value)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        value = default;
+        if (!TryGetValue(key, out var v)) return false;
+        var d = v as PyDict ?? throw NotADict(key, v);
+        if (!d.TryGetValue(name, out var raw)) return false;
+        value = PyConvert.To<T>(raw, Describe(key, name));
+        return true;
+    }
+
+    /// <summary>The whole value of <paramref name="key"/> as <typeparamref name="T"/> (a <see cref="PyDict"/>, or any other stored value), without inserting.</summary>
+    /// <exception cref="KeyNotFoundException">The key is not stored.</exception>
+    /// <exception cref="InvalidCastException">The value does not convert to <typeparamref name="T"/>.</exception>
+    /// <exception cref="OverflowException">An integer that does not fit in <typeparamref name="T"/>.</exception>
+    public T Get<T>(StoreKey key) =>
+        PyConvert.To<T>(TryGetValue(key, out var v) ? v : throw MissingKey(key), $"{Location}, key {key}");
+
+    /// <summary>
+    /// The attribute <paramref name="name"/> of <paramref name="key"/> as an array of <typeparamref name="T"/>, shape
+    /// kept (<c>ad.GetArray&lt;long&gt;(id, "rep_coord")</c>): an ndarray converted as numpy's
+    /// <paramref name="casting"/> allows (safe by default: uint32 to long yes, uint64 to long no), or a list of numbers.
+    /// The result is in C order and native byte order, so <see cref="NdArray.AsSpan{T}"/> and
+    /// <see cref="NdArray.GetValue{T}(long[])"/> work on it.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">The key, or the attribute of the key, is not stored.</exception>
+    /// <exception cref="InvalidDataException">The value of the key is not an attribute dict.</exception>
+    /// <exception cref="InvalidCastException">The attribute is not an array, or its dtype does not convert under <paramref name="casting"/>.</exception>
+    public NdArray GetArray<T>(StoreKey key, string name, CastingRule casting = CastingRule.Safe) where T : unmanaged =>
+        PyConvert.ToArray<T>(AttributeValue(key, name), casting, Describe(key, name));
+
+    /// <summary>The attribute names of <paramref name="key"/> (empty when the key is not stored; nothing is inserted).</summary>
+    /// <exception cref="InvalidDataException">The value of the key is not an attribute dict.</exception>
+    public IReadOnlyList<string> AttributeNames(StoreKey key)
+    {
+        if (!TryGetValue(key, out var v)) return [];
+        var d = v as PyDict ?? throw NotADict(key, v);
+        return d.Keys.Select(k => k as string ?? PyRepr.Repr(k)).ToList();
+    }
+
+    private object AttributeValue(StoreKey key, string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!TryGetValue(key, out var v)) throw MissingKey(key);
+        var d = v as PyDict ?? throw NotADict(key, v);
+        return d.TryGetValue(name, out var raw)
+            ? raw
+            : throw new KeyNotFoundException($"{Location}, key {key}: no attribute '{name}' (it has {(d.Count == 0 ? "none" : string.Join(", ", d.Keys.Take(20).Select(PyRepr.Repr)))})");
+    }
+
+    private object CheckedValue(StoreKey key, object value)
+    {
+        if (!PyConvert.TryFindForeign(value, out var path, out var type)) return value;
+        throw new ArgumentException($"{Location}, key {key}: {(path.Length == 0 ? "the value" : "the value at " + path)} is refused: {PyConvert.ForeignAdvice(type)}", nameof(value));
+    }
+
+    private string Describe(StoreKey key, string name) => $"{Location}, key {key}, attribute '{name}'";
+
+    private InvalidDataException NotADict(StoreKey key, object v) =>
+        new($"{Location}, key {key}: value is a {EntryParsing.TypeName(v)}, not an attribute dict");
 }

@@ -31,21 +31,21 @@ public class CompressedStorage : Storage<NdArray>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
-    public static CompressedStorage Open(string path, StoreOptions? options = null) => new(path, options);
+    public static CompressedStorage Open(string path, StoreOptions? options = null) => new(path, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
-    public static CompressedStorage Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+    public static CompressedStorage Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<CompressedStorage> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<CompressedStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenedAsync(new CompressedStorage(entryStore, options, deferred: true), ct);
+        OpenedAsync(new CompressedStorage(entryStore, StoreOptions.ForFactory(options), deferred: true), ct);
 
     /// <inheritdoc/>
     protected override NdArray Decode(StoreKey key, object raw) => DecodeEntry(raw, Where(this, key));

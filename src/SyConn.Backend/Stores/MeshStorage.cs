@@ -48,7 +48,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
     public static MeshStorage Open(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false) =>
-        new(path, options, loadColArr, compress);
+        new(path, StoreOptions.ForFactory(options), loadColArr, compress);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -57,7 +57,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="compress"><c>compress</c>: new entries are stored as LZ4 block lists.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static MeshStorage Open(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false) =>
-        new(entryStore, options, loadColArr, compress);
+        new(entryStore, StoreOptions.ForFactory(options), loadColArr, compress);
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="path">The store file.</param>
@@ -67,7 +67,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static Task<MeshStorage> OpenAsync(string path, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, loadColArr, compress, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), loadColArr, compress, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -77,7 +77,7 @@ public sealed class MeshStorage : Storage<NdArray[]>
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="Open(string, StoreOptions?, bool, bool)" path="/exception"/>
     public static Task<MeshStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, bool loadColArr = false, bool compress = false, CancellationToken ct = default) =>
-        OpenedAsync(new MeshStorage(entryStore, options, loadColArr, compress, deferred: true), ct);
+        OpenedAsync(new MeshStorage(entryStore, StoreOptions.ForFactory(options), loadColArr, compress, deferred: true), ct);
 
     /// <summary><c>load_colarr</c>: the getter also returns the colour/label array.</summary>
     public bool LoadColArr { get; }
@@ -135,4 +135,45 @@ public sealed class MeshStorage : Storage<NdArray[]>
         PyList l => Lz4List.Decode(l, dt, null, where),
         _ => throw Bad(where, $"is a {TypeName(part)}, expected an ndarray or a list of LZ4 blocks"),
     };
+
+    /// <summary>
+    /// The mesh of <paramref name="key"/> with shaped arrays (indices (T, 3), vertices (V, 3), normals (V, 3) or
+    /// (0, 3), colours (V, C) when stored, whatever <see cref="LoadColArr"/> says).
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">The key is not stored.</exception>
+    /// <exception cref="InvalidDataException">The stored entry is not a mesh (or its sizes do not fit a mesh: not a multiple of 3, one normal per vertex).</exception>
+    public Mesh GetMesh(StoreKey key) =>
+        TryGetMesh(key, out var mesh) ? mesh : throw MissingKey(key);
+
+    /// <summary>The mesh of <paramref name="key"/> with shaped arrays (as <see cref="GetMesh"/>), if stored.</summary>
+    /// <exception cref="InvalidDataException">The stored entry is not a mesh.</exception>
+    public bool TryGetMesh(StoreKey key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out Mesh mesh)
+    {
+        mesh = null;
+        if (!TryGetValue(key, out var arrays)) return false;
+        var colours = arrays.Length > 3 ? arrays[3] : StoredColours(key);
+        try
+        {
+            mesh = new Mesh(arrays[0], arrays[1], arrays[2], colours);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidCastException or OverflowException)
+        {
+            throw new InvalidDataException($"{Where(this, key)}: the stored arrays are not a mesh: {e.Message}", e);
+        }
+        return true;
+    }
+
+    /// <summary>Stores <paramref name="mesh"/> under <paramref name="key"/> in SyConn's flat layout (<see cref="Mesh.ToFlat"/>).</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="mesh"/> is null.</exception>
+    public void SetMesh(StoreKey key, Mesh mesh)
+    {
+        ArgumentNullException.ThrowIfNull(mesh);
+        this[key] = mesh.ToFlat();
+    }
+
+    private NdArray? StoredColours(StoreKey key)
+    {
+        if (!TryPeekEntry(key, out var raw) || raw is not PyList { Count: 4 } list) return null;
+        return DecodePart(list[3], Types[3], $"{Where(this, key)}, mesh array 3");
+    }
 }

@@ -23,6 +23,25 @@ public sealed record Skeleton(NdArray Nodes, NdArray Diameters, NdArray Edges, P
         foreach (var kv in Extras) d[kv.Key] = kv.Value;
         return d;
     }
+
+    /// <summary>The node coordinates as (N, 3) rows (a view of <see cref="Nodes"/>, which SyConn stores and returns flat).</summary>
+    /// <exception cref="InvalidOperationException">The number of node values is not a multiple of 3.</exception>
+    public NdArray NodesShaped => Rows(Nodes, 3, "node coordinates");
+
+    /// <summary>The edges as (M, 2) rows of node indices (a view of <see cref="Edges"/>, which SyConn stores and returns flat).</summary>
+    /// <exception cref="InvalidOperationException">The number of edge values is not even.</exception>
+    public NdArray EdgesShaped => Rows(Edges, 2, "edge node indices");
+
+    /// <summary>Number of nodes (N): node values / 3.</summary>
+    public long NodeCount => Nodes.Size / 3;
+
+    /// <summary>Number of edges (M): edge values / 2.</summary>
+    public long EdgeCount => Edges.Size / 2;
+
+    private static NdArray Rows(NdArray a, int width, string what) =>
+        a.NDim == 2 && a.Shape[1] == width ? a
+        : a.Size % width == 0 ? a.Reshape(-1, width)
+        : throw new InvalidOperationException($"the skeleton has {a.Size} {what}, not a multiple of {width}");
 }
 
 /// <summary>
@@ -45,21 +64,21 @@ public sealed class SkeletonStorage : Storage<Skeleton>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
-    public static SkeletonStorage Open(string path, StoreOptions? options = null) => new(path, options);
+    public static SkeletonStorage Open(string path, StoreOptions? options = null) => new(path, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
-    public static SkeletonStorage Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+    public static SkeletonStorage Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<SkeletonStorage> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<SkeletonStorage> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenedAsync(new SkeletonStorage(entryStore, options, deferred: true), ct);
+        OpenedAsync(new SkeletonStorage(entryStore, StoreOptions.ForFactory(options), deferred: true), ct);
 
     /// <inheritdoc/>
     protected override object Encode(StoreKey key, Skeleton value) => new PyList(4)

@@ -67,8 +67,10 @@ public static class StoreFactory
     /// <exception cref="ArgumentException">BinarySearchStore, or an address no backend serves.</exception>
     /// <exception cref="InvalidDataException">The stored data is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
+    /// <exception cref="FileNotFoundException">A read-only store does not exist (unless <see cref="StoreOptions.MustExist"/> is false).</exception>
     public static StorageBase Open(StoreClass cls, string address, StoreOptions? options = null, StoreParameters? parameters = null)
     {
+        if (options is not null || cls != StoreClass.VoxelStorageLazyLoading) options = StoreOptions.ForFactory(options); // null: an npz opens writable
         ArgumentException.ThrowIfNullOrEmpty(address);
         var p = parameters ?? StoreParameters.Default;
         var entries = EntryStoreFor(cls, address, options, p);
@@ -95,6 +97,7 @@ public static class StoreFactory
     /// <inheritdoc cref="Open(StoreClass, string, StoreOptions?, StoreParameters?)" path="/exception"/>
     public static async Task<StorageBase> OpenAsync(StoreClass cls, string address, StoreOptions? options = null, StoreParameters? parameters = null, CancellationToken ct = default)
     {
+        if (options is not null || cls != StoreClass.VoxelStorageLazyLoading) options = StoreOptions.ForFactory(options); // null: an npz opens writable
         ArgumentException.ThrowIfNullOrEmpty(address);
         var p = parameters ?? StoreParameters.Default;
         var entries = EntryStoreFor(cls, address, options, p);

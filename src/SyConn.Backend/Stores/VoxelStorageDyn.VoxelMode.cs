@@ -55,7 +55,7 @@ public partial class VoxelStorageDyn
         }
         if (!bb.DType.IsInteger || bb.NDim != 3 || bb.Shape[1] != 2 || bb.Shape[2] != 3)
             throw new InvalidDataException($"{Location}, key {key}: bounding data is {bb}, expected an (N, 2, 3) integer array");
-        var v = bb.ToArray<long>();
+        var v = bb.ToArray<long>(CastingRule.Unsafe);
         var boxes = new long[bb.Shape[0]][][];
         for (int i = 0; i < boxes.Length; i++)
             boxes[i] = [v.AsSpan(i * 6, 3).ToArray(), v.AsSpan(i * 6 + 3, 3).ToArray()];
@@ -137,5 +137,5 @@ public static class VoxelStorage
 {
     /// <summary>Opens a <see cref="VoxelStorageDyn"/>, in voxel mode unless <paramref name="voxelMode"/> is false.</summary>
     public static VoxelStorageDyn Open(string path, StoreOptions? options = null, bool voxelMode = true, string? voxeldataPath = null, KnossosDatasetOptions? datasetOptions = null) =>
-        new(path, options, voxeldataPath, voxelMode, datasetOptions);
+        new(path, StoreOptions.ForFactory(options), voxeldataPath, voxelMode, datasetOptions);
 }

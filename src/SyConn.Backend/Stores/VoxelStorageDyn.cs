@@ -79,7 +79,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
     /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
     public static VoxelStorageDyn Open(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null) =>
-        new(path, options, voxeldataPath, voxelMode, datasetOptions);
+        new(path, StoreOptions.ForFactory(options), voxeldataPath, voxelMode, datasetOptions);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -89,7 +89,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <param name="datasetOptions">Cube cache and parallelism of the dataset reader (voxel mode).</param>
     /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
     public static VoxelStorageDyn Open(IEntryStore entryStore, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null) =>
-        new(entryStore, options, voxeldataPath, voxelMode, datasetOptions);
+        new(entryStore, StoreOptions.ForFactory(options), voxeldataPath, voxelMode, datasetOptions);
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="path">The store path.</param>
@@ -100,7 +100,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <param name="ct">Cancels the wait for the lock.</param>
     /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
     public static Task<VoxelStorageDyn> OpenAsync(string path, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(PklPath(path), EntryStoreKind.Pickle, options), options, voxeldataPath, voxelMode, datasetOptions, ct);
+        OpenAsync(EntryStores.Open(PklPath(path), EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), voxeldataPath, voxelMode, datasetOptions, ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <param name="entryStore">Where the entries live.</param>
@@ -112,7 +112,7 @@ public partial class VoxelStorageDyn : CompressedStorage
     /// <inheritdoc cref="VoxelStorageDyn(string, StoreOptions?, string?, bool, KnossosDatasetOptions?)" path="/exception"/>
     public static async Task<VoxelStorageDyn> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, string? voxeldataPath = null, bool voxelMode = false, KnossosDatasetOptions? datasetOptions = null, CancellationToken ct = default)
     {
-        var store = await OpenedAsync(new VoxelStorageDyn(entryStore, options, voxeldataPath), ct).ConfigureAwait(false);
+        var store = await OpenedAsync(new VoxelStorageDyn(entryStore, StoreOptions.ForFactory(options), voxeldataPath), ct).ConfigureAwait(false);
         if (voxelMode) store.OpenDataset(datasetOptions);
         return store;
     }

@@ -46,7 +46,7 @@ public sealed class VoxelMasks
         {
             case NdArray a when a.DType.IsInteger && a.NDim == 2:
             {
-                var v = a.ToArray<long>();
+                var v = a.ToArray<long>(CastingRule.Unsafe);
                 int w = (int)a.Shape[1];
                 return Enumerable.Range(0, (int)a.Shape[0]).Select(i => v.AsSpan(i * w, w).ToArray()).ToArray();
             }
@@ -58,7 +58,7 @@ public sealed class VoxelMasks
 
     private static long[] Row(object r, string where) => r switch
     {
-        NdArray a when a.DType.IsInteger => a.ToArray<long>(),
+        NdArray a when a.DType.IsInteger => a.ToArray<long>(CastingRule.Unsafe),
         PyList or PyTuple => ((IEnumerable<object>)r).Select(x => PyInt.TryGetInt64(x, out var v) ? v : throw Bad(where, $"offset item {PyRepr.Repr(x)} is not an int")).ToArray(),
         _ => throw Bad(where, $"an offset is a {TypeName(r)}, expected an int array or list"),
     };
@@ -90,21 +90,21 @@ public class VoxelStorageL : Storage<VoxelMasks>
     /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
     /// <exception cref="StorageLockTimeoutException">Locking is on and the lock was not free in time.</exception>
-    public static VoxelStorageL Open(string path, StoreOptions? options = null) => new(path, options);
+    public static VoxelStorageL Open(string path, StoreOptions? options = null) => new(path, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
-    public static VoxelStorageL Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+    public static VoxelStorageL Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<VoxelStorageL> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it, waiting for its lock without blocking.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static Task<VoxelStorageL> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenedAsync(new VoxelStorageL(entryStore, options, deferred: true), ct);
+        OpenedAsync(new VoxelStorageL(entryStore, StoreOptions.ForFactory(options), deferred: true), ct);
 
     /// <inheritdoc/>
     protected override object Encode(StoreKey key, VoxelMasks value)
@@ -223,21 +223,21 @@ public sealed class VoxelStorageClass : VoxelStorageL
     /// <summary>Opens the store at <paramref name="path"/> and pulls it.</summary>
     /// <exception cref="ArgumentException">Locking was enabled.</exception>
     /// <exception cref="InvalidDataException">The file is corrupt (it is left untouched).</exception>
-    public static new VoxelStorageClass Open(string path, StoreOptions? options = null) => new(path, options);
+    public static new VoxelStorageClass Open(string path, StoreOptions? options = null) => new(path, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
-    public static new VoxelStorageClass Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, options);
+    public static new VoxelStorageClass Open(IEntryStore entryStore, StoreOptions? options = null) => new(entryStore, StoreOptions.ForFactory(options));
 
     /// <summary>Opens the store at <paramref name="path"/> and pulls it (no lock is waited for: this class never locks).</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static new Task<VoxelStorageClass> OpenAsync(string path, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), options, ct);
+        OpenAsync(EntryStores.Open(path, EntryStoreKind.Pickle, options), StoreOptions.ForFactory(options), ct);
 
     /// <summary>Opens the store over <paramref name="entryStore"/> and pulls it.</summary>
     /// <inheritdoc cref="Open(string, StoreOptions?)" path="/exception"/>
     public static new Task<VoxelStorageClass> OpenAsync(IEntryStore entryStore, StoreOptions? options = null, CancellationToken ct = default) =>
-        OpenedAsync(new VoxelStorageClass(entryStore, options, deferred: true), ct);
+        OpenedAsync(new VoxelStorageClass(entryStore, StoreOptions.ForFactory(options), deferred: true), ct);
 
     private static StoreOptions? CheckOptions(StoreOptions? o) =>
         o is { DisableLocking: false } ? throw new ArgumentException("VoxelStorageClass does not support locking: keep DisableLocking = true") : o;
