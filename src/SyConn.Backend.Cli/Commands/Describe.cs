@@ -168,7 +168,11 @@ internal static class Describe
         return $"np.{name}({Element(s.DType, s.ToObject())})";
     }
 
-    private static string Header(NdArray a) => a.ToString();
+    private static string Header(NdArray a)
+    {
+        var shape = a.ShapeArray;
+        return $"ndarray(dtype={a.DType.Str}, shape=({string.Join(", ", shape)}{(shape.Length == 1 ? "," : "")}))";
+    }
 
     /// <summary>The array's values nested by its shape, numpy style.</summary>
     private static string ArrayBody(NdArray a, int indent)
