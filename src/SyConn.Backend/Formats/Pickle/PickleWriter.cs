@@ -273,7 +273,12 @@ internal sealed class PickleWriter
             case float f: SaveFloat(f); return;
         }
         if (TryMemoGet(o, out var valueKey)) return;
-        if (++_depth > MaxRecursion) throw new ArgumentException($"value nests deeper than {MaxRecursion} levels; cannot pickle it");
+        if (++_depth > MaxRecursion) { _depth--; throw new ArgumentException($"value nests deeper than {MaxRecursion} levels; cannot pickle it"); }
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            _depth--;
+            throw new ArgumentException($"value nests too deeply for the call stack ({_depth} levels); cannot pickle it");
+        }
         try
         {
             switch (o)
