@@ -210,6 +210,34 @@ public class RecursivePickleTests
         var e = Assert.Throws<InvalidDataException>(() => TypedJson.ToJson(ListBomb(12, 1L), new PickleReadOptions { MaxExpandedNodes = 1000 }));
         Assert.Contains("MaxExpandedNodes", e.Message);
         Assert.Equal(3 * 4096 - 1, CountNodes(TypedJson.ToJson(ListBomb(12, 1L), new PickleReadOptions { MaxExpandedNodes = 100_000 })));
+        Assert.Throws<InvalidDataException>(() => TypedJson.ToJson(ListBomb(17, 1L)));
+    }
+
+    [Fact]
+    public void Typed_json_stops_counting_repeated_nodes_of_dense_cycles()
+    {
+        // 12 lists that each hold all 12: every simple path is written out, about 12! nodes. The size computed
+        // up front cannot see that (it depends on the path), so the nodes are also counted while writing.
+        var lists = Enumerable.Range(0, 12).Select(_ => new PyList()).ToArray();
+        foreach (var l in lists) l.AddRange(lists);
+        var e = Assert.Throws<InvalidDataException>(() => TypedJson.ToJson(lists[0]));
+        Assert.Contains("MaxExpandedNodes", e.Message);
+        // Everything else is linear in the number of objects here.
+        var copy = (PyList)PyCopy.Deep(lists[0]);
+        Assert.Same(copy, ((PyList)copy[1])[0]);
+        Assert.True(PyEquality.AreEqual(lists[0], copy));
+        var loaded = (PyList)P.Load(P.Dump(lists[0]));
+        Assert.Same(loaded, ((PyList)loaded[5])[0]);
+        Assert.True(PyEquality.AreEqual(loaded, lists[3]));
+        // Three of them write out fully: 3 lists of 3, with refs back up.
+        var small = Enumerable.Range(0, 3).Select(_ => new PyList()).ToArray();
+        foreach (var l in small) l.AddRange(small);
+        var json = TypedJson.ToJson(small[0]);
+        Assert.Equal("ref", (string?)json["items"]![0]!["t"]);
+        Assert.Equal(1, (int)json["items"]![0]!["up"]!);
+        Assert.Equal(2, (int)json["items"]![1]!["items"]![0]!["up"]!);
+        Assert.Equal("ref", (string?)json["items"]![1]!["items"]![1]!["t"]);
+        Assert.Equal(1, (int)json["items"]![1]!["items"]![1]!["up"]!);
     }
 
     private static int CountNodes(JsonNode n) => n is JsonObject o && o["t"] is not null
@@ -269,6 +297,15 @@ public class RecursivePickleTests
         object t = PyTuple.Empty;
         for (int i = 0; i < 100_000; i++) t = new PyTuple(t);
         Assert.Equal(PyEquality.Comparer.GetHashCode(t), PyEquality.Comparer.GetHashCode(t));
+        // Below the limits the same walks work: 2500 levels (more than the reader's default, less than the writer's 3000).
+        var opts3000 = new PickleReadOptions { MaxDepth = 3000 };
+        var mid = (PyList)P.Load(NestedLists(2500), opts3000);
+        var midBack = (PyList)P.Load(P.Dump(mid), opts3000);
+        object level = midBack;
+        for (int i = 1; i < 2500; i++) level = Assert.Single((PyList)level);
+        Assert.Empty((PyList)level);
+        Assert.NotNull(PyCopy.Deep(midBack));
+        Assert.NotNull(TypedJson.ToJson(midBack, opts3000));
         // At the default limit the same file is refused, naming the limit.
         var refused = Assert.Throws<InvalidDataException>(() => P.Load(NestedLists(100_000), sourceName: "deep.pkl"));
         Assert.Contains("PickleReadOptions.MaxDepth", refused.Message);

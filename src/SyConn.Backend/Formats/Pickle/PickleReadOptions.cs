@@ -41,11 +41,13 @@ public sealed record PickleReadOptions
 
     /// <summary>
     /// Maximum number of nodes that shared references add when a value is written out in full (typed JSON, the
-    /// <c>dump</c> command), default 2^20. Writing a shared container a second time repeats all of its nodes: a
+    /// <c>dump</c> command), default 100 000. Writing a shared container a second time repeats all of its nodes: a
     /// pickle of a few hundred bytes can describe <c>x = [x0, x0]</c> nested 60 times, 2^60 nodes when written out.
     /// The size is computed before anything is written, and values beyond the limit are refused with an
     /// <see cref="InvalidDataException"/>. Nodes written for the first occurrence of each object do not count, so
-    /// a value without shared containers is never refused by this limit.
+    /// a value without shared containers is never refused by this limit (SyConn's files share only strings,
+    /// dtypes and empty bytes, which are leaves). At the default, the <c>dump</c> text of the repeated nodes stays
+    /// in the tens of megabytes (a node of an indented dump takes 250 bytes or more).
     /// </summary>
-    public long MaxExpandedNodes { get; init; } = 1L << 20;
+    public long MaxExpandedNodes { get; init; } = 100_000;
 }
