@@ -1413,7 +1413,7 @@ internal sealed class PickleReader
                 var cc = ChildrenOf(child);
                 if (cc is null) continue;
                 if (stack.Count + 1 >= _opt.MaxDepth)
-                    throw new InvalidDataException($"{Where}: structure nests deeper than {_opt.MaxDepth} levels (PickleReadOptions.MaxDepth)");
+                    throw Error($"structure nests deeper than {_opt.MaxDepth} levels through shared references (PickleReadOptions.MaxDepth), found when the value was complete");
                 stack.Push((node, it, max));
                 height[child] = -1;
                 stack.Push((child, cc, 0));
@@ -1422,7 +1422,7 @@ internal sealed class PickleReader
             }
             if (descended) continue;
             if (max + 1 > _opt.MaxDepth)
-                throw new InvalidDataException($"{Where}: structure nests deeper than {_opt.MaxDepth} levels (PickleReadOptions.MaxDepth)");
+                throw Error($"structure nests deeper than {_opt.MaxDepth} levels through shared references (PickleReadOptions.MaxDepth), found when the value was complete");
             height[node] = max + 1;
             if (stack.Count > 0)
             {
