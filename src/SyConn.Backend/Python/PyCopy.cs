@@ -39,7 +39,7 @@ public static class PyCopy
             if (IsAtom(v)) return v;
             if (_done.TryGetValue(v, out var seen)) return seen;
             if (_depth >= MaxDepth) throw new InvalidOperationException($"value nests deeper than {MaxDepth} levels; cannot copy it");
-            if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            if (_depth > 64 && !RuntimeHelpers.TryEnsureSufficientExecutionStack())
                 throw new InvalidOperationException($"value nests too deeply for the call stack ({_depth} levels); cannot copy it");
             _depth++;
             try

@@ -78,8 +78,9 @@ public static class PyEquality
         if (depth >= MaxDepth) throw new InvalidOperationException($"structure too deep to compare (more than {MaxDepth} levels)");
         if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
             throw new InvalidOperationException($"structure too deep to compare ({depth} levels exhaust the call stack)");
-        // Containers whose items are all atoms need no pair bookkeeping; the first nested pair starts it.
-        if (depth == 0 && pairs is null) return true;
+        // The two outermost levels need no pair bookkeeping (what they share is met again further down, where
+        // pairs are kept), so comparing ordinary keys and entries allocates nothing.
+        if (depth < 2 && pairs is null) return true;
         pairs ??= new PairSet();
         return pairs.Add((a, b));
     }
@@ -137,8 +138,8 @@ public static class PyEquality
             return Hash(obj, 0, ref memo);
         }
 
-        // Tuples and frozensets nested in one another are hashed once each (memo by identity, started at the first
-        // nested one): a tuple of [x, x] nested n times takes n steps, not 2^n. Mutable containers hash by identity
+        // Tuples and frozensets nested in one another are hashed once each (memo by identity, started three levels
+        // down, so that ordinary tuple keys allocate nothing): a tuple of (x, x) nested n times takes n steps, not 2^n. Mutable containers hash by identity
         // (they are unhashable in Python), so no cycle can be met here.
         private static int Hash(object? obj, int depth, ref Dictionary<object, int>? memo)
         {
@@ -164,7 +165,7 @@ public static class PyEquality
                     h.Add(t.Count);
                     foreach (var item in t)
                     {
-                        if (item is PyTuple or PySet) memo ??= new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
+                        if (depth >= 2 && item is PyTuple or PySet) memo ??= new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
                         h.Add(Hash(item, depth + 1, ref memo));
                     }
                     int r = h.ToHashCode();
@@ -177,7 +178,7 @@ public static class PyEquality
                     int h = set.Count;
                     foreach (var item in set)
                     {
-                        if (item is PyTuple or PySet) memo ??= new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
+                        if (depth >= 2 && item is PyTuple or PySet) memo ??= new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
                         h ^= Hash(item, depth + 1, ref memo);
                     }
                     memo?.TryAdd(set, h);
