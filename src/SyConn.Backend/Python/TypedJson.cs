@@ -26,6 +26,13 @@ public static class TypedJson
     private const int LongStringLimit = 1000;
     private const int ValuesLimit = 64;
 
+    /// <summary>The typed JSON tree of <paramref name="value"/>, within the default limits (<see cref="PickleReadOptions.Default"/>).</summary>
+    /// <param name="value">A value of the Python value model.</param>
+    /// <exception cref="ArgumentException">A value outside the Python value model.</exception>
+    /// <exception cref="InvalidDataException">The value nests too deeply, or writing its shared references out in full
+    /// would add more nodes than <see cref="PickleReadOptions.MaxExpandedNodes"/> allows.</exception>
+    public static JsonObject ToJson(object? value) => ToJson(value, null);
+
     /// <summary>The typed JSON tree of <paramref name="value"/>.</summary>
     /// <param name="value">A value of the Python value model.</param>
     /// <param name="limits">The nesting limit (<see cref="PickleReadOptions.MaxDepth"/>) and the limit on the nodes
@@ -34,7 +41,7 @@ public static class TypedJson
     /// <exception cref="ArgumentException">A value outside the Python value model.</exception>
     /// <exception cref="InvalidDataException">The value nests deeper than the limit (or than the call stack allows),
     /// or writing its shared references out in full would add more nodes than the limit allows.</exception>
-    public static JsonObject ToJson(object? value, PickleReadOptions? limits = null)
+    public static JsonObject ToJson(object? value, PickleReadOptions? limits)
     {
         limits ??= PickleReadOptions.Default;
         var sizer = new Sizer(limits);
@@ -67,6 +74,14 @@ public static class TypedJson
         {
             if (!IsContainer(v)) return 1;
             var c = v!;
+            // A container of leaves only (most of a store file's) cannot close a cycle and is cheap to size
+            // again: it stays out of the memo. Repeats of it are counted by the encoder while it writes.
+            if (!HoldsContainer(c))
+            {
+                long n = Count(c);
+                _once = Add(_once, n);
+                return Add(1, n);
+            }
             if (_size.TryGetValue(c, out long known)) return known < 0 ? 1 : known; // < 0: on the path, a ref node
             if (_depth >= limits.MaxDepth) throw TooDeep(limits, _depth);
             if (!RuntimeHelpers.TryEnsureSufficientExecutionStack()) throw TooDeep(limits, _depth, stack: true);
@@ -83,6 +98,32 @@ public static class TypedJson
             _size[c] = total;
             return total;
         }
+
+        private static bool HoldsContainer(object c)
+        {
+            switch (c)
+            {
+                case PyList l:
+                    foreach (var x in l) if (IsContainer(x)) return true;
+                    return false;
+                case PyTuple t:
+                    foreach (var x in t) if (IsContainer(x)) return true;
+                    return false;
+                case PyDict d:
+                    foreach (var kv in d) if (IsContainer(kv.Key) || IsContainer(kv.Value)) return true;
+                    return false;
+                default:
+                    return true;
+            }
+        }
+
+        private static long Count(object c) => c switch
+        {
+            PyList l => l.Count,
+            PyTuple t => t.Count,
+            PyDict d => 2L * d.Count,
+            _ => 0,
+        };
 
         private static long Add(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;
     }
