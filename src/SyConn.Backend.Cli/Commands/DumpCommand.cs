@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
 
@@ -10,6 +11,11 @@ namespace SyConn.Backend.Cli.Commands;
 /// <c>bt:IDENTIFIER</c> store is printed as a pickle file of a dict store would be: a dict of its raw entries in
 /// stored order.
 /// </summary>
+/// <remarks>
+/// A container that holds itself is printed once, its inner occurrence as a <c>ref</c> node; other shared objects are
+/// printed in full at each place, up to <see cref="Formats.Pickle.PickleReadOptions.MaxExpandedNodes"/> added nodes
+/// (a file beyond that is refused with an error naming it, before anything is printed).
+/// </remarks>
 public static class DumpCommand
 {
     /// <summary>Creates the command.</summary>
@@ -20,14 +26,25 @@ public static class DumpCommand
         cmd.SetAction((ParseResult r) =>
         {
             var path = r.GetValue(file)!;
+            var options = StoreCommands.ReadOptions(r);
             object value;
-            if (EntryStores.IsBackendAddress(path)) value = ReadStore(path, StoreCommands.ReadOptions(r));
+            if (EntryStores.IsBackendAddress(path)) value = ReadStore(path, options);
             else
             {
                 StoreCommands.RequireFile(path);
-                value = RawFile.Read(path);
+                value = RawFile.Read(path, options.PickleOptions);
             }
-            r.InvocationConfiguration.Output.WriteLine(TypedJson.ToJson(value).ToJsonString(StoreCommands.Indented));
+            JsonObject json;
+            try
+            {
+                json = TypedJson.ToJson(value, options.PickleOptions);
+            }
+            catch (InvalidDataException e)
+            {
+                // Too deep or too large once shared references are written out: name the file.
+                throw new InputException(e.Message, path, e);
+            }
+            r.InvocationConfiguration.Output.WriteLine(json.ToJsonString(StoreCommands.Indented));
             return 0;
         });
         return cmd;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using SyConn.Backend.Arrays;
 
 namespace SyConn.Backend.Python;
@@ -11,13 +12,18 @@ public static class PyCopy
     /// OrderedDict included), sets, bytearrays and arrays (their bytes, or the elements of object arrays) are
     /// copied; tuples are rebuilt when they hold something that was copied. Immutable values (str, bytes, numbers,
     /// None, numpy scalars, dtypes, frozensets) are shared, as Python shares them. An object that occurs twice in
-    /// <paramref name="value"/> occurs twice in the copy as one copied object.
+    /// <paramref name="value"/> occurs twice in the copy as one copied object, and a container that holds itself
+    /// is copied into one that holds its copy (a tuple inside such a cycle too).
     /// </summary>
+    /// <exception cref="InvalidOperationException">The value nests deeper than <see cref="MaxDepth"/> levels or than the call stack allows.</exception>
     public static object Deep(object value)
     {
         ArgumentNullException.ThrowIfNull(value);
         return IsAtom(value) ? value : new Copier().Copy(value);
     }
+
+    /// <summary>Nesting beyond which <see cref="Deep"/> gives up (three times the pickle reader's default limit).</summary>
+    public const int MaxDepth = 3000;
 
     private static bool IsAtom(object v) => v is string or long or System.Numerics.BigInteger or double or bool or PyNone
         or PyBytes or NpScalar or DType or System.Numerics.Complex or PySet { IsFrozen: true };
@@ -26,10 +32,28 @@ public static class PyCopy
     {
         private readonly Dictionary<object, object> _done = new(ReferenceEqualityComparer.Instance);
 
+        private int _depth;
+
         public object Copy(object v)
         {
             if (IsAtom(v)) return v;
             if (_done.TryGetValue(v, out var seen)) return seen;
+            if (_depth >= MaxDepth) throw new InvalidOperationException($"value nests deeper than {MaxDepth} levels; cannot copy it");
+            if (_depth > 64 && !RuntimeHelpers.TryEnsureSufficientExecutionStack())
+                throw new InvalidOperationException($"value nests too deeply for the call stack ({_depth} levels); cannot copy it");
+            _depth++;
+            try
+            {
+                return CopyContainer(v);
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        private object CopyContainer(object v)
+        {
             object result;
             switch (v)
             {
@@ -71,6 +95,9 @@ public static class PyCopy
                         }
                         if (items is not null) items[i] = c;
                     }
+                    // A tuple inside a cycle was copied while its items were (through the list that holds it): that
+                    // copy is the one the copied list holds, so it is the copy of this tuple too.
+                    if (_done.TryGetValue(v, out var inner)) return inner;
                     result = items is null ? t : new PyTuple(items);
                     break;
                 }

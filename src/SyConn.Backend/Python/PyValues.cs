@@ -12,6 +12,8 @@ namespace SyConn.Backend.Python;
 //   set / frozenset -> PySet        numpy.ndarray -> NdArray numpy scalar -> NpScalar
 //   numpy.dtype -> DType
 // Dict keys and set members compare with Python's rules (PyEquality): 1 == 1.0 == True == np.uint64(1).
+// A value may share objects between places and a list or dict may hold itself, as in Python; equality,
+// hashing, PyRepr, PyCopy, TypedJson and the pickle writer all terminate on such values.
 
 /// <summary>Python's <c>None</c>.</summary>
 public sealed class PyNone
@@ -138,7 +140,7 @@ public sealed class PyTuple : IReadOnlyList<object>, IEquatable<PyTuple>
     /// <inheritdoc/>
     public override int GetHashCode() => PyEquality.Comparer.GetHashCode(this);
     /// <inheritdoc/>
-    public override string ToString() => "(" + string.Join(", ", _items.Select(PyRepr.Repr)) + (_items.Length == 1 ? ",)" : ")");
+    public override string ToString() => PyRepr.Repr(this);
 }
 
 /// <summary>Python <c>list</c>.</summary>
@@ -151,7 +153,7 @@ public class PyList : List<object>
     /// <summary>A list of <paramref name="items"/>.</summary>
     public PyList(IEnumerable<object> items) : base(items) { }
     /// <inheritdoc/>
-    public override string ToString() => "[" + string.Join(", ", this.Select(PyRepr.Repr)) + "]";
+    public override string ToString() => PyRepr.Repr(this);
 }
 
 /// <summary>Python <c>dict</c>: insertion-ordered, keys compared with Python equality.</summary>
@@ -162,7 +164,7 @@ public class PyDict : OrderedDictionary<object, object>
     /// <summary>An empty dict with room for <paramref name="capacity"/> items.</summary>
     public PyDict(int capacity) : base(capacity, PyEquality.Comparer) { }
     /// <inheritdoc/>
-    public override string ToString() => "{" + string.Join(", ", this.Select(kv => PyRepr.Repr(kv.Key) + ": " + PyRepr.Repr(kv.Value))) + "}";
+    public override string ToString() => PyRepr.Repr(this);
 }
 
 /// <summary><c>collections.defaultdict</c>; the factory is kept by name (<c>int</c>, <c>list</c>, ...).</summary>
@@ -209,6 +211,8 @@ public sealed class PySet : HashSet<object>
     public override bool Equals(object? obj) => obj is PySet s && s.IsFrozen == IsFrozen && SetEquals(s);
     /// <inheritdoc/>
     public override int GetHashCode() => PyEquality.Comparer.GetHashCode(this);
+    /// <inheritdoc/>
+    public override string ToString() => PyRepr.Repr(this);
 }
 
 /// <summary>A numpy scalar (<c>np.uint64(5)</c>, <c>np.float32(0.5)</c>, ...): a dtype and its raw bytes in that dtype's byte order.</summary>

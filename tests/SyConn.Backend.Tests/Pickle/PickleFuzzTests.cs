@@ -44,6 +44,18 @@ public class PickleFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
                 }
                 loaded++;
                 AssertValueModel(value, 0);
+                // What the library does with loaded values terminates on them too (mutations make shared references and cycles).
+                try
+                {
+                    _ = PyRepr.Repr(value);
+                    _ = PyEquality.AreEqual(value, PyCopy.Deep(value));
+                    _ = PyEquality.Comparer.GetHashCode(value);
+                    _ = TypedJson.ToJson(value);
+                    _ = P.Dump(value);
+                }
+                catch (Exception e) when (e is InvalidDataException or ArgumentException)
+                {
+                }
             }
         }
         output.WriteLine($"{runs} mutated inputs in {seconds:0} s: {loaded} loaded, {runs - loaded} refused with InvalidDataException");
@@ -57,22 +69,25 @@ public class PickleFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private static byte[] Mutate(byte[] original, Random rng) => ByteMutator.Mutate(original, rng, Interesting);
 
-    /// <summary>Every node of a loaded tree is a value-model type (no reader-internal object escaped).</summary>
-    private static void AssertValueModel(object? v, int depth)
+    /// <summary>Every node of a loaded tree is a value-model type (no reader-internal object escaped); each object is visited once.</summary>
+    private static void AssertValueModel(object? v, int depth) => AssertValueModel(v, depth, new HashSet<object>(ReferenceEqualityComparer.Instance));
+
+    private static void AssertValueModel(object? v, int depth, HashSet<object> seen)
     {
         Assert.True(depth < 2000, "tree deeper than the reader's limit");
+        if (v is PyTuple or PyList or PySet or PyDict or NpScalar or NdArray && !seen.Add(v!)) return;
         switch (v)
         {
             case PyNone or bool or long or System.Numerics.BigInteger or double or System.Numerics.Complex or string
                 or PyBytes or PyByteArray or DType:
                 return;
-            case PyTuple t: foreach (var x in t) AssertValueModel(x, depth + 1); return;
-            case PyList l: foreach (var x in l) AssertValueModel(x, depth + 1); return;
-            case PySet st: foreach (var x in st) AssertValueModel(x, depth + 1); return;
-            case PyDict dd: foreach (var kv in dd) { AssertValueModel(kv.Key, depth + 1); AssertValueModel(kv.Value, depth + 1); } return;
-            case NpScalar sc: if (sc.ObjectValue is not null) AssertValueModel(sc.ObjectValue, depth + 1); return;
+            case PyTuple t: foreach (var x in t) AssertValueModel(x, depth + 1, seen); return;
+            case PyList l: foreach (var x in l) AssertValueModel(x, depth + 1, seen); return;
+            case PySet st: foreach (var x in st) AssertValueModel(x, depth + 1, seen); return;
+            case PyDict dd: foreach (var kv in dd) { AssertValueModel(kv.Key, depth + 1, seen); AssertValueModel(kv.Value, depth + 1, seen); } return;
+            case NpScalar sc: if (sc.ObjectValue is not null) AssertValueModel(sc.ObjectValue, depth + 1, seen); return;
             case NdArray a:
-                if (a.Objects is not null) foreach (var x in a.Objects) AssertValueModel(x, depth + 1);
+                if (a.Objects is not null) foreach (var x in a.Objects) AssertValueModel(x, depth + 1, seen);
                 else Assert.Equal(a.Size * a.DType.ItemSize, a.Data.Length);
                 return;
             default: Assert.Fail($"a {v?.GetType().FullName ?? "null"} escaped the reader"); return;

@@ -136,12 +136,14 @@ public class PickleHostileTests
     }
 
     [Fact]
-    public void Self_references_are_refused()
+    public void Self_references_load_as_in_python()
     {
-        var e = Assert.Throws<InvalidDataException>(() => P.Load(B(0x80, 4, ']', 0x94, 'h', 0, 'a', '.')));
-        Assert.Contains("refers to itself", e.Message);
-        e = Assert.Throws<InvalidDataException>(() => P.Load(B(0x80, 4, ']', 0x94, '2', 'a', '.')));
-        Assert.Contains("refers to itself", e.Message);
+        // PROTO 4, EMPTY_LIST, MEMOIZE, BINGET 0, APPEND: l = []; l.append(l).
+        var l = Assert.IsType<PyList>(P.Load(B(0x80, 4, ']', 0x94, 'h', 0, 'a', '.')));
+        Assert.Same(l, Assert.Single(l));
+        // DUP instead of the memo: the same list twice on the stack.
+        l = Assert.IsType<PyList>(P.Load(B(0x80, 4, ']', '2', 'a', '.')));
+        Assert.Same(l, Assert.Single(l));
     }
 
     [Fact]

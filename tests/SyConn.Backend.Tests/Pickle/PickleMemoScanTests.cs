@@ -44,7 +44,7 @@ public class PickleMemoScanTests
     [Fact]
     public void Out_of_order_binput_falls_back_and_still_loads()
     {
-        // [] BINPUT 7, BINGET 7, APPEND: a list holding itself is refused; use a tuple of two refs to one list.
+        // [] BINPUT 7, BINGET 7, TUPLE2: a tuple of two references to one list, memoized out of order.
         byte[] data = [0x80, 2, (byte)']', (byte)'q', 7, (byte)'h', 7, 0x86, (byte)'.'];
         Assert.Null(PickleMemoScan.Scan(data, 1000));
         var t = (PyTuple)P.Load(data);

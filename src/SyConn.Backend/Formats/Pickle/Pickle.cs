@@ -14,7 +14,10 @@ namespace SyConn.Backend.Formats.Pickle;
 /// extension codes and out-of-band buffers raise <see cref="InvalidDataException"/> naming the global,
 /// the byte offset and the opcode. Limits (<see cref="PickleReadOptions"/>) are checked before anything
 /// is allocated: a length is compared with the remaining input first, so a few bytes claiming gigabytes
-/// fail at once. Self-referencing structures are refused (the value model cannot hold cycles).</para>
+/// fail at once. Shared references and containers that hold themselves (<c>l = []; l.append(l)</c>) load
+/// as Python loads them: the result holds the same object at each place (see <see cref="PickleReadOptions"/>
+/// for what the rest of the library does with them). A cycle through a numpy object array's BUILD state is
+/// refused: the array does not exist yet when its items are read.</para>
 /// <para><b>Zero copy:</b> <c>bytes</c>, <c>bytearray</c> and ndarray data of the result are slices of
 /// the input memory. They share the caller's buffer: mutating a loaded <see cref="Python.PyByteArray"/>
 /// or <see cref="Arrays.NdArray"/> mutates the input, and the input must not be changed while the result
@@ -27,6 +30,8 @@ namespace SyConn.Backend.Formats.Pickle;
 /// arrays that came from a read-only buffer), else and for object arrays
 /// <c>numpy.core.multiarray._reconstruct</c> + BUILD. That output loads with numpy 1.16 or newer,
 /// including numpy 2.x (through its <c>numpy.core</c> compatibility names).</para>
+/// <para>The writer keeps the value's sharing: an object that occurs twice is written once and fetched from
+/// the memo after that, so cycles are written as CPython writes them and load in Python with the same identities.</para>
 /// <para>Thread-safety: all members are static and thread-safe; each call works on its own state.
 /// A value tree must not be modified while it is being written.</para>
 /// </remarks>
@@ -61,7 +66,8 @@ public static class Pickle
     /// <summary>Writes <paramref name="value"/> as a pickle and returns the bytes.</summary>
     /// <param name="value">A value of the Python value model.</param>
     /// <param name="protocol">2 to 5; 5 (the default) is what SyConn writes with Python 3.8+.</param>
-    /// <exception cref="ArgumentException">A value outside the model, or nesting deeper than 3000 levels.</exception>
+    /// <exception cref="ArgumentException">A value outside the model, or nesting deeper than 3000 levels (or than the
+    /// call stack allows; the way back to an enclosing container of a cycle does not count).</exception>
     /// <exception cref="ArgumentOutOfRangeException">An unsupported protocol.</exception>
     public static byte[] Dump(object? value, int protocol = HighestProtocol)
     {

@@ -203,8 +203,35 @@ internal sealed class PickleReader
             case PySet { IsFrozen: false }:
                 throw Error($"unhashable dict key or set member of type {TypeName(key)}");
             case PyTuple t:
-                foreach (var item in t) CheckHashable(item);
+                CheckHashableTuple(t);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// The members of a tuple key, walked without recursion and each tuple once: a tuple key may be a few bytes
+    /// of memo references that stand for 2^n nested tuples.
+    /// </summary>
+    private void CheckHashableTuple(PyTuple root)
+    {
+        HashSet<object>? seen = null;
+        var pending = new Stack<PyTuple>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            foreach (var item in pending.Pop())
+            {
+                switch (item)
+                {
+                    case PyList or PyDict or PyByteArray or NdArray:
+                    case PySet { IsFrozen: false }:
+                        throw Error($"unhashable dict key or set member of type {TypeName(item)}");
+                    case PyTuple { Count: > 0 } inner:
+                        seen ??= new HashSet<object>(ReferenceEqualityComparer.Instance);
+                        if (seen.Add(inner)) pending.Push(inner);
+                        break;
+                }
+            }
         }
     }
 
@@ -1356,23 +1383,15 @@ internal sealed class PickleReader
     // ---------------------------------------------------------------- structure check
 
     /// <summary>
-    /// Run when a container was reached twice (memo or DUP): refuses cycles and checks the real nesting
-    /// depth, which the stack bookkeeping cannot see in that case.
+    /// Run when a container was reached twice (memo or DUP): checks the real nesting depth, which the stack
+    /// bookkeeping cannot see in that case (a list memoized empty and filled later). A container that holds
+    /// itself is legal, as in Python: the way back to an enclosing container is a reference, not more nesting.
+    /// Iterative, with each container's height computed once, so shared references cost nothing extra.
     /// </summary>
     private void CheckStructure(object root)
     {
         var height = new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
         var stack = new Stack<(object Node, IEnumerator<object?> Children, int Max)>();
-        IEnumerator<object?>? ChildrenOf(object o) => o switch
-        {
-            PyList l => l.GetEnumerator(),
-            PyTuple t => t.GetEnumerator(),
-            PySet s => s.GetEnumerator(),
-            PyDict d => DictChildren(d).GetEnumerator(),
-            NdArray { Objects: { } objs } => objs.GetEnumerator(),
-            NpScalar { ObjectValue: { } v } => new[] { v }.AsEnumerable().GetEnumerator()!,
-            _ => null,
-        };
         var rootChildren = ChildrenOf(root);
         if (rootChildren is null) return;
         height[root] = -1;
@@ -1387,14 +1406,14 @@ internal sealed class PickleReader
                 if (child is null) continue;
                 if (height.TryGetValue(child, out int h))
                 {
-                    if (h < 0) throw new InvalidDataException($"{Where}: the structure refers to itself (a cycle through a {TypeName(child)}), which is not supported");
-                    max = Math.Max(max, h);
+                    // h < 0: an enclosing container (a cycle), written as a reference.
+                    if (h > max) max = h;
                     continue;
                 }
                 var cc = ChildrenOf(child);
                 if (cc is null) continue;
                 if (stack.Count + 1 >= _opt.MaxDepth)
-                    throw new InvalidDataException($"{Where}: structure nests deeper than {_opt.MaxDepth} levels (PickleReadOptions.MaxDepth)");
+                    throw Error($"structure nests deeper than {_opt.MaxDepth} levels through shared references (PickleReadOptions.MaxDepth), found when the value was complete");
                 stack.Push((node, it, max));
                 height[child] = -1;
                 stack.Push((child, cc, 0));
@@ -1402,6 +1421,8 @@ internal sealed class PickleReader
                 break;
             }
             if (descended) continue;
+            if (max + 1 > _opt.MaxDepth)
+                throw Error($"structure nests deeper than {_opt.MaxDepth} levels through shared references (PickleReadOptions.MaxDepth), found when the value was complete");
             height[node] = max + 1;
             if (stack.Count > 0)
             {
@@ -1410,6 +1431,17 @@ internal sealed class PickleReader
             }
         }
     }
+
+    private static IEnumerator<object?>? ChildrenOf(object o) => o switch
+    {
+        PyList l => l.GetEnumerator(),
+        PyTuple t => t.GetEnumerator(),
+        PySet s => s.GetEnumerator(),
+        PyDict d => DictChildren(d).GetEnumerator(),
+        NdArray { Objects: { } objs } => objs.GetEnumerator(),
+        NpScalar { ObjectValue: { } v } => new[] { v }.AsEnumerable().GetEnumerator()!,
+        _ => null,
+    };
 
     private static IEnumerable<object> DictChildren(PyDict d)
     {

@@ -273,7 +273,13 @@ internal sealed class PickleWriter
             case float f: SaveFloat(f); return;
         }
         if (TryMemoGet(o, out var valueKey)) return;
-        if (++_depth > MaxRecursion) throw new ArgumentException($"value nests deeper than {MaxRecursion} levels; cannot pickle it");
+        if (++_depth > MaxRecursion) { _depth--; throw new ArgumentException($"value nests deeper than {MaxRecursion} levels; cannot pickle it"); }
+        // Shallow levels cannot exhaust the stack; store files nest a handful of levels, so they skip the check.
+        if (_depth > 64 && !RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            _depth--;
+            throw new ArgumentException($"value nests too deeply for the call stack ({_depth} levels); cannot pickle it");
+        }
         try
         {
             switch (o)
