@@ -20,11 +20,77 @@ internal static class Describe
     private const int EdgeItems = 3;
     private const int LineWidth = 100;
 
-    /// <summary>Renders <paramref name="v"/>; nested lines are indented by <paramref name="indent"/> more spaces.</summary>
+    /// <summary>Most containers and arrays one rendering writes out (shared references count each time they are written).</summary>
+    public const int MaxParts = 200_000;
+
+    private const int MaxDepth = 200;
+
+    /// <summary>The containers being written (a container met again inside itself is a cycle) and the parts written so far.</summary>
+    private sealed class Walk
+    {
+        public readonly HashSet<object> Open = new(ReferenceEqualityComparer.Instance);
+        public long Parts;
+    }
+
+    [ThreadStatic]
+    private static Walk? _walk;
+
+    /// <summary>
+    /// Renders <paramref name="v"/>; nested lines are indented by <paramref name="indent"/> more spaces. A container
+    /// inside itself prints as Python prints it (<c>[...]</c>, <c>{...}</c>, <c>(...)</c>); nesting beyond 200 levels
+    /// prints as <c>...</c>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The value has more than <see cref="MaxParts"/> parts to write out.</exception>
     public static string Value(object? v, int indent = 0)
     {
+        if (_walk is not null) return ValueCore(v, indent);
+        _walk = new Walk();
+        try
+        {
+            return ValueCore(v, indent);
+        }
+        finally
+        {
+            _walk = null;
+        }
+    }
+
+    private static bool IsContainer(object? v) => v is PyDict or PyList or PyTuple or PySet || v is NdArray { Objects: not null };
+
+    private static string CycleMark(object v) => v switch
+    {
+        PyList => "[...]",
+        PyTuple => "(...)",
+        NdArray => "array(...)",
+        _ => "{...}",
+    };
+
+    private static string ValueCore(object? v, int indent)
+    {
+        var walk = _walk!;
+        if (IsContainer(v))
+        {
+            if (walk.Open.Contains(v!)) return CycleMark(v!);
+            if (walk.Open.Count >= MaxDepth) return "...";
+            if (++walk.Parts > MaxParts)
+                throw new InvalidDataException($"the value has more than {MaxParts} parts to print (shared references are written out each time); use --json, which writes cycles as references, or -o FILE.json");
+        }
         var inline = Inline(v);
         if (inline is not null && inline.Length + indent <= LineWidth) return inline;
+        if (!IsContainer(v)) return Multiline(v, indent, inline);
+        walk.Open.Add(v!);
+        try
+        {
+            return Multiline(v, indent, inline);
+        }
+        finally
+        {
+            walk.Open.Remove(v!);
+        }
+    }
+
+    private static string Multiline(object? v, int indent, string? inline)
+    {
         var pad = new string(' ', indent);
         switch (v)
         {
@@ -32,16 +98,16 @@ internal static class Describe
                 return Header(a) + "\n" + pad + ArrayBody(a, indent);
             case PyDict d:
             {
-                var body = "{\n" + string.Join(",\n", d.Select(kv => $"{pad}  {Value(kv.Key, indent + 2)}: {Value(kv.Value, indent + 2)}")) + $"\n{pad}}}";
+                var body = "{\n" + string.Join(",\n", d.Select(kv => $"{pad}  {ValueCore(kv.Key, indent + 2)}: {ValueCore(kv.Value, indent + 2)}")) + $"\n{pad}}}";
                 return WrapDict(d, body);
             }
             case PyList l:
-                return "[\n" + string.Join(",\n", l.Select(x => $"{pad}  {Value(x, indent + 2)}")) + $"\n{pad}]";
+                return "[\n" + string.Join(",\n", l.Select(x => $"{pad}  {ValueCore(x, indent + 2)}")) + $"\n{pad}]";
             case PyTuple t:
-                return "(\n" + string.Join(",\n", t.Select(x => $"{pad}  {Value(x, indent + 2)}")) + (t.Count == 1 ? "," : "") + $"\n{pad})";
+                return "(\n" + string.Join(",\n", t.Select(x => $"{pad}  {ValueCore(x, indent + 2)}")) + (t.Count == 1 ? "," : "") + $"\n{pad})";
             case PySet s:
             {
-                var body = "{\n" + string.Join(",\n", SortedItems(s).Select(x => $"{pad}  {Value(x, indent + 2)}")) + $"\n{pad}}}";
+                var body = "{\n" + string.Join(",\n", SortedItems(s).Select(x => $"{pad}  {ValueCore(x, indent + 2)}")) + $"\n{pad}}}";
                 return s.IsFrozen ? $"frozenset({body})" : body;
             }
             default:
@@ -99,6 +165,23 @@ internal static class Describe
     /// <summary>The one-line form, or null when the value holds an array of more than one row or is too long.</summary>
     private static string? Inline(object? v)
     {
+        var walk = _walk;
+        if (walk is null || !IsContainer(v)) return InlineCore(v);
+        if (walk.Open.Contains(v!)) return CycleMark(v!);
+        if (walk.Open.Count >= MaxDepth) return "...";
+        walk.Open.Add(v!);
+        try
+        {
+            return InlineCore(v);
+        }
+        finally
+        {
+            walk.Open.Remove(v!);
+        }
+    }
+
+    private static string? InlineCore(object? v)
+    {
         switch (v)
         {
             case NdArray a:
@@ -107,12 +190,14 @@ internal static class Describe
             {
                 if (d.Count == 0) return WrapDict(d, "{}");
                 var parts = new List<string>();
+                int length = 0;
                 foreach (var kv in d)
                 {
                     var k = Inline(kv.Key);
-                    var x = Inline(kv.Value);
+                    var x = k is null ? null : Inline(kv.Value);
                     if (k is null || x is null) return null;
                     parts.Add($"{k}: {x}");
+                    if ((length += k.Length + x.Length + 4) > LineWidth) return null;
                 }
                 return Fits(WrapDict(d, "{" + string.Join(", ", parts) + "}"));
             }
@@ -138,11 +223,13 @@ internal static class Describe
     private static string? InlineItems(IEnumerable<object> items, string open, string close)
     {
         var parts = new List<string>();
+        int length = 0;
         foreach (var x in items)
         {
             var s = Inline(x);
             if (s is null) return null;
             parts.Add(s);
+            if ((length += s.Length + 2) > LineWidth) return null;
         }
         return Fits(open + string.Join(", ", parts) + close);
     }

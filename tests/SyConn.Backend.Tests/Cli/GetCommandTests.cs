@@ -199,3 +199,37 @@ public partial class GetCommandTests
         Assert.True(code == 0, e);
     }
 }
+
+/// <summary><c>get</c>'s text output on values that hold themselves or share parts exponentially.</summary>
+public class GetCommandCycleTests
+{
+    [SkippableFact]
+    public void Text_output_prints_cycles_as_python_and_refuses_sharing_bombs()
+    {
+        Infrastructure.Python.Require("numpy");
+        using var dir = new TempDir();
+        var path = dir.File("attr_dict.pkl");
+        Infrastructure.Python.RunChecked("""
+            import pickle, sys
+            l = []; l.append(l)
+            d = {'name': 'x'}; d['self'] = d
+            x = []
+            for _ in range(40): x = [x, x]
+            with open(sys.argv[1], 'wb') as f:
+                pickle.dump({1: {'loop': l, 'd': d}, 2: {'bomb': x}}, f, protocol=4)
+            """, [path]);
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = SyConn.Backend.Cli.Cli.Run(["get", path, "1", "--as", "AttributeDict"], o, e);
+        Assert.True(code == 0, e.ToString());
+        Assert.Contains("'loop': [[...]]", o.ToString(), StringComparison.Ordinal);
+        Assert.Contains("'self': {...}", o.ToString(), StringComparison.Ordinal);
+
+        o = new StringWriter();
+        e = new StringWriter();
+        code = SyConn.Backend.Cli.Cli.Run(["get", path, "2", "--as", "AttributeDict"], o, e);
+        Assert.Equal(1, code);
+        Assert.Contains("parts to print", e.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--json", e.ToString(), StringComparison.Ordinal);
+    }
+}
