@@ -68,7 +68,7 @@ public static class InfoCommand
         else DictStore(path, cls, options, doc);
         if (!backend)
         {
-            string file = cls == StoreClass.VoxelStorageDyn ? VoxelStorageDyn.PklPath(path) : path;
+            string file = FileOf(path, cls);
             doc["file_bytes"] = new FileInfo(file).Length;
             doc["lock"] = Lock(file);
         }
@@ -106,7 +106,7 @@ public static class InfoCommand
         if (EntryStores.IsBackendAddress(path)) return;
         if (cls == StoreClass.VoxelStorageLazyLoading)
         {
-            using var npz = NpzFile.OpenRead(path.EndsWith(".npz", StringComparison.Ordinal) || File.Exists(path) ? path : path + ".npz");
+            using var npz = NpzFile.OpenRead(FileOf(path, cls));
             var members = new JsonArray();
             foreach (var name in npz.Keys)
             {
@@ -114,12 +114,11 @@ public static class InfoCommand
                 members.Add(new JsonObject { ["name"] = name + ".npy", ["dtype"] = a.DType.Str, ["shape"] = new JsonArray(a.ShapeArray.Select(x => (JsonNode?)x).ToArray()) });
             }
             doc["npz_members"] = members;
-            if (StoreScan.CompanionOf(path) is { } of) doc["voxel_cache_of"] = of;
+            if (StoreScan.CompanionOf(FileOf(path, cls)) is { } of) doc["voxel_cache_of"] = of;
         }
         else
         {
-            string file = cls == StoreClass.VoxelStorageDyn ? VoxelStorageDyn.PklPath(path) : path;
-            doc["pickle_protocol"] = PickleProtocol(file);
+            doc["pickle_protocol"] = PickleProtocol(FileOf(path, cls));
             if (store is VoxelStorageDyn dyn)
             {
                 doc["voxeldata_path"] = dyn.VoxeldataPath;
@@ -127,6 +126,14 @@ public static class InfoCommand
             }
         }
     }
+
+    /// <summary>The file a store path names for its class (SyConn appends <c>.pkl</c> or <c>.npz</c> when missing).</summary>
+    private static string FileOf(string path, StoreClass cls) => cls switch
+    {
+        StoreClass.VoxelStorageDyn => VoxelStorageDyn.PklPath(path),
+        StoreClass.VoxelStorageLazyLoading when !File.Exists(path) && !path.EndsWith(".npz", StringComparison.Ordinal) => path + ".npz",
+        _ => path,
+    };
 
     private static void Bss(string path, JsonObject doc)
     {

@@ -43,6 +43,12 @@ public static class StoreCommands
         else
         {
             if (Directory.Exists(path)) throw new InputException("a folder, not a store file (see 'syconn-store ls')", path);
+            // A store named without its extension, as SyConn names VoxelStorageDyn (.pkl) and VoxelStorageLazyLoading (.npz) stores.
+            if (!File.Exists(path) && !path.EndsWith(".pkl", StringComparison.Ordinal) && File.Exists(path + ".pkl")
+                && StoreDetection.Detect(path + ".pkl", options) is { Class: StoreClass.VoxelStorageDyn } dyn)
+                return dyn;
+            if (!File.Exists(path) && !path.EndsWith(".npz", StringComparison.Ordinal) && StoreDetection.FileKindOf(path + ".npz") == StoreFileKind.Zip)
+                return new DetectedStore(StoreClass.VoxelStorageLazyLoading, $"'{Path.GetFileName(path)}.npz' is a zip archive (numpy .npz): VoxelStorageLazyLoading", StoreFileKind.Zip);
             RequireFile(path);
             found = StoreDetection.Detect(path, options);
         }

@@ -18,6 +18,9 @@ internal enum FoundKind
     Hdf5,
     Knossos,
     Broken,
+
+    /// <summary>A store of a registered backend (<c>bt:IDENTIFIER</c>).</summary>
+    Backend,
 }
 
 /// <summary>One store found under a folder: a store file or a KNOSSOS dataset folder.</summary>
@@ -115,6 +118,7 @@ internal static partial class StoreScan
     /// <summary>The path relative to <paramref name="root"/> (the file name when the root is the file itself).</summary>
     internal static string Relative(string root, string path)
     {
+        if (EntryStores.IsBackendAddress(path)) return path;
         if (File.Exists(root)) return Path.GetFileName(path);
         var rel = Path.GetRelativePath(root, path);
         return rel == "." ? Path.GetFileName(Path.GetFullPath(path).TrimEnd('/')) : rel;

@@ -33,16 +33,17 @@ public static class VerifyCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var path = new Argument<string>("path") { Description = "A store file, a KNOSSOS dataset, or a folder to search recursively." };
+        var path = new Argument<string>("path") { Description = "A store file, a KNOSSOS dataset, a folder to search recursively, or bt:IDENTIFIER." };
         var json = new Option<bool>("--json") { Description = "Print one JSON document: {\"stores\", \"entries\", \"corrupt\", \"problems\": [...], \"checked\": [...]}." };
         var quiet = new Option<bool>("--quiet") { Description = "No progress on stderr." };
         var cmd = new Command("verify", "Decode every entry of every store under a path; report each corrupt file with the key and reason (exit 1 if any).\n\nExample:\n  syconn-store verify /data/wd") { path, json, quiet };
         cmd.SetAction((ParseResult r) =>
         {
             var root = r.GetValue(path)!;
-            if (!Directory.Exists(root) && !File.Exists(root)) throw new InputException("no such file or folder", root);
+            bool backend = EntryStores.IsBackendAddress(root);
+            if (!backend && !Directory.Exists(root) && !File.Exists(root)) throw new InputException("no such file or folder", root);
             var options = StoreScan.NoLock(StoreCommands.ReadOptions(r));
-            var stores = StoreScan.Find(root);
+            var stores = backend ? [new FoundStore(root, FoundKind.Backend)] : StoreScan.Find(root);
             var results = new Checked[stores.Count];
             using (var progress = new ProgressBar(r.GetValue(quiet) ? null : r.InvocationConfiguration.Error, "verify", stores.Count, "stores"))
             {
@@ -74,7 +75,7 @@ public static class VerifyCommand
                 }).ToArray());
                 o.WriteLine(new JsonObject
                 {
-                    ["path"] = Path.GetFullPath(root),
+                    ["path"] = backend ? root : Path.GetFullPath(root),
                     ["stores"] = results.Length,
                     ["entries"] = entries,
                     ["corrupt"] = corrupt,
@@ -107,16 +108,12 @@ public static class VerifyCommand
             switch (s.Kind)
             {
                 case FoundKind.Pickle:
+                case FoundKind.Backend:
                 {
-                    var found = StoreDetection.Detect(s.Path, options);
-                    if (found.Class is not { } c)
-                    {
-                        // An empty store whose class nothing tells: it loaded, and it has no entry to decode.
-                        cls = "?";
-                        break;
-                    }
+                    var found = s.Kind == FoundKind.Backend ? StoreCommands.Resolve(s.Path, null, options) : StoreDetection.Detect(s.Path, options);
+                    if (found.Class is not { } c) break; // an empty store whose class nothing tells: no entry to decode
                     cls = c.ToString();
-                    using var store = StoreFactory.Open(c, s.Path, options, new StoreParameters { LoadColArr = true });
+                    using var store = StoreCommands.AtBackend(s.Path, () => StoreFactory.Open(c, s.Path, options, new StoreParameters { LoadColArr = true }));
                     foreach (var k in store.Keys)
                     {
                         entries++;

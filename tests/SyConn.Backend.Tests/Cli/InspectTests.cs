@@ -78,6 +78,11 @@ public class InspectTests
             File.Copy(Shared.PyFixture(file), copy);
             Assert.Equal(cls, (string?)Json("info", copy, "--json")["class"]);
         }
+        // SyConn names a VoxelStorageDyn without its .pkl.
+        File.Copy(Shared.PyFixture("voxel_storage_dyn.npz"), dir.File("store_voxel-storage-dyn.npz"));
+        Assert.Equal("VoxelStorageDyn", (string?)Json("info", dir.File("store_voxel-storage-dyn"), "--json")["class"]);
+        Assert.Equal(["7", "9", "1099511627779"], Run("keys", dir.File("store_voxel-storage-dyn")).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
         var empty = dir.File("data.pkl");
         File.Copy(Shared.PyFixture("compressed_storage_empty.pkl"), empty);
         var (code, _, e) = Run("keys", empty);
@@ -373,6 +378,25 @@ public class InspectTests
         Assert.Equal("posix", (string?)lk["kind"]);
         py.WriteLine("");
         Assert.Equal(0, py.WaitForExit());
+    }
+
+    [SkippableFact]
+    public void Info_and_verify_tell_a_bt_store_from_its_entries()
+    {
+        string cs = Postgres.BtTestDatabase.ConnectionString;
+        string bt = $"bt:{Postgres.BtTestDatabase.NewPrefix()}skel";
+        var fixture = Shared.PyFixture("skeleton_storage.pkl");
+        var (code, o, e) = Run("convert", fixture, bt, "--as", "SkeletonStorage", "--bt", cs, "--quiet");
+        Assert.True(code == 0, e);
+        var info = Json("info", bt, "--bt", cs, "--json");
+        Assert.Equal("SkeletonStorage", (string?)info["class"]);
+        Assert.Equal(Run("keys", fixture).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries), info["entries"]!.AsArray().Select(x => (string)x!));
+        (code, o, e) = Run("verify", bt, "--bt", cs, "--quiet");
+        Assert.True(code == 0, o + e);
+        Assert.Equal("1 stores, 3 entries verified, 0 corrupt", o.Trim());
+        (code, _, e) = Run("get", bt, "1", "--bt", cs, "--as", "MeshStorage");
+        Assert.Equal(1, code);
+        Assert.Contains($"{bt}, key 1: ", e, StringComparison.Ordinal);
     }
 
     [SkippableFact]
