@@ -120,6 +120,13 @@ public static class VerifyCommand
                         try
                         {
                             store.GetAsPython(k);
+                            if (store is VoxelStorageDyn dyn)
+                            {
+                                // The getter returns a cached voxel array where there is one: decode the stored boxes too,
+                                // and the object's size record.
+                                CompressedStorage.DecodeEntry(dyn.GetRaw(k), $"{dyn.Location}, key {k}");
+                                dyn.ObjectSize(k);
+                            }
                         }
                         catch (Exception e) when (e is not OutOfMemoryException)
                         {

@@ -284,7 +284,12 @@ public static class StoreDetection
             for (int i = 0; i < SampleSize; i++) picked.Add(keys[(int)((long)i * (keys.Count - 1) / (SampleSize - 1))]);
         var result = new List<KeyValuePair<object, object>>(picked.Count);
         foreach (var k in picked)
-            if (store.TryRead(StoreKey.FromPython(k), out var v)) result.Add(new(k, v));
+        {
+            StoreKey key;
+            try { key = StoreKey.FromPython(k); }
+            catch (ArgumentException) { continue; } // a key no store key can name is not looked at
+            if (store.TryRead(key, out var v)) result.Add(new(k, v));
+        }
         return result;
     }
 

@@ -101,6 +101,38 @@ public class InspectTests
         Assert.Contains("not a pickle file", e, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void File_names_break_a_tie_the_content_cannot_decide()
+    {
+        // Three block lists: a legacy 3-element mesh and a skeleton without extras look the same.
+        using var dir = new TempDir();
+        var empty = SyConn.Backend.Python.PyBytes.Empty;
+        var dict = new SyConn.Backend.Python.PyDict
+        {
+            [1L] = new SyConn.Backend.Python.PyList { new SyConn.Backend.Python.PyList { empty }, new SyConn.Backend.Python.PyList { empty }, new SyConn.Backend.Python.PyList { empty } },
+        };
+        var bytes = SyConn.Backend.Formats.Pickle.Pickle.Dump(dict);
+        foreach (var (name, cls) in new[] { ("mesh_0.pkl", (StoreClass?)StoreClass.MeshStorage), ("skeletons.pkl", StoreClass.SkeletonStorage), ("objects.pkl", null) })
+        {
+            File.WriteAllBytes(dir.File(name), bytes);
+            var found = StoreDetection.Detect(dir.File(name));
+            Assert.True(found.Class == cls, $"{name}: {found.Class} ({found.Reason})");
+            if (cls is null)
+            {
+                Assert.Contains("MeshStorage and SkeletonStorage", found.Reason, StringComparison.Ordinal);
+                var (code, _, e) = Run("get", dir.File(name), "1");
+                Assert.Equal(2, code);
+                Assert.Contains("--as", e, StringComparison.Ordinal);
+            }
+        }
+        // The empty store of a SyConn name takes the class of the name; of another name it asks.
+        File.WriteAllBytes(dir.File("attr_dict.pkl"), SyConn.Backend.Formats.Pickle.Pickle.Dump(new SyConn.Backend.Python.PyDict()));
+        Assert.Equal(StoreClass.AttributeDict, StoreDetection.Detect(dir.File("attr_dict.pkl")).Class);
+        Assert.Equal(StoreFileKind.Zip, StoreDetection.FileKindOf(Shared.PyFixture("voxel_lazy.npz")));
+        Assert.Equal(StoreFileKind.Hdf5, StoreDetection.FileKindOf(Shared.PyFixture("binary_search_store.h5")));
+        Assert.Equal(StoreFileKind.Empty, StoreDetection.FileKindOf(Shared.PyFixture("empty_file.pkl")));
+    }
+
     [SkippableFact]
     public void A_wrong_as_is_an_error_naming_the_file_and_key()
     {
