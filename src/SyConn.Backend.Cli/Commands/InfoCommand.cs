@@ -70,7 +70,8 @@ public static class InfoCommand
         {
             string file = FileOf(path, cls);
             doc["file_bytes"] = new FileInfo(file).Length;
-            doc["lock"] = Lock(file);
+            // A BinarySearchStore is written once and never locked (upstream neither).
+            if (cls != StoreClass.BinarySearchStore) doc["lock"] = Lock(file);
         }
         return doc;
     }
