@@ -76,8 +76,8 @@ internal static partial class StoreScan
 
     /// <summary>
     /// Every store under <paramref name="root"/>, recursively, sorted by path: pickle, npz and HDF5 files (by content),
-    /// files with a store name that are none of these (broken), and KNOSSOS datasets (not descended into). Lock files
-    /// (<c>.*.lk</c>) and temp files (<c>*.tmp</c>) are skipped; symbolic links to folders are not followed.
+    /// files with a store name that are none of these (broken), and KNOSSOS datasets (not descended into). Hidden files
+    /// (lock files <c>.NAME.lk</c>, push temp files <c>.NAME.tmp.*</c>) and upstream's <c>NAME.tmp</c> are skipped; symbolic links to folders are not followed.
     /// </summary>
     internal static List<FoundStore> Find(string root)
     {
@@ -101,7 +101,8 @@ internal static partial class StoreScan
             foreach (var f in Directory.EnumerateFiles(dir))
             {
                 var name = Path.GetFileName(f);
-                if ((name.StartsWith('.') && name.EndsWith(".lk", StringComparison.Ordinal)) || name.EndsWith(".tmp", StringComparison.Ordinal)) continue;
+                // Hidden files are lock files (.NAME.lk) and temp files of pushes (.NAME.tmp.PID.RANDOM); NAME.tmp is upstream's temp file.
+                if (name.StartsWith('.') || name.EndsWith(".tmp", StringComparison.Ordinal)) continue;
                 if (new FileInfo(f).LinkTarget is not null && !File.Exists(f)) continue;
                 FoundKind? kind;
                 try { kind = KindOf(f); }

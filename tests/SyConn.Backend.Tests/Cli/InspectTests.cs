@@ -264,6 +264,9 @@ public class InspectTests
         };
         foreach (var (name, c) in copies) File.Copy(Shared.PyFixture(c.Fixture), dir.File(name));
         File.WriteAllText(dir.File("README.txt"), "not a store");
+        // What a push killed midway leaves behind, and a lock file: neither is a store.
+        File.WriteAllBytes(dir.File(".cs.pkl.tmp.4242.0123456789abcdef"), File.ReadAllBytes(Shared.PyFixture("truncated.pkl")));
+        File.WriteAllText(dir.File(".cs.pkl.lk"), "");
         var doc = Json("ls", dir.Path, "--json");
         var stores = doc["stores"]!.AsArray();
         var paths = stores.Select(s => (string)s!["path"]!).ToList();
@@ -275,7 +278,8 @@ public class InspectTests
             Assert.Equal(c.Entries, (long)s["entries"]!);
             Assert.Equal(new FileInfo(Shared.PyFixture(c.Fixture)).Length, (long)s["bytes"]!);
         }
-        Assert.Empty(Directory.GetFiles(dir.Path, "*.lk", SearchOption.AllDirectories));
+        Assert.Single(Directory.GetFiles(dir.Path, "*.lk", SearchOption.AllDirectories));
+        Assert.Equal(0, Run("verify", dir.Path, "--quiet").Code);
         var (code, text, _) = Run("ls", dir.Path);
         Assert.Equal(0, code);
         Assert.Equal(copies.Count, text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
