@@ -178,6 +178,6 @@ public sealed class MeshStorage : Storage<NdArray[]>
     private NdArray? StoredColours(StoreKey key)
     {
         if (!TryPeekEntry(key, out var raw) || raw is not PyList { Count: 4 } list) return null;
-        return DecodePart(list[3], Types[3], $"{Where(this, key)}, mesh array 3");
+        return list[3] is NdArray or PyList ? DecodePart(list[3], Types[3], Where(this, key), "mesh array 3") : null;
     }
 }

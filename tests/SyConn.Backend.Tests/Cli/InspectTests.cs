@@ -303,19 +303,21 @@ public class InspectTests
         Assert.Equal(0, (int)json["corrupt"]!);
         Assert.Equal(entries, (long)json["entries"]!);
 
-        var mesh = Path.Combine(dir.Path, "mesh.pkl");
+        var mesh = Directory.GetFiles(dir.Path, "mesh.pkl", SearchOption.AllDirectories).Order(StringComparer.Ordinal).First();
+        var rel = Path.GetRelativePath(dir.Path, mesh);
         var bytes = File.ReadAllBytes(mesh);
         File.WriteAllBytes(mesh, bytes[..(bytes.Length / 2)]);
         (code, o, e) = Run("verify", dir.Path, "--quiet");
         Assert.True(code == 1, o + e);
         var lines = o.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Single(lines, l => l.StartsWith("corrupt: mesh.pkl", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.StartsWith($"corrupt: {rel}: ", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.StartsWith("corrupt: ", StringComparison.Ordinal));
         Assert.EndsWith(", 1 corrupt", lines[^1], StringComparison.Ordinal);
         (code, o, _) = Run("verify", dir.Path, "--json", "--quiet");
         Assert.Equal(1, code);
         json = JsonNode.Parse(o)!.AsObject();
         Assert.Equal(1, (int)json["corrupt"]!);
-        Assert.Equal("mesh.pkl", (string?)json["problems"]![0]!["path"]);
+        Assert.Equal(rel, (string?)json["problems"]![0]!["path"]);
     }
 
     [Fact]
