@@ -33,6 +33,9 @@ public static class Cli
         yield return DumpCommand.Create();
         yield return StoreCommands.Get();
         yield return StoreCommands.Keys();
+        yield return InfoCommand.Create();
+        yield return LsCommand.Create();
+        yield return VerifyCommand.Create();
         yield return ConvertCommand.Create();
         yield return BssCommands.Query();
         yield return BssCommands.Build();

@@ -15,7 +15,7 @@ namespace SyConn.Backend.Cli.Commands;
 /// </summary>
 /// <remarks>
 /// <para>The kind of entries (pickle trees or npz arrays) comes from <c>--as</c> (VoxelStorageLazyLoading holds
-/// arrays, every other class pickle trees) or else from the source's file name (<c>.npz</c> arrays, anything else
+/// arrays, every other class pickle trees) or else from the source (a <c>.npz</c> name or a zip file: arrays, anything else
 /// pickle trees). With <c>--as</c>, the class's path rule applies to both addresses (VoxelStorageDyn appends
 /// <c>.pkl</c>, VoxelStorageLazyLoading <c>.npz</c>) and VoxelStorageDyn's voxel cache is copied with the entries.</para>
 /// <para>Nothing is written until the source has been read (a corrupt source leaves the destination untouched);
@@ -91,7 +91,7 @@ public static class ConvertCommand
         StoreClass? cls = request.As is null ? null : StoreCommands.ParseClass(request.As);
         if (cls == StoreClass.BinarySearchStore)
             throw new UsageException("a BinarySearchStore has no per-key entries to convert", "--as");
-        if (cls is null && !EntryStores.IsBackendAddress(request.Source) && StoreFactory.GuessFromFileName(request.Source) == StoreClass.BinarySearchStore)
+        if (cls is null && !EntryStores.IsBackendAddress(request.Source) && StoreDetection.FileKindOf(request.Source) == StoreFileKind.Hdf5)
             throw new UsageException("a BinarySearchStore (HDF5) has no per-key entries to convert", request.Source);
         var kind = KindOf(cls, request.Source);
         string source = WithPathRule(request.Source, cls);
@@ -145,7 +145,8 @@ public static class ConvertCommand
     {
         StoreClass.VoxelStorageLazyLoading => EntryStoreKind.Npz,
         not null => EntryStoreKind.Pickle,
-        null when !EntryStores.IsBackendAddress(source) && source.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) => EntryStoreKind.Npz,
+        null when !EntryStores.IsBackendAddress(source)
+            && (source.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) || StoreDetection.FileKindOf(source) == StoreFileKind.Zip) => EntryStoreKind.Npz,
         null => EntryStoreKind.Pickle,
     };
 

@@ -11,15 +11,50 @@ public static class StoreCommands
 {
     internal static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    internal static Option<string?> AsOption() => new("--as") { Description = "Store class (AttributeDict, CompressedStorage, MeshStorage, SkeletonStorage, VoxelStorageL, VoxelStorageClass, VoxelStorageDyn, VoxelStorageLazyLoading, BinarySearchStore); guessed from the file name when omitted (required for bt: stores)." };
+    internal static Option<string?> AsOption() => new("--as") { Description = "Store class (AttributeDict, CompressedStorage, MeshStorage, SkeletonStorage, VoxelStorageL, VoxelStorageClass, VoxelStorageDyn, VoxelStorageLazyLoading, BinarySearchStore); told from the content when omitted (file kind, entry layout, then SyConn file names; required for bt: stores)." };
 
-    internal static StoreClass ResolveClass(string path, string? asName)
+    /// <summary>
+    /// The class of the store at <paramref name="path"/>: <paramref name="asName"/> when given, else told from the
+    /// file's content (<see cref="StoreDetection"/>: file kind, then the entries' layout, then SyConn's file names).
+    /// </summary>
+    internal static StoreClass ResolveClass(string path, string? asName) => Resolve(path, asName, null).Class!.Value;
+
+    /// <summary>
+    /// <see cref="ResolveClass(string, string?)"/> with the reason; with <paramref name="options"/> a <c>bt:</c> store
+    /// is told from its entries too (without, it needs <paramref name="asName"/>).
+    /// </summary>
+    internal static DetectedStore Resolve(string path, string? asName, StoreOptions? options)
     {
-        if (asName is not null) return ParseClass(asName);
+        if (asName is not null)
+        {
+            var given = ParseClass(asName);
+            return new DetectedStore(given, "given with --as", EntryStores.IsBackendAddress(path) ? StoreFileKind.Pickle : StoreDetection.KindOfClass(given));
+        }
+        DetectedStore found;
         if (EntryStores.IsBackendAddress(path))
-            throw new UsageException("give --as CLASS for bt: stores (there is no file name to tell the class from)", path);
-        return StoreFactory.GuessFromFileName(path)
-            ?? throw new UsageException($"cannot tell the store class from the file name '{Path.GetFileName(path)}'; pass --as CLASS", path);
+        {
+            if (options is null)
+                throw new UsageException("give --as CLASS for bt: stores (there is no file name to tell the class from)", path);
+            using var store = OpenEntryStore(path, EntryStoreKind.Pickle, options);
+            LoadForReading(store, options);
+            if (!store.Exists) throw new InputException("no such store", path);
+            found = AtBackend(path, () => StoreDetection.Detect(store, null));
+        }
+        else
+        {
+            if (Directory.Exists(path)) throw new InputException("a folder, not a store file (see 'syconn-store ls')", path);
+            // A store named without its extension, as SyConn names VoxelStorageDyn (.pkl) and VoxelStorageLazyLoading (.npz) stores.
+            if (!File.Exists(path) && !path.EndsWith(".pkl", StringComparison.Ordinal) && File.Exists(path + ".pkl")
+                && StoreDetection.Detect(path + ".pkl", options) is { Class: StoreClass.VoxelStorageDyn } dyn)
+                return dyn;
+            if (!File.Exists(path) && !path.EndsWith(".npz", StringComparison.Ordinal) && StoreDetection.FileKindOf(path + ".npz") == StoreFileKind.Zip)
+                return new DetectedStore(StoreClass.VoxelStorageLazyLoading, $"'{Path.GetFileName(path)}.npz' is a zip archive (numpy .npz): VoxelStorageLazyLoading", StoreFileKind.Zip);
+            RequireFile(path);
+            found = StoreDetection.Detect(path, options);
+        }
+        return found.Class is null
+            ? throw new UsageException($"cannot tell the store class: {found.Reason}; pass --as CLASS", path)
+            : found;
     }
 
     internal static StoreKey ParseKey(string text)
@@ -38,12 +73,42 @@ public static class StoreCommands
     /// <summary>Read-only store options (as upstream) with the database of <c>bt:</c> addresses from <c>--bt</c>.</summary>
     internal static StoreOptions ReadOptions(ParseResult r) => StoreOptions.Default with { ConnectionString = r.GetValue(Cli.Bt) };
 
-    /// <summary>Opens a dict store read-only through the library's factory (BinarySearchStore has its own commands).</summary>
+    /// <summary>
+    /// Opens a dict store read-only through the library's factory (BinarySearchStore has its own commands). A file must
+    /// exist and be of the kind the class lives in (a pickle, or an npz for VoxelStorageLazyLoading), else the error
+    /// names the file and what it is; a VoxelStorageLazyLoading file that exists is opened under its own name even
+    /// when it does not end in <c>.npz</c>.
+    /// </summary>
     internal static StorageBase OpenStore(string address, StoreClass cls, StoreOptions options, StoreParameters? parameters)
     {
         if (cls == StoreClass.BinarySearchStore) throw new UsageException("use 'syconn-store bss' for a BinarySearchStore", address);
-        if (!EntryStores.IsBackendAddress(address)) RequireFile(cls == StoreClass.VoxelStorageDyn ? VoxelStorageDyn.PklPath(address) : address);
-        return AtBackend(address, () => StoreFactory.Open(cls, address, options, parameters));
+        if (EntryStores.IsBackendAddress(address)) return AtBackend(address, () => StoreFactory.Open(cls, address, options, parameters));
+        string file = cls switch
+        {
+            StoreClass.VoxelStorageDyn => VoxelStorageDyn.PklPath(address),
+            StoreClass.VoxelStorageLazyLoading when !File.Exists(address) && !address.EndsWith(".npz", StringComparison.Ordinal) => address + ".npz",
+            _ => address,
+        };
+        if (Directory.Exists(file)) throw new InputException("a folder, not a store file", file);
+        RequireFile(file);
+        StoreDetection.RequireKind(file, cls);
+        if (cls == StoreClass.VoxelStorageLazyLoading && !file.EndsWith(".npz", StringComparison.Ordinal))
+            return new VoxelStorageLazyLoading(EntryStores.Npz(file), options);
+        return StoreFactory.Open(cls, file, options, parameters);
+    }
+
+    /// <summary>
+    /// Decodes the first object entry of <paramref name="store"/>, so that a store opened with the wrong class is an
+    /// error (naming the file, the key and what the class expects) even where nothing else is decoded (<c>keys</c>).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The entry is not what the class stores.</exception>
+    internal static void CheckFirstEntry(StorageBase store)
+    {
+        foreach (var k in store.Keys)
+        {
+            store.GetAsPython(k);
+            return;
+        }
     }
 
     /// <summary>
@@ -170,7 +235,10 @@ public static class StoreCommands
             var cls = ResolveClass(p, r.GetValue(asOpt));
             List<StoreKey> keys;
             using (var s = OpenStore(p, cls, ReadOptions(r), null))
+            {
+                CheckFirstEntry(s);
                 keys = s.Keys.ToList();
+            }
             var o = r.InvocationConfiguration.Output;
             if (r.GetValue(json)) o.WriteLine(TypedJson.ToJson(new PyList(keys.Select(k => k.PythonValue))).ToJsonString(Indented));
             else foreach (var k in keys) o.WriteLine(k.ToString());

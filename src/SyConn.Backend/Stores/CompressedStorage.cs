@@ -72,10 +72,13 @@ public class CompressedStorage : Storage<NdArray>
     /// <exception cref="InvalidDataException">The entry does not have that layout or its blocks are corrupt.</exception>
     public static NdArray DecodeEntry(object raw, string where)
     {
-        var d = Dict(raw, where);
-        var arr = List(Field(d, "arr", where), where, "'arr'");
-        var dt = ParseDType(Field(d, "dt", where), where);
-        var sh = Shape(Field(d, "sh", where), where);
-        return Lz4List.Decode(arr, dt, sh, where);
+        const string Expected = "a CompressedStorage dict {'arr': [LZ4 blocks], 'sh': shape, 'dt': dtype}";
+        if (raw is not PyDict d) throw Bad(where, $"entry is a {TypeName(raw)}, expected {Expected}");
+        var arr = List(Field(d, "arr", where, Expected), where, "'arr'");
+        if (arr.Count > 0 && arr[0] is PyList)
+            throw Bad(where, "'arr' holds lists of blocks (the VoxelStorageL layout), expected LZ4 blocks (the CompressedStorage layout)");
+        var dt = ParseDType(Field(d, "dt", where, Expected), where);
+        var sh = Shape(Field(d, "sh", where, Expected), where);
+        return Lz4(arr, dt, sh, where, "'arr'");
     }
 }

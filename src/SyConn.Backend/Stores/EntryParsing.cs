@@ -20,6 +20,14 @@ internal static class EntryParsing
     public static object Field(PyDict d, string name, string where) =>
         d.TryGetValue(name, out var v) ? v : throw Bad(where, $"entry has no '{name}' field");
 
+    /// <summary>A field of a dict entry of the layout <paramref name="expected"/>; a missing one names the keys found.</summary>
+    public static object Field(PyDict d, string name, string where, string expected)
+    {
+        if (d.TryGetValue(name, out var v)) return v;
+        var keys = string.Join(", ", d.Keys.Take(6).Select(PyRepr.Repr)) + (d.Count > 6 ? ", ..." : "");
+        throw Bad(where, $"entry has no '{name}' field: expected {expected}, found a dict with keys {(d.Count == 0 ? "(none)" : keys)}");
+    }
+
     /// <summary>A shape stored as a tuple or list of ints (<c>'sh'</c>).</summary>
     public static long[] Shape(object raw, string where)
     {
@@ -53,6 +61,34 @@ internal static class EntryParsing
         return items;
     }
 
+    /// <summary>
+    /// Runs one entry's decoding so that only <see cref="InvalidDataException"/> leaves it: what the lower layers
+    /// report as a bad argument, an overflow, a cast or an index out of range on a hostile tree becomes an
+    /// <see cref="InvalidDataException"/> naming <paramref name="where"/> (file and key).
+    /// </summary>
+    public static T Guard<T>(string where, Func<T> decode)
+    {
+        try
+        {
+            return decode();
+        }
+        catch (Exception e) when (e is ArgumentException or OverflowException or InvalidCastException or IndexOutOfRangeException
+                                       or FormatException or NotSupportedException or InvalidOperationException)
+        {
+            throw new InvalidDataException(e.Message.StartsWith(where, StringComparison.Ordinal) ? e.Message : $"{where}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>An LZ4 block list (<c>lz4string_listtoarr</c>), with errors that name <paramref name="where"/>.</summary>
+    public static NdArray Lz4(object raw, DType dtype, long[]? shape, string where, string what)
+    {
+        if (raw is not PyList list) throw Bad(where, $"{what} is a {TypeName(raw)}, expected a list of LZ4 blocks");
+        for (int i = 0; i < list.Count; i++)
+            if (list[i] is not (PyBytes or PyByteArray or string { Length: 0 }))
+                throw Bad(where, $"{what}: block {i} is a {TypeName(list[i])}, expected bytes");
+        return Guard(where, () => Formats.Lz4.Lz4List.Decode(list, dtype, shape, $"{where}, {what}"));
+    }
+
     public static string TypeName(object? o) => o switch
     {
         null or PyNone => "None",
@@ -64,6 +100,10 @@ internal static class EntryParsing
         long or System.Numerics.BigInteger => "int",
         double => "float",
         NdArray => "ndarray",
+        PyByteArray => "bytearray",
+        bool => "bool",
+        DType => "numpy.dtype",
+        NpScalar => "numpy scalar",
         _ => o.GetType().Name,
     };
 }

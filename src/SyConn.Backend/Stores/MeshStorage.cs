@@ -117,23 +117,27 @@ public sealed class MeshStorage : Storage<NdArray[]>
     protected override NdArray[] Decode(StoreKey key, object raw)
     {
         string where = Where(this, key);
-        var list = List(raw, where, "mesh entry");
+        if (raw is not PyList list) throw Bad(where, $"entry is a {TypeName(raw)}, expected a MeshStorage list [indices, vertices, normals, colours] of arrays or LZ4 block lists");
         if (list.Count is < 2 or > 4) throw Bad(where, $"mesh entry has {list.Count} elements, expected 2 to 4");
+        // Every element is checked, also the colours the getter does not return: a skeleton's extras dict is no mesh array.
+        for (int i = 0; i < list.Count; i++)
+            if (list[i] is not (NdArray or PyList))
+                throw Bad(where, $"mesh array {i} is a {TypeName(list[i])}, expected an ndarray or a list of LZ4 blocks"
+                    + (i == 3 && list[i] is PyDict ? " (a SkeletonStorage entry ends with such a dict)" : ""));
         int n = LoadColArr ? 4 : 3;
         var result = new NdArray[n];
         for (int i = 0; i < n; i++)
-            result[i] = i < list.Count ? DecodePart(list[i], Types[i], $"{where}, mesh array {i}") : NdArray.Zeros(Types[i], 0);
+            result[i] = i < list.Count ? DecodePart(list[i], Types[i], where, $"mesh array {i}") : NdArray.Zeros(Types[i], 0);
         return result;
     }
 
     /// <inheritdoc/>
     protected override object ToPython(NdArray[] value) => new PyList(value);
 
-    private static NdArray DecodePart(object part, DType dt, string where) => part switch
+    private static NdArray DecodePart(object part, DType dt, string where, string what) => part switch
     {
         NdArray a => a,
-        PyList l => Lz4List.Decode(l, dt, null, where),
-        _ => throw Bad(where, $"is a {TypeName(part)}, expected an ndarray or a list of LZ4 blocks"),
+        _ => Lz4(part, dt, null, where, what),
     };
 
     /// <summary>
@@ -174,6 +178,6 @@ public sealed class MeshStorage : Storage<NdArray[]>
     private NdArray? StoredColours(StoreKey key)
     {
         if (!TryPeekEntry(key, out var raw) || raw is not PyList { Count: 4 } list) return null;
-        return DecodePart(list[3], Types[3], $"{Where(this, key)}, mesh array 3");
+        return list[3] is NdArray or PyList ? DecodePart(list[3], Types[3], Where(this, key), "mesh array 3") : null;
     }
 }

@@ -96,12 +96,14 @@ public sealed class SkeletonStorage : Storage<Skeleton>
     protected override Skeleton Decode(StoreKey key, object raw)
     {
         string where = Where(this, key);
-        var list = List(raw, where, "skeleton entry");
+        if (raw is not PyList list) throw Bad(where, $"entry is a {TypeName(raw)}, expected a SkeletonStorage list [nodes, diameters, edges, extras]");
         if (list.Count < 3) throw Bad(where, $"skeleton entry has {list.Count} elements, expected 3 or 4");
-        var nodes = Lz4List.Decode(List(list[0], where, "nodes"), DType.UInt32, null, where + ", nodes");
-        var diameters = Lz4List.Decode(List(list[1], where, "diameters"), DType.Float32, null, where + ", diameters");
-        var edges = Lz4List.Decode(List(list[2], where, "edges"), DType.UInt32, null, where + ", edges");
-        var extras = list.Count > 3 ? Dict(list[3], where, "skeleton extras") : new PyDict();
+        if (list.Count > 3 && list[3] is not PyDict)
+            throw Bad(where, $"skeleton extras (element 3) is a {TypeName(list[3])}, expected a dict" + (list[3] is PyList or NdArray ? " (a MeshStorage entry has a colour array there)" : ""));
+        var nodes = Lz4(list[0], DType.UInt32, null, where, "nodes");
+        var diameters = Lz4(list[1], DType.Float32, null, where, "diameters");
+        var edges = Lz4(list[2], DType.UInt32, null, where, "edges");
+        var extras = list.Count > 3 ? (PyDict)list[3] : new PyDict();
         return new Skeleton(nodes, diameters, edges, extras);
     }
 }

@@ -135,15 +135,19 @@ public class VoxelStorageL : Storage<VoxelMasks>
     protected override VoxelMasks Decode(StoreKey key, object raw)
     {
         string where = Where(this, key);
-        var d = Dict(raw, where);
-        var arr = List(Field(d, "arr", where), where, "'arr'");
-        var sh = List(Field(d, "sh", where), where, "'sh'");
-        var dt = ParseDType(Field(d, "dt", where), where);
-        var off = Field(d, "off", where);
+        const string Expected = "a VoxelStorageL dict {'arr': [LZ4 block lists], 'sh': [shapes], 'dt': dtype, 'off': offsets}";
+        if (raw is not PyDict d) throw Bad(where, $"entry is a {TypeName(raw)}, expected {Expected}");
+        var arr = List(Field(d, "arr", where, Expected), where, "'arr'");
+        for (int i = 0; i < arr.Count; i++)
+            if (arr[i] is not PyList)
+                throw Bad(where, $"mask {i} is a {TypeName(arr[i])}, expected a list of LZ4 blocks" + (arr[i] is PyBytes ? " ('arr' of a CompressedStorage entry holds the blocks themselves)" : ""));
+        var sh = List(Field(d, "sh", where, Expected), where, "'sh'");
+        var dt = ParseDType(Field(d, "dt", where, Expected), where);
+        var off = Field(d, "off", where, Expected);
         if (arr.Count != sh.Count) throw Bad(where, $"{arr.Count} masks but {sh.Count} shapes");
         var masks = new NdArray[arr.Count];
         for (int i = 0; i < masks.Length; i++)
-            masks[i] = Lz4List.Decode(List(arr[i], where, $"mask {i}"), dt, Shape(sh[i], where), $"{where}, mask {i}");
+            masks[i] = Lz4(arr[i], dt, Shape(sh[i], $"{where}, mask {i}"), where, $"mask {i}");
         return new VoxelMasks(masks, off);
     }
 

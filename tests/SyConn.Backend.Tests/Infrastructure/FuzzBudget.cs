@@ -9,7 +9,7 @@ namespace SyConn.Backend.Tests.Infrastructure;
 internal static class FuzzBudget
 {
     /// <summary>Every fuzz harness of the test suite.</summary>
-    private static readonly string[] Harnesses = ["pickle", "bt-rows"];
+    private static readonly string[] Harnesses = ["pickle", "bt-rows", "typed-entries"];
 
     /// <summary>The total budget.</summary>
     public static double TotalSeconds =>
