@@ -93,6 +93,9 @@ public sealed class SkeletonStorage : Storage<Skeleton>
     protected override object ToPython(Skeleton value) => value.ToPython();
 
     /// <inheritdoc/>
+    protected override long EstimateBytes(Skeleton value) => value.Nodes.NBytes + value.Diameters.NBytes + value.Edges.NBytes + 256;
+
+    /// <inheritdoc/>
     protected override Skeleton Decode(StoreKey key, object raw)
     {
         string where = Where(this, key);

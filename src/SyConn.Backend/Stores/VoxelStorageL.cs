@@ -132,6 +132,9 @@ public class VoxelStorageL : Storage<VoxelMasks>
     }
 
     /// <inheritdoc/>
+    protected override long EstimateBytes(VoxelMasks value) => value.Masks.Sum(m => m.NBytes) + 256;
+
+    /// <inheritdoc/>
     protected override VoxelMasks Decode(StoreKey key, object raw)
     {
         string where = Where(this, key);
