@@ -25,6 +25,7 @@ public static class Cli
         root.Options.Add(Verbose);
         root.Options.Add(Bt);
         foreach (var c in Commands()) root.Subcommands.Add(c);
+        HelpExamples.Install(root);
         return root;
     }
 
@@ -69,7 +70,9 @@ public static class Cli
             stderr.WriteLine($"syconn-store: {CliErrors.Plain(e.Message)}");
             return 2;
         }
-        if (parsed.Errors.Count > 0)
+        // --help and --version answer even where the rest of the command line is incomplete.
+        bool helpOrVersion = HelpExamples.IsHelp(parsed.Action) || parsed.Action?.GetType().Name.Contains("Version", StringComparison.Ordinal) == true;
+        if (parsed.Errors.Count > 0 && !helpOrVersion)
         {
             stderr.WriteLine($"syconn-store: {ParseErrors.Describe(root, parsed)}");
             return 2;

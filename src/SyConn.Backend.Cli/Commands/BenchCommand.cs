@@ -18,7 +18,7 @@ public static class BenchCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var workload = new Argument<string>("workload") { Description = "w1 ... w8, or all." };
+        var workload = new Argument<string?>("workload") { Description = "w1 ... w8, or all.", Arity = ArgumentArity.ZeroOrOne };
         var scale = new Option<double>("--scale") { Description = "Multiply every count of the workload by S.", DefaultValueFactory = _ => 1.0 };
         var reps = new Option<int>("--reps") { Description = "Timed iterations after one warm-up.", DefaultValueFactory = _ => 3 };
         var outDir = new Option<string?>("--out") { Description = "Folder for the store files (kept for inspection); default: a temporary folder." };
@@ -32,7 +32,16 @@ public static class BenchCommand
         cmd.Subcommands.Add(ReadWorker());
         cmd.SetAction((ParseResult r) =>
         {
-            var w = r.GetValue(workload)!.ToLowerInvariant();
+            if (r.GetValue(workload) is not { } given)
+            {
+                // No workload: its usage, not a run of everything.
+                var usage = r.InvocationConfiguration.Output;
+                usage.WriteLine("usage: syconn-store bench WORKLOAD [--scale S] [--reps N] [--out DIR] [--backend fs|bt]");
+                usage.WriteLine($"  WORKLOAD: {string.Join(", ", Known)} or all (with --backend bt: {string.Join(", ", KnownBt)} or all)");
+                usage.WriteLine("  one JSON line per workload on stdout; 'syconn-store bench --help' for the options");
+                return 0;
+            }
+            var w = given.ToLowerInvariant();
             bool bt = r.GetValue(backend) == "bt";
             var known = bt ? KnownBt : Known;
             var names = w == "all" ? known : [w];

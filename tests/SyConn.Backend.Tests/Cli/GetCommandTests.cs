@@ -233,3 +233,40 @@ public class GetCommandCycleTests
         Assert.Contains("--json", e.ToString(), StringComparison.Ordinal);
     }
 }
+
+/// <summary><c>--help</c> of every command, with examples, and <c>bench</c> without a workload.</summary>
+public class HelpTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void Every_command_has_help_with_an_example_and_the_list_stays_one_line_each()
+    {
+        var root = SyConn.Backend.Cli.Cli.BuildRoot();
+        var visible = root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name).ToList();
+        Assert.Contains("verify", visible);
+        foreach (var name in visible)
+        {
+            var (code, o, e) = Run(name, "--help");
+            Assert.True(code == 0, $"{name} --help: {e}");
+            Assert.Matches(@"\nExamples?:\n  syconn-store ", o);
+            Assert.Equal("", e);
+        }
+        var (_, list, _) = Run("--help");
+        Assert.DoesNotContain("Example", list, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bench_without_a_workload_prints_its_usage()
+    {
+        var (code, o, e) = Run("bench");
+        Assert.True(code == 0, e);
+        Assert.StartsWith("usage: syconn-store bench WORKLOAD", o, StringComparison.Ordinal);
+    }
+}
