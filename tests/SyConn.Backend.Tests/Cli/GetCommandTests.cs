@@ -178,6 +178,7 @@ public partial class GetCommandTests
             Assert.DoesNotContain("(Parameter '", line, StringComparison.Ordinal);
         }
         Assert.Contains("missing.pkl", Run(cases[1]).Err, StringComparison.Ordinal);
+        Assert.Contains("not a pickle file", Run(cases[2]).Err, StringComparison.Ordinal);
     }
 
     [Fact]

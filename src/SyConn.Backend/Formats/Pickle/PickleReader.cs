@@ -333,6 +333,8 @@ internal sealed class PickleReader
         var span = _data.Span;
         if (span.Length == 0)
             throw new InvalidDataException($"{Where}: empty input: truncated at offset 0 (a pickle needs at least a STOP opcode)");
+        if (Op.Name(span[0]).StartsWith("0x", StringComparison.Ordinal))
+            throw new InvalidDataException($"{Where}: not a pickle file: byte 0 is 0x{span[0]:x2}, no pickle opcode (it starts with {Convert.ToHexStringLower(span[..Math.Min(8, span.Length)])})");
         _memoFilter = PickleMemoScan.Scan(span, _opt.MaxMemoEntries);
         if (_memoFilter is not null)
         {
