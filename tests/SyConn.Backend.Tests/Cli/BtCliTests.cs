@@ -9,13 +9,7 @@ public sealed class BtCliTests
 {
     private readonly string _prefix = BtTestDatabase.NewPrefix();
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.InProcess(args);
 
     [SkippableFact]
     public void A_fixture_converts_to_bt_and_back_and_dump_keys_and_get_read_it_there()

@@ -8,13 +8,7 @@ namespace SyConn.Backend.Tests.CommandLine;
 /// <summary>The <c>syconn-store</c> commands, run in-process, against the fixtures and their MANIFEST.</summary>
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.InProcess(args);
 
     private static JsonNode? Getter(string file, string call) =>
         ((JsonArray)Manifest.File_(file)["getter"]!).First(g => (string)g!["call"]! == call)!["returns"];

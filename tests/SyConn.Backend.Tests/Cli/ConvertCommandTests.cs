@@ -12,13 +12,7 @@ public class ConvertCommandTests
     /// <summary>A database nobody listens on: a bt: address fails however far the backend has come.</summary>
     private const string NoDatabase = "Host=127.0.0.1;Port=1;Timeout=2;Username=nobody;Database=nowhere";
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.InProcess(args);
 
     private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
 

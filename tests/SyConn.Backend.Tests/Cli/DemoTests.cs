@@ -257,13 +257,7 @@ public class DemoTests
         Assert.Equal(2 * 120, Directory.GetFiles(outDir).Length);
     }
 
-    private static (int Code, string Out, string Err) InProcess(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) InProcess(params string[] args) => CliRun.InProcess(args);
 
     [SkippableFact]
     public void A_rerun_replaces_the_earlier_demo_and_keeps_other_files()

@@ -8,13 +8,7 @@ namespace SyConn.Backend.Tests.CommandLine;
 /// <summary><c>get</c> against every getter the MANIFEST records, its text and file output, and the CLI's error lines.</summary>
 public partial class GetCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.InProcess(args);
 
     [GeneratedRegex(@"^(?<cls>\w+)\(path(?:, (?<opt>load_colarr|voxel_mode)=(?<val>True|False))?\)\[(?<key>.+)\]$")]
     private static partial Regex ClassGetter();
@@ -238,13 +232,7 @@ public class GetCommandCycleTests
 /// <summary><c>--help</c> of every command, with examples, and <c>bench</c> without a workload.</summary>
 public class HelpTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.InProcess(args);
 
     [Fact]
     public void Every_command_has_help_with_an_example_and_the_list_stays_one_line_each()

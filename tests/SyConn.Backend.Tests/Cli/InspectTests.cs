@@ -14,13 +14,7 @@ namespace SyConn.Backend.Tests.CommandLine;
 /// </summary>
 public class InspectTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = SyConn.Backend.Cli.Cli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.InProcess(args);
 
     private static JsonObject Json(params string[] args)
     {
