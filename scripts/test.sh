@@ -47,7 +47,7 @@ if [ "$installed_validator" != "$gltf_validator_version" ]; then
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-: "${SYCONN_FUZZ_SECONDS:=20}"
+if [ "${CI:-}" = true ]; then : "${SYCONN_FUZZ_SECONDS:=240}"; else : "${SYCONN_FUZZ_SECONDS:=20}"; fi
 export SYCONN_FUZZ_SECONDS
 
 build_log=$(mktemp)
