@@ -53,6 +53,11 @@ public sealed partial class BinarySearchStore : IDisposable
 
     private readonly PureHDF.VOL.Native.NativeFile _file;
     private readonly object _fileGate = new();
+    private readonly ReadBudgetStream _reads = null!;
+
+    /// <summary>What the HDF5 reader may read to open the file or to find one object: far more than any valid store needs,
+    /// little enough that a cycle in a damaged file's structures ends in seconds.</summary>
+    private const long MetadataReadBudget = 256L << 20;
     private readonly ShardCache _cache;
     private readonly ReadLimits _limits;
     private readonly ulong[] _lo;
@@ -120,11 +125,15 @@ public sealed partial class BinarySearchStore : IDisposable
         CheckSuperblock(path);
         try
         {
-            _file = H5File.OpenRead(path);
+            _reads = new ReadBudgetStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path);
+            _reads.Arm(MetadataReadBudget, "the file's metadata");
+            _file = H5File.Open(_reads, leaveOpen: false);
         }
-        catch (Exception e) when (IsFormatError(e, metadata: true))
+        catch (Exception e)
         {
-            throw new InvalidDataException($"{path}: not a readable HDF5 file ({Describe(e)})", e);
+            _reads?.Dispose();
+            if (IsFormatError(e, metadata: true)) throw new InvalidDataException($"{path}: not a readable HDF5 file ({Describe(e)})", e);
+            throw;
         }
         try
         {
@@ -333,7 +342,9 @@ public sealed partial class BinarySearchStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             try
             {
+                _reads.Arm(MetadataReadBudget, where);
                 var ds = CheckedDataset(where, a.FileDType.ItemSize, a.Shape.AsSpan(1), ExpectedClass(a.FileDType), shardRows);
+                _reads.Arm(MetadataReadBudget + 2L * shardRows * a.RowBytes, where);
                 var data = ds.Read<byte[]>(selection, null, [(ulong)rows.Count * (ulong)a.RowBytes]);
                 if (data.LongLength != (long)rows.Count * a.RowBytes)
                     throw Corrupt(where, $"reading {rows.Count} rows gave {data.LongLength} bytes, expected {(long)rows.Count * a.RowBytes}");
@@ -378,7 +389,10 @@ public sealed partial class BinarySearchStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             try
             {
+                _reads.Arm(MetadataReadBudget, where);
                 var ds = CheckedDataset(where, itemSize, trail, expected, null);
+                // CheckedDataset bounded the declared size by ReadLimits.MaxArrayBytes.
+                _reads.Arm(MetadataReadBudget + 2 * _limits.MaxArrayBytes, where);
                 return ds.Read<byte[]>();
             }
             catch (Exception e) when (IsFormatError(e))
@@ -678,5 +692,75 @@ public sealed partial class BinarySearchStore : IDisposable
             _file.Dispose();
         }
         _cache.Clear();
+    }
+}
+
+/// <summary>
+/// The file under the HDF5 reader: counts what is read since the last <see cref="Arm"/> and refuses to go on past the budget, so that
+/// a damaged file whose structures form a cycle (which PureHDF would follow for ever) ends in an InvalidDataException naming the file.
+/// </summary>
+internal sealed class ReadBudgetStream(FileStream inner, string path) : Stream
+{
+    private long _budget = long.MaxValue;
+    private long _used;
+    private string _what = "";
+
+    /// <summary>Starts a new budget of <paramref name="bytes"/> for reading <paramref name="what"/>.</summary>
+    public void Arm(long bytes, string what)
+    {
+        _used = 0;
+        _budget = bytes;
+        _what = what;
+    }
+
+    private void Count(int n)
+    {
+        // Every call counts, so that a loop of empty reads is caught too.
+        _used += n + 1;
+        if (_used > _budget)
+            throw new InvalidDataException($"{path}: reading {_what} made the HDF5 reader read more than {_budget} bytes; the file's structures point in a cycle (damaged file)");
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => false;
+    public override long Length => inner.Length;
+    public override long Position { get => inner.Position; set => Seek(value, SeekOrigin.Begin); }
+    public override void Flush() { }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        int n = inner.Read(buffer, offset, count);
+        Count(n);
+        return n;
+    }
+
+    public override int Read(Span<byte> buffer)
+    {
+        int n = inner.Read(buffer);
+        Count(n);
+        return n;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        long target = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => inner.Position + offset,
+            _ => inner.Length + offset,
+        };
+        // A damaged address can be anything; the file system refuses negative ones with a bare IOException.
+        if (target < 0 || (origin != SeekOrigin.Begin && ((offset > 0 && target < inner.Position) || (offset < 0 && target > inner.Length))))
+            throw new InvalidDataException($"{path}: reading {_what}, the HDF5 reader was sent to offset {(ulong)target} (from {origin} {offset}), outside the {inner.Length}-byte file (damaged address)");
+        return inner.Seek(target, SeekOrigin.Begin);
+    }
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -39,6 +39,29 @@ public class FuzzRegressionTests
         Assert.DoesNotContain("Array dimensions exceeded", e.Message);
     }
 
+    /// <summary>hdf5 input 1689: a 617-byte mutation of a small store whose structures point past the end of the file; PureHDF's
+    /// file-handle reader looped for ever there (the harness's 30 s watchdog fired). Read through a stream, the end is reported.</summary>
+    [Fact]
+    public async Task Hdf5_input_1689_structure_past_the_end_of_the_file_is_refused_not_a_hang()
+    {
+        var data = Convert.FromBase64String(
+        "iUhERg0KGgoDCAgAAAAAAAAAAAD//////////zAYAAAAAAAAMAAAAAAAAAAhcSqjT0hEUgIg4OUOa+DlDmvg5Q5r4OUOa50QEAAAewEAAAAAAO"
+        + "JzMAAAAAAAAAAKAgABAAAQEAAAVgQAAAAAAAAuAAAAAAAAAAxnAAADAA4ADAAkAABidWNrZXRfcmFuZ2VzABAAAAAIAAAAAABAAAICAQECAAAA"
+        + "AAAAAAIAAAAAAAAAAgAAAAAAAAACAAAAAAAAAAEAAAAAAAAAAwAAAAAAAAAEAAAAAAAAAAYAAAAAAAAAAAAAALNouqxPSERSAiDg5Q5r4OUOa+"
+        + "DlDmvg5Q5reAISAAAAAP////////////////////8KAgABAAAGDAAAAQABMKsBAAAAAAAABgwAAAEAATG3AgAAAAAAAAA4AAAAAAAAAAAAAAAA"
+        + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAGT9ssFPQ0hLAhIAAAAA/////////////////////wYOAAABAA"
+        + "NpZHPoAAAAAAAAAPTgk/1PSERSAgEAAQEUAAACAQEBAwAAAAAAAAADAAAAAAAAAAMMAAEQAAAACAAAAAAAQAAFAgABAwoIEgAABAEACAAAAAAA"
+        + "ABgAAAAAAAAAALgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        using var dir = new TempDir();
+        string path = dir.File("input-1689.h5");
+        File.WriteAllBytes(path, data);
+        var run = Task.Run(() => Assert.Throws<InvalidDataException>(() => new BinarySearchStore(path).Dispose()));
+        var first = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(60)));
+        Assert.True(ReferenceEquals(first, run), "opening input 1689 did not finish within 60 s");
+        Assert.Contains(path, (await run).Message);
+    }
+
     [Fact]
     public void Hdf5_a_file_without_the_signature_is_refused_before_PureHDF_reads_it()
     {
