@@ -87,7 +87,7 @@ public static class FuzzChild
                     lock (output) output.WriteLine($"bad\t{i}\t{OneLine(problem)}\t{detail}");
                 }
             }
-        }, 16 << 20);
+        }, 1 << 20); // 1 MiB, below the 1.5 MiB of a .NET thread-pool thread on Linux: a reader must not need more
         worker.IsBackground = true;
         worker.Start();
         while (!worker.Join(200))

@@ -27,4 +27,14 @@ public class FuzzHarnessTests(ITestOutputHelper output)
 
     [SkippableFact]
     public void Hdf5_binary_search_stores_open_and_query() => FuzzHost.Run("hdf5", output);
+
+    /// <summary>The harness machinery itself: a reader that overflows the stack kills only the child, and the test names the input.</summary>
+    [Fact]
+    public void A_stack_overflow_in_the_child_is_reported_with_the_input_not_fatal()
+    {
+        var e = Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => FuzzHost.Run("selftest-crash", TimeSpan.FromSeconds(5), output));
+        Assert.Contains("the fuzz child died", e.Message);
+        Assert.Contains("crash-", e.Message);
+        Assert.Contains("Stack overflow", e.Message);
+    }
 }

@@ -17,6 +17,7 @@ internal static class FuzzTargets
         "knossos-config" => new KnossosConfigTarget(),
         "knossos-cube" => new KnossosCubeTarget(),
         "hdf5" => new Hdf5Target(),
+        "selftest-crash" => new CrashingTarget(),
         _ => throw new ArgumentException($"unknown fuzz target '{name}'", nameof(name)),
     };
 }
@@ -28,9 +29,10 @@ internal static class FuzzTargets
 /// </summary>
 internal static class FuzzHost
 {
-    public static void Run(string harness, ITestOutputHelper output)
+    public static void Run(string harness, ITestOutputHelper output) => Run(harness, FuzzBudget.For(harness), output);
+
+    public static void Run(string harness, TimeSpan budget, ITestOutputHelper output)
     {
-        var budget = FuzzBudget.For(harness);
         string fixtures = Shared.Dir;
         string dll = Path.Combine(AppContext.BaseDirectory, "SyConn.Backend.Tests.dll");
         Assert.True(File.Exists(dll), $"test assembly not found: {dll}");
@@ -102,4 +104,18 @@ internal static class FuzzHost
     }
 
     private static string Tail(string s) => s.Length > 3000 ? s[^3000..] : s;
+}
+
+/// <summary>A target whose reader overflows the stack on the byte 7: shows that the host reports a dying child with the input.</summary>
+internal sealed class CrashingTarget : FuzzTarget
+{
+    public override string Name => "selftest-crash";
+
+    protected override IEnumerable<byte[]> LoadSeeds(string shared) => [[7]];
+
+    protected override FuzzInput Structured(Random rng) => new([7]);
+
+    public override bool Run(byte[] data) => data.Length > 0 && data[0] == 7 ? Deep(0) > 0 : false;
+
+    private static int Deep(int n) => n == int.MaxValue ? n : Deep(n + 1) + 1;
 }
