@@ -279,6 +279,8 @@ public sealed partial class BinarySearchStore : IDisposable
                     if (shape[i] != 0 && row > int.MaxValue / shape[i]) throw Corrupt(where + " attribute 'shape'", $"rows of ({string.Join(", ", shape)}) are larger than 2 GiB; not supported");
                     row *= shape[i];
                 }
+                if (row > _limits.MaxArrayBytes)
+                    throw Corrupt(where + " attribute 'shape'", ReadLimits.Exceeds($"rows of ({string.Join(", ", shape)}) of {dt.Str}", row, _limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)));
                 map[child.Name] = new AttributeInfo(child.Name, dt, shape, (int)row);
                 names.Add(child.Name);
             }
@@ -405,6 +407,19 @@ public sealed partial class BinarySearchStore : IDisposable
     /// <summary>The dataset at <paramref name="where"/> after checking type class, element size, trailing dims and (if given) row count. Call under the file lock.</summary>
     private IH5Dataset CheckedDataset(string where, int itemSize, ReadOnlySpan<long> trail, H5DataTypeClass expected, int? rows)
     {
+        try
+        {
+            return CheckedDatasetCore(where, itemSize, trail, expected, rows);
+        }
+        catch (OutOfMemoryException e)
+        {
+            // The dataset's header (type, shape) is metadata of a few bytes: a huge allocation there means damage.
+            throw Corrupt(where, "cannot be read: " + Describe(e), e);
+        }
+    }
+
+    private IH5Dataset CheckedDatasetCore(string where, int itemSize, ReadOnlySpan<long> trail, H5DataTypeClass expected, int? rows)
+    {
         if (!_file.LinkExists(where)) throw Corrupt(where, "dataset is missing");
         var ds = _file.Dataset(where);
         var t = ds.Type;
@@ -461,7 +476,7 @@ public sealed partial class BinarySearchStore : IDisposable
     {
         var a = Attribute(key);
         var found = new bool[ids.Length];
-        var raw = new byte[checked((long)ids.Length * a.RowBytes)];
+        var raw = new byte[ResultBytes(ids.Length, a)];
         int missing = Query(ids, a, raw, found);
         if (missing > 0) throw MissingIds(ids, found, missing, key);
         return Result(a, raw, ids.Length);
@@ -476,7 +491,7 @@ public sealed partial class BinarySearchStore : IDisposable
     {
         var a = Attribute(key);
         found = new bool[ids.Length];
-        var raw = new byte[checked((long)ids.Length * a.RowBytes)];
+        var raw = new byte[ResultBytes(ids.Length, a)];
         Query(ids, a, raw, found);
         return Result(a, raw, ids.Length);
     }
@@ -489,6 +504,15 @@ public sealed partial class BinarySearchStore : IDisposable
         var v = MemoryMarshal.Cast<byte, ulong>(IdShard(s));
         int j = LowerBound(v, 0, id);
         return j < v.Length && v[j] == id;
+    }
+
+    /// <summary>The size of a query's result, refused above <see cref="ReadLimits.MaxArrayBytes"/> before it is allocated.</summary>
+    private long ResultBytes(int n, AttributeInfo a)
+    {
+        long bytes = (long)n * a.RowBytes;
+        if (bytes > _limits.MaxArrayBytes)
+            throw new InvalidDataException($"{Path}: attribute '{a.Name}': " + ReadLimits.Exceeds($"the result for {n} IDs of {a.RowBytes}-byte rows", bytes, _limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)));
+        return bytes;
     }
 
     private int ShardOf(ulong id)
@@ -728,16 +752,12 @@ internal sealed class ReadBudgetStream(FileStream inner, string path) : Stream
     public override long Position { get => inner.Position; set => Seek(value, SeekOrigin.Begin); }
     public override void Flush() { }
 
-    public override int Read(byte[] buffer, int offset, int count)
-    {
-        int n = inner.Read(buffer, offset, count);
-        Count(n);
-        return n;
-    }
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        int n = inner.Read(buffer);
+        // At or past the end (a damaged address far beyond it makes the file system refuse the read with a bare IOException).
+        int n = inner.Position >= inner.Length ? 0 : inner.Read(buffer);
         Count(n);
         return n;
     }

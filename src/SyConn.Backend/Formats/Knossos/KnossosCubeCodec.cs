@@ -44,7 +44,7 @@ public static class KnossosCubeCodec
             // The zip layer checks names, sizes, the local headers and the CRC-32; a member may not declare more
             // than a Snappy cube of this size can take.
             var zipLimits = limits with { MaxNpzMemberBytes = maxSnappy, MaxNpzTotalBytes = long.MaxValue };
-            var dir = ZipDirectory.Read(zip, source, zipLimits);
+            var dir = ZipDirectory.Read(zip, source, zipLimits, null, $"the largest Snappy encoding of a {expectBytes}-byte cube");
             if (dir.Members.Count == 0)
                 throw new InvalidDataException($"{source}: the cube ZIP archive has no member; expected one Snappy member");
             var entry = dir.Members[0];

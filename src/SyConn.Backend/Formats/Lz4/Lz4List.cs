@@ -163,7 +163,15 @@ public static class Lz4List
         }
         else
         {
-            Parallel.For(0, blocks.Length, i => DecodeInto(blocks[i], buffer, offsets, i, where, chunks.Count));
+            try
+            {
+                Parallel.For(0, blocks.Length, i => DecodeInto(blocks[i], buffer, offsets, i, where, chunks.Count));
+            }
+            catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is InvalidDataException) is { } first)
+            {
+                // The block that failed, as the sequential path reports it (not wrapped by the parallel loop).
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+            }
         }
         if (!dtype.IsNativeByteOrder) SwapBytes(buffer, dtype);
         return new NdArray(dtype.ToNative(), resultShape, buffer);

@@ -47,7 +47,8 @@ internal sealed class ZipDirectory
     /// <param name="limits">Size limits for members and the whole archive.</param>
     /// <param name="check">Extra per-member check (member names), run before the sizes are summed.</param>
     /// <exception cref="InvalidDataException">The archive is damaged, not a zip, uses unsupported features or exceeds a limit.</exception>
-    public static ZipDirectory Read(Stream stream, string name, ReadLimits limits, Action<ZipMember>? check = null)
+    /// <param name="memberLimit">What the member limit is called in messages (the cube reader passes its own bound).</param>
+    public static ZipDirectory Read(Stream stream, string name, ReadLimits limits, Action<ZipMember>? check = null, string memberLimit = "ReadLimits." + nameof(ReadLimits.MaxNpzMemberBytes))
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(limits);
@@ -141,7 +142,7 @@ internal sealed class ZipDirectory
             if (localOffset >= cdOffset || csize > cdOffset - localOffset)
                 throw Bad(name, $"{where}: data at offset {localOffset} ({csize} bytes) is not before the central directory at offset {cdOffset}");
             if (usize > limits.MaxNpzMemberBytes)
-                throw Bad(name, $"{where}: " + ReadLimits.Exceeds("declared inflated size", usize, limits.MaxNpzMemberBytes, nameof(ReadLimits.MaxNpzMemberBytes)));
+                throw Bad(name, $"{where}: declared inflated size of {usize} bytes exceeds the limit of {limits.MaxNpzMemberBytes} bytes ({memberLimit})");
             var m = new ZipMember(i, memberName, method, crc, csize, usize, localOffset, flags, nameLen);
             check?.Invoke(m);
             total += usize;
