@@ -88,6 +88,17 @@ public class FuzzRegressionTests
         Assert.Throws<InvalidDataException>(() => Lz4List.Decode(new PyList { new PyBytes(block) }, DType.UInt8, null, "key 6080"));
     }
 
+    /// <summary>lz4 input 224619: a list of at least 1 MiB is decoded in parallel, and a corrupt block (here a size prefix without
+    /// data) came out as an AggregateException from the parallel loop.</summary>
+    [Fact]
+    public void Lz4_input_224619_corrupt_block_in_a_parallel_decode_is_InvalidDataException()
+    {
+        var list = new PyList { new PyBytes(PyLz4.Compress(new byte[1 << 20])), new PyBytes(new byte[] { 0, 0, 0, 2 }) };
+        var e = Assert.Throws<InvalidDataException>(() => Lz4List.Decode(list, DType.UInt8, null, "key 224619"));
+        Assert.Contains("chunk 1 of 2", e.Message);
+        Assert.Contains("key 224619", e.Message);
+    }
+
     /// <summary>A piece shape whose element count overflows 64 bits raised OverflowException from <c>checked</c> arithmetic.</summary>
     [Fact]
     public void Lz4_piece_shape_overflowing_64_bits_is_refused_not_OverflowException()
