@@ -54,7 +54,7 @@ if [ ! -f "$shared_dir/fixtures/py/MANIFEST.json" ]; then
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-: "${SYCONN_FUZZ_SECONDS:=20}"
+if [ "${CI:-}" = true ]; then : "${SYCONN_FUZZ_SECONDS:=240}"; else : "${SYCONN_FUZZ_SECONDS:=20}"; fi
 export SYCONN_FUZZ_SECONDS
 
 build_log=$(mktemp)

@@ -13,10 +13,16 @@ public static class NpyFile
     /// <summary>Reads the array in the <c>.npy</c> file at <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is not a valid .npy file of a supported dtype (the message names the path).</exception>
-    public static NdArray Read(string path)
+    public static NdArray Read(string path) => Read(path, null);
+
+    /// <summary>Reads the array in the <c>.npy</c> file at <paramref name="path"/> within <paramref name="limits"/>
+    /// (null: <see cref="ReadLimits.Default"/>); a header declaring more data than the file holds is refused before allocating.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a valid .npy file of a supported dtype, or the array exceeds the limits (the message names the path).</exception>
+    public static NdArray Read(string path, ReadLimits? limits)
     {
         using var fs = ReadFiles.Open(path, 1, FileOptions.SequentialScan);
-        return Npy.Read(new BufferedStream(fs, 1 << 16), path);
+        return Npy.Read(new BufferedStream(fs, 1 << 16), path, limits, fs.Length);
     }
 
     /// <summary>

@@ -14,12 +14,17 @@ public static class NpzFile
     /// <summary>Opens the archive at <paramref name="path"/> for lazy, per-member reads. Dispose the reader to close the file.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is not a readable zip archive (the message names the path).</exception>
-    public static NpzReader OpenRead(string path)
+    public static NpzReader OpenRead(string path) => OpenRead(path, null);
+
+    /// <summary>Opens the archive at <paramref name="path"/> for lazy, per-member reads within <paramref name="limits"/> (null: <see cref="ReadLimits.Default"/>).</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a readable zip archive or exceeds the limits (the message names the path).</exception>
+    public static NpzReader OpenRead(string path, ReadLimits? limits)
     {
         var fs = ReadFiles.Open(path, 1 << 16);
         try
         {
-            return new NpzReader(fs, path, leaveOpen: false);
+            return new NpzReader(fs, path, leaveOpen: false, limits);
         }
         catch
         {

@@ -19,6 +19,10 @@ public sealed class BinarySearchStoreOptions
     /// nothing (every query batch reads the shards it touches).
     /// </summary>
     public long CacheBytes { get; init; } = DefaultCacheBytes;
+
+    /// <summary>Read limits: no dataset or attribute larger than <see cref="ReadLimits.MaxArrayBytes"/> is read (checked
+    /// from the declared shape before the HDF5 reader allocates). Null for <see cref="ReadLimits.Default"/>.</summary>
+    public ReadLimits? Limits { get; init; }
 }
 
 /// <summary>
@@ -49,7 +53,13 @@ public sealed partial class BinarySearchStore : IDisposable
 
     private readonly PureHDF.VOL.Native.NativeFile _file;
     private readonly object _fileGate = new();
+    private readonly ReadBudgetStream _reads = null!;
+
+    /// <summary>What the HDF5 reader may read to open the file or to find one object: far more than any valid store needs,
+    /// little enough that a cycle in a damaged file's structures ends in seconds.</summary>
+    private const long MetadataReadBudget = 256L << 20;
     private readonly ShardCache _cache;
+    private readonly ReadLimits _limits;
     private readonly ulong[] _lo;
     private readonly ulong[] _hi;
     private readonly Dictionary<string, AttributeInfo> _attributes;
@@ -110,14 +120,20 @@ public sealed partial class BinarySearchStore : IDisposable
         if (options.CacheBytes < 0) throw new ArgumentException("CacheBytes must not be negative", nameof(options));
         if (!File.Exists(path)) throw new FileNotFoundException($"BinarySearchStore file not found: {path}", path);
         Path = path;
+        _limits = (options.Limits ?? ReadLimits.Default).Validate();
         _cache = new ShardCache(options.CacheBytes);
+        CheckSuperblock(path);
         try
         {
-            _file = H5File.OpenRead(path);
+            _reads = new ReadBudgetStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path);
+            _reads.Arm(MetadataReadBudget, "the file's metadata");
+            _file = H5File.Open(_reads, leaveOpen: false);
         }
-        catch (Exception e) when (e is not (IOException or UnauthorizedAccessException or OutOfMemoryException))
+        catch (Exception e)
         {
-            throw new InvalidDataException($"{path}: not a readable HDF5 file ({e.Message})", e);
+            _reads?.Dispose();
+            if (IsFormatError(e, metadata: true)) throw new InvalidDataException($"{path}: not a readable HDF5 file ({Describe(e)})", e);
+            throw;
         }
         try
         {
@@ -129,6 +145,59 @@ public sealed partial class BinarySearchStore : IDisposable
             _file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Exceptions the HDF5 reader raises for damaged input (anything but a real I/O failure, a disposed store or our own
+    /// InvalidDataException); a file that ends early (EndOfStreamException) is damage too.
+    /// </summary>
+    private static bool IsFormatError(Exception e) => IsFormatError(e, metadata: false);
+
+    /// <summary>
+    /// As <see cref="IsFormatError(Exception)"/>; while reading metadata (bucket ranges, attribute descriptions: a few KB in any
+    /// valid store) an OutOfMemoryException means the file declared a huge structure (e.g. a global heap object), so it is damage too.
+    /// </summary>
+    private static bool IsFormatError(Exception e, bool metadata) =>
+        (metadata && e is OutOfMemoryException) ||
+        e is EndOfStreamException || e is not (InvalidDataException or IOException or UnauthorizedAccessException or OutOfMemoryException or ObjectDisposedException
+            or InsufficientExecutionStackException);
+
+    /// <summary>A reader exception for a message: its text, with the type named only when the text alone says little.</summary>
+    private static string Describe(Exception e) => e switch
+    {
+        EndOfStreamException => "the file ends early (a structure points past its end)",
+        OutOfMemoryException => "a structure declares a size larger than memory allows (the file is damaged)",
+        OverflowException or IndexOutOfRangeException or ArgumentOutOfRangeException or NullReferenceException or InvalidCastException
+            => $"a damaged structure ({e.GetType().Name}: {e.Message})",
+        _ => e.Message,
+    };
+
+    /// <summary>The HDF5 signature must be at offset 0 (h5py writes no user block); checked before the HDF5 reader sees the file.</summary>
+    private static void CheckSuperblock(string path)
+    {
+        Span<byte> sig = stackalloc byte[9];
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1);
+        int n = fs.ReadAtLeast(sig, sig.Length, throwOnEndOfStream: false);
+        ReadOnlySpan<byte> magic = [0x89, (byte)'H', (byte)'D', (byte)'F', 0x0d, 0x0a, 0x1a, 0x0a];
+        if (n < 9 || !sig[..8].SequenceEqual(magic))
+            throw new InvalidDataException($"{path}: not an HDF5 file: no signature \\x89HDF\\r\\n\\x1a\\n at offset 0 ({fs.Length} bytes)");
+        if (sig[8] > 3)
+            throw new InvalidDataException($"{path}: offset 8: HDF5 superblock version {sig[8]} is unknown (0 to 3 are)");
+    }
+
+    /// <summary>Refuses a dataset or attribute whose declared size exceeds <see cref="ReadLimits.MaxArrayBytes"/> before it is read.</summary>
+    private void CheckDeclaredSize(string where, ulong[] dims, ulong itemSize)
+    {
+        ulong bytes = itemSize;
+        foreach (var d in dims)
+        {
+            if (d != 0 && bytes > (ulong)long.MaxValue / d)
+                throw Corrupt(where, $"declared shape ({string.Join(", ", dims)}) of {itemSize}-byte elements overflows a 64-bit size");
+            bytes *= d;
+        }
+        if (dims.Any(d => d == 0)) bytes = 0;
+        if ((long)bytes > _limits.MaxArrayBytes)
+            throw Corrupt(where, ReadLimits.Exceeds($"declared shape ({string.Join(", ", dims)}) of {itemSize}-byte elements", (long)bytes, _limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)));
     }
 
     private InvalidDataException Corrupt(string where, string what, Exception? inner = null) =>
@@ -145,15 +214,18 @@ public sealed partial class BinarySearchStore : IDisposable
             var dims = a.Space.Dimensions;
             if (a.Type.Class != H5DataTypeClass.FixedPoint || a.Type.Size != 8 || dims.Length != 2 || dims[1] != 2 || dims[0] < 1)
                 throw Corrupt("/bucket_ranges", $"expected a (n_shards, 2) array of 8-byte integers, found {a.Type.Class} of size {a.Type.Size} and shape ({string.Join(", ", dims)})");
+            CheckDeclaredSize("/bucket_ranges", dims, 8);
             flat = a.Read<ulong[]>();
+            if (flat.LongLength != (long)dims[0] * 2)
+                throw Corrupt("/bucket_ranges", $"holds {flat.LongLength} values; its shape ({dims[0]}, 2) needs {(long)dims[0] * 2}");
             if (a.Type.FixedPoint.IsSigned)
                 foreach (var v in flat)
                     if ((long)v < 0) throw Corrupt("/bucket_ranges", $"negative id {(long)v}");
             if (!_file.LinkExists(IdsGroup)) throw Corrupt("/ids", "group is missing");
         }
-        catch (Exception e) when (e is not (InvalidDataException or IOException or OutOfMemoryException))
+        catch (Exception e) when (IsFormatError(e, metadata: true))
         {
-            throw Corrupt("/bucket_ranges", "cannot be read: " + e.Message, e);
+            throw Corrupt("/bucket_ranges", "cannot be read: " + Describe(e), e);
         }
         int n = flat.Length / 2;
         var lo = new ulong[n];
@@ -172,29 +244,49 @@ public sealed partial class BinarySearchStore : IDisposable
     {
         var map = new Dictionary<string, AttributeInfo>(StringComparer.Ordinal);
         var names = new List<string>();
-        foreach (var child in _file.Children())
+        List<IH5Object> children;
+        try
         {
-            if (child.Name == IdsGroup || child is not IH5Group g) continue;
+            children = _file.Children().ToList();
+        }
+        catch (Exception e) when (IsFormatError(e, metadata: true))
+        {
+            throw Corrupt("/", "the root group's links cannot be read: " + Describe(e), e);
+        }
+        foreach (var child in children)
+        {
             string where = "/" + child.Name;
             try
             {
+                if (child.Name == IdsGroup || child is not IH5Group g) continue;
                 if (!g.AttributeExists("dtype") || !g.AttributeExists("shape"))
                     throw Corrupt(where, "attribute group lacks its 'dtype' or 'shape' attribute");
-                var dtText = g.Attribute("dtype").Read<string>();
+                var dtAttr = g.Attribute("dtype");
+                if (dtAttr.Type.Class is not (H5DataTypeClass.String or H5DataTypeClass.VariableLength) || dtAttr.Space.Dimensions.Length != 0 && dtAttr.Space.Dimensions.Aggregate(1UL, (x, y) => x * y) != 1)
+                    throw Corrupt(where + " attribute 'dtype'", $"expected a scalar string, found {dtAttr.Type.Class} of shape ({string.Join(", ", dtAttr.Space.Dimensions)})");
+                var shapeAttr = g.Attribute("shape");
+                if (shapeAttr.Type.Class != H5DataTypeClass.FixedPoint || shapeAttr.Type.Size != 8 || shapeAttr.Space.Dimensions.Length != 1 || shapeAttr.Space.Dimensions[0] > 64)
+                    throw Corrupt(where + " attribute 'shape'", $"expected a 1-D array of at most 64 8-byte integers, found {shapeAttr.Type.Class} of size {shapeAttr.Type.Size} and shape ({string.Join(", ", shapeAttr.Space.Dimensions)})");
+                var dtText = dtAttr.Read<string>();
                 if (!DType.TryParse(dtText, out var dt) || dt.Kind is not ('b' or 'i' or 'u' or 'f' or 'c' or 'S') || dt.ItemSize == 0)
                     throw Corrupt(where + " attribute 'dtype'", $"'{dtText}' is not a supported numpy dtype string");
-                var shape = g.Attribute("shape").Read<long[]>();
+                var shape = shapeAttr.Read<long[]>();
                 if (shape.Length < 1 || shape.Any(d => d < 0))
                     throw Corrupt(where + " attribute 'shape'", $"({string.Join(", ", shape)}) is not an array shape");
                 long row = dt.ItemSize;
-                for (int i = 1; i < shape.Length; i++) row = checked(row * shape[i]);
-                if (row > int.MaxValue) throw Corrupt(where, "rows larger than 2 GiB are not supported");
+                for (int i = 1; i < shape.Length; i++)
+                {
+                    if (shape[i] != 0 && row > int.MaxValue / shape[i]) throw Corrupt(where + " attribute 'shape'", $"rows of ({string.Join(", ", shape)}) are larger than 2 GiB; not supported");
+                    row *= shape[i];
+                }
+                if (row > _limits.MaxArrayBytes)
+                    throw Corrupt(where + " attribute 'shape'", ReadLimits.Exceeds($"rows of ({string.Join(", ", shape)}) of {dt.Str}", row, _limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)));
                 map[child.Name] = new AttributeInfo(child.Name, dt, shape, (int)row);
                 names.Add(child.Name);
             }
-            catch (Exception e) when (e is not (InvalidDataException or IOException or OutOfMemoryException))
+            catch (Exception e) when (IsFormatError(e, metadata: true))
             {
-                throw Corrupt(where, "cannot be read: " + e.Message, e);
+                throw Corrupt(where, "cannot be read: " + Describe(e), e);
             }
         }
         return (map, names.ToArray());
@@ -252,15 +344,17 @@ public sealed partial class BinarySearchStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             try
             {
+                _reads.Arm(MetadataReadBudget, where);
                 var ds = CheckedDataset(where, a.FileDType.ItemSize, a.Shape.AsSpan(1), ExpectedClass(a.FileDType), shardRows);
+                _reads.Arm(MetadataReadBudget + 2L * shardRows * a.RowBytes, where);
                 var data = ds.Read<byte[]>(selection, null, [(ulong)rows.Count * (ulong)a.RowBytes]);
                 if (data.LongLength != (long)rows.Count * a.RowBytes)
                     throw Corrupt(where, $"reading {rows.Count} rows gave {data.LongLength} bytes, expected {(long)rows.Count * a.RowBytes}");
                 return data;
             }
-            catch (Exception e) when (e is not (InvalidDataException or IOException or OutOfMemoryException or ObjectDisposedException))
+            catch (Exception e) when (IsFormatError(e))
             {
-                throw Corrupt(where, "cannot be read: " + e.Message, e);
+                throw Corrupt(where, "cannot be read: " + Describe(e), e);
             }
         }
     }
@@ -297,18 +391,34 @@ public sealed partial class BinarySearchStore : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             try
             {
+                _reads.Arm(MetadataReadBudget, where);
                 var ds = CheckedDataset(where, itemSize, trail, expected, null);
+                // CheckedDataset bounded the declared size by ReadLimits.MaxArrayBytes.
+                _reads.Arm(MetadataReadBudget + 2 * _limits.MaxArrayBytes, where);
                 return ds.Read<byte[]>();
             }
-            catch (Exception e) when (e is not (InvalidDataException or IOException or OutOfMemoryException or ObjectDisposedException))
+            catch (Exception e) when (IsFormatError(e))
             {
-                throw Corrupt(where, "cannot be read: " + e.Message, e);
+                throw Corrupt(where, "cannot be read: " + Describe(e), e);
             }
         }
     }
 
     /// <summary>The dataset at <paramref name="where"/> after checking type class, element size, trailing dims and (if given) row count. Call under the file lock.</summary>
     private IH5Dataset CheckedDataset(string where, int itemSize, ReadOnlySpan<long> trail, H5DataTypeClass expected, int? rows)
+    {
+        try
+        {
+            return CheckedDatasetCore(where, itemSize, trail, expected, rows);
+        }
+        catch (OutOfMemoryException e)
+        {
+            // The dataset's header (type, shape) is metadata of a few bytes: a huge allocation there means damage.
+            throw Corrupt(where, "cannot be read: " + Describe(e), e);
+        }
+    }
+
+    private IH5Dataset CheckedDatasetCore(string where, int itemSize, ReadOnlySpan<long> trail, H5DataTypeClass expected, int? rows)
     {
         if (!_file.LinkExists(where)) throw Corrupt(where, "dataset is missing");
         var ds = _file.Dataset(where);
@@ -318,6 +428,7 @@ public sealed partial class BinarySearchStore : IDisposable
         if (!classOk || t.Size != itemSize)
             throw Corrupt(where, $"element type {t.Class} of size {t.Size} does not match the expected {expected} of size {itemSize}");
         var dims = ds.Space.Dimensions;
+        CheckDeclaredSize(where, dims, (ulong)t.Size);
         bool dimsOk = dims.Length == 1 + trail.Length && (rows is null || dims[0] == (ulong)rows.Value);
         for (int d = 0; dimsOk && d < trail.Length; d++) dimsOk = dims[d + 1] == (ulong)trail[d];
         if (!dimsOk)
@@ -365,7 +476,7 @@ public sealed partial class BinarySearchStore : IDisposable
     {
         var a = Attribute(key);
         var found = new bool[ids.Length];
-        var raw = new byte[checked((long)ids.Length * a.RowBytes)];
+        var raw = new byte[ResultBytes(ids.Length, a)];
         int missing = Query(ids, a, raw, found);
         if (missing > 0) throw MissingIds(ids, found, missing, key);
         return Result(a, raw, ids.Length);
@@ -380,7 +491,7 @@ public sealed partial class BinarySearchStore : IDisposable
     {
         var a = Attribute(key);
         found = new bool[ids.Length];
-        var raw = new byte[checked((long)ids.Length * a.RowBytes)];
+        var raw = new byte[ResultBytes(ids.Length, a)];
         Query(ids, a, raw, found);
         return Result(a, raw, ids.Length);
     }
@@ -393,6 +504,15 @@ public sealed partial class BinarySearchStore : IDisposable
         var v = MemoryMarshal.Cast<byte, ulong>(IdShard(s));
         int j = LowerBound(v, 0, id);
         return j < v.Length && v[j] == id;
+    }
+
+    /// <summary>The size of a query's result, refused above <see cref="ReadLimits.MaxArrayBytes"/> before it is allocated.</summary>
+    private long ResultBytes(int n, AttributeInfo a)
+    {
+        long bytes = (long)n * a.RowBytes;
+        if (bytes > _limits.MaxArrayBytes)
+            throw new InvalidDataException($"{Path}: attribute '{a.Name}': " + ReadLimits.Exceeds($"the result for {n} IDs of {a.RowBytes}-byte rows", bytes, _limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)));
+        return bytes;
     }
 
     private int ShardOf(ulong id)
@@ -596,5 +716,71 @@ public sealed partial class BinarySearchStore : IDisposable
             _file.Dispose();
         }
         _cache.Clear();
+    }
+}
+
+/// <summary>
+/// The file under the HDF5 reader: counts what is read since the last <see cref="Arm"/> and refuses to go on past the budget, so that
+/// a damaged file whose structures form a cycle (which PureHDF would follow for ever) ends in an InvalidDataException naming the file.
+/// </summary>
+internal sealed class ReadBudgetStream(FileStream inner, string path) : Stream
+{
+    private long _budget = long.MaxValue;
+    private long _used;
+    private string _what = "";
+
+    /// <summary>Starts a new budget of <paramref name="bytes"/> for reading <paramref name="what"/>.</summary>
+    public void Arm(long bytes, string what)
+    {
+        _used = 0;
+        _budget = bytes;
+        _what = what;
+    }
+
+    private void Count(int n)
+    {
+        // Every call counts, so that a loop of empty reads is caught too.
+        _used += n + 1;
+        if (_used > _budget)
+            throw new InvalidDataException($"{path}: reading {_what} made the HDF5 reader read more than {_budget} bytes; the file's structures point in a cycle (damaged file)");
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => false;
+    public override long Length => inner.Length;
+    public override long Position { get => inner.Position; set => Seek(value, SeekOrigin.Begin); }
+    public override void Flush() { }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        // At or past the end (a damaged address far beyond it makes the file system refuse the read with a bare IOException).
+        int n = inner.Position >= inner.Length ? 0 : inner.Read(buffer);
+        Count(n);
+        return n;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        long target = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => inner.Position + offset,
+            _ => inner.Length + offset,
+        };
+        // A damaged address can be anything; the file system refuses negative ones with a bare IOException.
+        if (target < 0 || (origin != SeekOrigin.Begin && ((offset > 0 && target < inner.Position) || (offset < 0 && target > inner.Length))))
+            throw new InvalidDataException($"{path}: reading {_what}, the HDF5 reader was sent to offset {(ulong)target} (from {origin} {offset}), outside the {inner.Length}-byte file (damaged address)");
+        return inner.Seek(target, SeekOrigin.Begin);
+    }
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -50,8 +50,11 @@ public sealed partial class KnossosConfig
             throw new ArgumentException($"dataset boundary must be positive on every axis, got {boundary}", nameof(boundary));
         if (cubeShape.X <= 0 || cubeShape.Y <= 0 || cubeShape.Z <= 0)
             throw new ArgumentException($"cube shape must be positive on every axis, got {cubeShape}", nameof(cubeShape));
-        if (cubeShape.Product > int.MaxValue / 8)
+        const long maxVoxels = int.MaxValue / 8;
+        if (cubeShape.X > maxVoxels || cubeShape.Y > maxVoxels / cubeShape.X || cubeShape.Z > maxVoxels / cubeShape.X / cubeShape.Y)
             throw new ArgumentException($"cube shape {cubeShape} is too large: a decoded cube must stay below 2 GiB", nameof(cubeShape));
+        if (name.IndexOfAny(['/', '\\', '\0']) >= 0 || name is "." or "..")
+            throw new ArgumentException($"experiment name '{name}' must be one file-name component (it names the cube files)", nameof(name));
         Name = name;
         Boundary = boundary;
         CubeShape = cubeShape;
@@ -364,9 +367,27 @@ public sealed partial class KnossosConfig
             throw new InvalidDataException($"{confPath}: dataset boundary {boundary} must be positive on every axis");
         if (cube.X <= 0 || cube.Y <= 0 || cube.Z <= 0)
             throw new InvalidDataException($"{confPath}: cube shape {cube} must be positive on every axis");
-        if (cube.X * cube.Y * cube.Z > int.MaxValue / 8)
-            throw new InvalidDataException($"{confPath}: cube shape {cube} is too large (a decoded cube must stay below 2 GiB)");
+        // Each edge is below 2^53, so the product is taken in steps that cannot overflow.
+        long limit = Math.Min(ReadLimits.Default.MaxCubeBytes, int.MaxValue);
+        if (cube.X > limit / 8 || cube.Y > limit / 8 / cube.X || cube.Z > limit / 8 / cube.X / cube.Y)
+            throw new InvalidDataException(
+                $"{confPath}: cube shape {cube} is too large: a decoded cube must stay within {limit} bytes (ReadLimits.MaxCubeBytes, and below 2 GiB)");
+        CheckName(name, confPath);
         return new KnossosConfig(name, boundary, cube, scales, root, kind, confPath);
+    }
+
+    /// <summary>
+    /// The experiment name becomes part of every cube's file name (<c>&lt;name&gt;_mag1_x…</c>): a name with a path
+    /// separator, a NUL or a <c>..</c> would build paths outside the dataset, so it is refused.
+    /// </summary>
+    private static void CheckName(string name, string confPath)
+    {
+        foreach (char c in name)
+            if (c is '/' or '\\' or '\0' || char.IsControl(c))
+                throw new InvalidDataException(
+                    $"{confPath}: experiment name '{name.Replace("\0", "\\0", StringComparison.Ordinal)}' holds '{(c == '\0' ? "\\0" : c.ToString())}' (U+{(int)c:X4}); it must be one file-name component, without path separators or control characters");
+        if (name is "." or ".." || name.Trim().Length == 0)
+            throw new InvalidDataException($"{confPath}: experiment name '{name}' cannot name cube files");
     }
 
     private static bool IsRemote(string url) =>

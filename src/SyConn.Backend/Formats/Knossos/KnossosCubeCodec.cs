@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
 using Snappier;
+using SyConn.Backend.Formats.Npy;
 
 namespace SyConn.Backend.Formats.Knossos;
 
@@ -24,7 +25,11 @@ public static class KnossosCubeCodec
     /// <returns>The length of the Snappy payload in bytes.</returns>
     /// <exception cref="InvalidDataException">The ZIP is corrupt or empty, the Snappy data is corrupt, or it
     /// does not decompress to exactly <c>8*destination.Length</c> bytes. The message names <paramref name="source"/>.</exception>
-    public static int Decode(Stream zip, Span<ulong> destination, string source)
+    public static int Decode(Stream zip, Span<ulong> destination, string source) => Decode(zip, destination, source, null);
+
+    /// <summary>As <see cref="Decode(Stream, Span{ulong}, string)"/>, refusing cubes above <see cref="ReadLimits.MaxCubeBytes"/> of <paramref name="limits"/> (null: <see cref="ReadLimits.Default"/>).</summary>
+    /// <exception cref="InvalidDataException">The ZIP or Snappy data is corrupt or of the wrong size, or the cube exceeds the limit.</exception>
+    public static int Decode(Stream zip, Span<ulong> destination, string source, ReadLimits? limits)
     {
         ArgumentNullException.ThrowIfNull(zip);
         long expectBytes = (long)destination.Length * sizeof(ulong);
@@ -32,33 +37,24 @@ public static class KnossosCubeCodec
         try
         {
             int snappyLen;
-            try
+            limits ??= ReadLimits.Default;
+            if (expectBytes > limits.MaxCubeBytes)
+                throw new InvalidDataException($"{source}: " + ReadLimits.Exceeds("a decoded cube", expectBytes, limits.MaxCubeBytes, nameof(ReadLimits.MaxCubeBytes)));
+            long maxSnappy = Snappy.GetMaxCompressedLength((int)Math.Min(expectBytes, int.MaxValue));
+            // The zip layer checks names, sizes, the local headers and the CRC-32; a member may not declare more
+            // than a Snappy cube of this size can take.
+            var zipLimits = limits with { MaxNpzMemberBytes = maxSnappy, MaxNpzTotalBytes = long.MaxValue };
+            var dir = ZipDirectory.Read(zip, source, zipLimits, null, $"the largest Snappy encoding of a {expectBytes}-byte cube");
+            if (dir.Members.Count == 0)
+                throw new InvalidDataException($"{source}: the cube ZIP archive has no member; expected one Snappy member");
+            var entry = dir.Members[0];
+            snappyLen = (int)entry.UncompressedSize;
+            rented = ArrayPool<byte>.Shared.Rent(Math.Max(snappyLen, 1));
+            using (var s = dir.Open(entry))
             {
-                using var archive = new ZipArchive(zip, ZipArchiveMode.Read, leaveOpen: true);
-                if (archive.Entries.Count == 0)
-                    throw new InvalidDataException($"{source}: the cube ZIP archive has no member; expected one Snappy member");
-                var entry = archive.Entries[0];
-                long declared = entry.Length;
-                long maxSnappy = Snappy.GetMaxCompressedLength((int)Math.Min(expectBytes, int.MaxValue));
-                if (declared < 0 || declared > maxSnappy)
-                    throw new InvalidDataException(
-                        $"{source}: ZIP member '{entry.FullName}' declares {declared} bytes; a Snappy cube of {expectBytes} bytes needs at most {maxSnappy}");
-                snappyLen = (int)declared;
-                rented = ArrayPool<byte>.Shared.Rent(Math.Max(snappyLen, 1));
-                using (var s = entry.Open())
-                {
-                    s.ReadExactly(rented, 0, snappyLen);
-                    if (s.ReadByte() != -1)
-                        throw new InvalidDataException($"{source}: ZIP member '{entry.FullName}' holds more than its declared {declared} bytes");
-                }
-            }
-            catch (EndOfStreamException e)
-            {
-                throw new InvalidDataException($"{source}: the cube ZIP member is truncated", e);
-            }
-            catch (InvalidDataException e) when (!e.Message.StartsWith(source, StringComparison.Ordinal))
-            {
-                throw new InvalidDataException($"{source}: corrupt cube ZIP archive: {e.Message}", e);
+                s.ReadExactly(rented, 0, snappyLen);
+                if (s.ReadByte() != -1)
+                    throw new InvalidDataException($"{source}: ZIP member '{entry.Name}' holds more than its declared {snappyLen} bytes");
             }
             var payload = rented.AsSpan(0, snappyLen);
             DecodeSnappy(payload, destination, source);

@@ -82,10 +82,14 @@ public static class Lz4List
     /// <see cref="Decode(IReadOnlyList{object}, DType, long[], string)"/>.
     /// </summary>
     /// <exception cref="InvalidDataException">The value is neither an array nor a list of blocks, or a block is corrupt.</exception>
-    public static NdArray Decode(object value, DType dtype, long[]? shape = null, string? where = null) => value switch
+    public static NdArray Decode(object value, DType dtype, long[]? shape = null, string? where = null) => Decode(value, dtype, shape, where, null);
+
+    /// <summary>As <see cref="Decode(object, DType, long[], string)"/> within <paramref name="limits"/> (null: <see cref="ReadLimits.Default"/>).</summary>
+    /// <exception cref="InvalidDataException">The value is neither an array nor a list of blocks, a block is corrupt, or the decoded size exceeds a limit.</exception>
+    public static NdArray Decode(object value, DType dtype, long[]? shape, string? where, ReadLimits? limits) => value switch
     {
         NdArray a => a,
-        IReadOnlyList<object> list => Decode(list, dtype, shape, where),
+        IReadOnlyList<object> list => Decode(list, dtype, shape, where, limits),
         _ => throw new InvalidDataException($"LZ4 list: expected a list of bytes or an ndarray, found {value?.GetType().Name ?? "None"}{Where(where)}"),
     };
 
@@ -105,8 +109,18 @@ public static class Lz4List
     /// <exception cref="InvalidDataException">A block is corrupt, its size is not a multiple of the item size, a piece cannot take
     /// <paramref name="shape"/>, or the pieces cannot be concatenated.</exception>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is an object or zero-size dtype.</exception>
-    public static NdArray Decode(IReadOnlyList<object> chunks, DType dtype, long[]? shape = null, string? where = null)
+    public static NdArray Decode(IReadOnlyList<object> chunks, DType dtype, long[]? shape = null, string? where = null) => Decode(chunks, dtype, shape, where, null);
+
+    /// <summary>
+    /// As <see cref="Decode(IReadOnlyList{object}, DType, long[], string)"/>, refusing before allocating a list whose blocks
+    /// announce more than <see cref="ReadLimits.MaxEntryBytes"/> in all or more than <see cref="ReadLimits.MaxArrayBytes"/>
+    /// (null <paramref name="limits"/>: <see cref="ReadLimits.Default"/>).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A block is corrupt, the pieces do not fit together, or a limit is exceeded.</exception>
+    /// <exception cref="ArgumentException"><paramref name="dtype"/> is an object or zero-size dtype.</exception>
+    public static NdArray Decode(IReadOnlyList<object> chunks, DType dtype, long[]? shape, string? where, ReadLimits? limits)
     {
+        limits ??= ReadLimits.Default;
         ArgumentNullException.ThrowIfNull(chunks);
         ArgumentNullException.ThrowIfNull(dtype);
         if (dtype.Kind == 'O' || dtype.ItemSize == 0)
@@ -136,6 +150,10 @@ public static class Lz4List
 
         long[] resultShape = ConcatShape(pieceShapes, where);
         long total = offsets[^1];
+        if (total > limits.MaxEntryBytes)
+            throw new InvalidDataException("LZ4 list: " + ReadLimits.Exceeds($"{chunks.Count} blocks announcing", total, limits.MaxEntryBytes, nameof(ReadLimits.MaxEntryBytes)) + Where(where));
+        if (total > limits.MaxArrayBytes)
+            throw new InvalidDataException("LZ4 list: " + ReadLimits.Exceeds($"the array of {chunks.Count} blocks", total, limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)) + Where(where));
         if (total > Array.MaxLength)
             throw new InvalidDataException($"LZ4 list: {total} bytes in total do not fit in one .NET array{Where(where)}");
         byte[] buffer = total == 0 ? [] : PyLz4.NewOutput((int)total, PyLz4.Decoder);
@@ -145,7 +163,15 @@ public static class Lz4List
         }
         else
         {
-            Parallel.For(0, blocks.Length, i => DecodeInto(blocks[i], buffer, offsets, i, where, chunks.Count));
+            try
+            {
+                Parallel.For(0, blocks.Length, i => DecodeInto(blocks[i], buffer, offsets, i, where, chunks.Count));
+            }
+            catch (AggregateException e) when (e.InnerExceptions.FirstOrDefault(x => x is InvalidDataException) is { } first)
+            {
+                // The block that failed, as the sequential path reports it (not wrapped by the parallel loop).
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+            }
         }
         if (!dtype.IsNativeByteOrder) SwapBytes(buffer, dtype);
         return new NdArray(dtype.ToNative(), resultShape, buffer);
@@ -207,7 +233,9 @@ public static class Lz4List
                 unknown = d;
             }
             else if (result[d] < 0) throw new InvalidDataException($"LZ4 list: shape ({Join(shape)}) has a negative dimension ({at})");
-            else known = checked(known * result[d]);
+            else if (result[d] != 0 && known > long.MaxValue / result[d])
+                throw new InvalidDataException($"LZ4 list: shape ({Join(shape)}) has more elements than a 64-bit count holds ({at})");
+            else known *= result[d];
         }
         if (unknown >= 0)
         {

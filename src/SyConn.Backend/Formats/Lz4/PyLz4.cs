@@ -194,6 +194,9 @@ public static class PyLz4
     internal static byte[] Decompress(ReadOnlySpan<byte> block, Lz4Impl impl, string? where = null)
     {
         int size = DecompressedLength(block, where);
+        long limit = ReadLimits.Default.MaxArrayBytes;
+        if (size > limit)
+            throw Corrupt(ReadLimits.Exceeds("size prefix announcing a block", size, limit, nameof(ReadLimits.MaxArrayBytes)), where);
         byte[] result = size == 0 ? [] : NewOutput(size, impl);
         DecodeExact(block, result, size, where, impl);
         return result;
@@ -240,11 +243,51 @@ public static class PyLz4
                 throw Corrupt($"LZ4 block of {body.Length} bytes for an empty output is not the single empty token", where);
             return;
         }
+        if (ZeroOffsetAt(body) is int bad and >= 0)
+            throw Corrupt($"corrupt LZ4 block of {body.Length} bytes: the match at offset {PrefixLength + bad} has distance 0, which the LZ4 format forbids "
+                + "(liblz4 would copy the destination's previous bytes, K4os would skip them)", where);
         int n = impl == Lz4Impl.Native ? NativeLz4.Decompress(body, destination) : LZ4Codec.Decode(body, destination);
         if (n < 0)
             throw Corrupt($"corrupt LZ4 block of {body.Length} bytes (expected to produce {size} bytes)", where);
         if (n != size)
             throw Corrupt($"LZ4 block produced {n} bytes, but its size prefix announces {size}", where);
+    }
+
+    /// <summary>
+    /// The position in <paramref name="body"/> of the first match whose distance is 0, or -1. Such a block is invalid LZ4, but both
+    /// decoders accept it and produce different bytes (liblz4 leaves what the destination held before), so it is refused. Walks the
+    /// sequence tokens only (no output is produced); a block that ends inside a sequence is left for the decoder to refuse.
+    /// </summary>
+    internal static int ZeroOffsetAt(ReadOnlySpan<byte> body)
+    {
+        int i = 0;
+        while (i < body.Length)
+        {
+            int token = body[i++];
+            long literals = token >> 4;
+            if (literals == 15)
+            {
+                while (i < body.Length)
+                {
+                    byte x = body[i++];
+                    literals += x;
+                    if (x != 255) break;
+                }
+            }
+            if (literals > body.Length - i) return -1;
+            i += (int)literals;
+            if (i >= body.Length) return -1; // the last sequence has literals only
+            if (i + 1 >= body.Length) return -1;
+            int at = i;
+            int offset = body[i] | (body[i + 1] << 8);
+            i += 2;
+            if (offset == 0) return at;
+            if ((token & 15) == 15)
+            {
+                while (i < body.Length && body[i++] == 255) { }
+            }
+        }
+        return -1;
     }
 
     private static string Where(string? where) => string.IsNullOrEmpty(where) ? "" : $" ({where})";

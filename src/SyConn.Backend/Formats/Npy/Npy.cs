@@ -30,6 +30,7 @@ public static class Npy
     public static NdArray Read(ReadOnlySpan<byte> data, string? name = null)
     {
         var header = ParsePreamble(data, name, out int dataOffset);
+        CheckLimit(header, ReadLimits.Default, name);
         long need = header.DataLength;
         if (data.Length - dataOffset < need)
             throw Corrupt($"array data is truncated: {data.Length - dataOffset} bytes after the header at offset {dataOffset}, {need} needed", name);
@@ -45,6 +46,7 @@ public static class Npy
     {
         ArgumentNullException.ThrowIfNull(data);
         var header = ParsePreamble(data, name, out int dataOffset);
+        CheckLimit(header, ReadLimits.Default, name);
         long need = header.DataLength;
         if (data.Length - dataOffset < need)
             throw Corrupt($"array data is truncated: {data.Length - dataOffset} bytes after the header at offset {dataOffset}, {need} needed", name);
@@ -55,9 +57,21 @@ public static class Npy
     /// <param name="stream">A readable stream positioned at the magic string.</param>
     /// <param name="name">A name for error messages (file or member).</param>
     /// <exception cref="InvalidDataException">The input is not a valid .npy file of a supported dtype, or it ends early.</exception>
-    public static NdArray Read(Stream stream, string? name = null)
+    public static NdArray Read(Stream stream, string? name = null) => Read(stream, name, null, -1);
+
+    /// <summary>Reads one .npy image from <paramref name="stream"/> within <paramref name="limits"/>.</summary>
+    /// <param name="stream">A readable stream positioned at the magic string.</param>
+    /// <param name="name">A name for error messages (file or member).</param>
+    /// <param name="limits">The largest array allowed (<see cref="ReadLimits.MaxArrayBytes"/>); null for <see cref="ReadLimits.Default"/>.</param>
+    /// <exception cref="InvalidDataException">The input is not a valid .npy file of a supported dtype, it ends early, or the array exceeds the limit.</exception>
+    public static NdArray Read(Stream stream, string? name, ReadLimits? limits) => Read(stream, name, limits, -1);
+
+    /// <summary>As <see cref="Read(Stream, string, ReadLimits)"/>; <paramref name="available"/> (when not negative) is the
+    /// number of bytes the stream holds, so that a header declaring more data is refused before allocating.</summary>
+    internal static NdArray Read(Stream stream, string? name, ReadLimits? limits, long available)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        limits ??= ReadLimits.Default;
         Span<byte> pre = stackalloc byte[12];
         ReadExact(stream, pre[..8], name, "the magic string and version");
         CheckMagic(pre, name);
@@ -67,10 +81,15 @@ public static class Npy
         long hlen = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(pre[8..]) : BinaryPrimitives.ReadUInt32LittleEndian(pre[8..]);
         if (hlen > 100_000_000)
             throw Corrupt($"header length {hlen} is implausibly large", name);
+        if (available >= 0 && hlen > available - 8 - lenBytes)
+            throw Corrupt($"header length {hlen} at offset 8 runs past the end of the {available}-byte input", name);
         var headerBytes = new byte[hlen];
         ReadExact(stream, headerBytes, name, "the header");
         var header = ParseHeader(headerBytes, major, name);
         long need = header.DataLength;
+        CheckLimit(header, limits, name);
+        if (available >= 0 && need > available - 8 - lenBytes - hlen)
+            throw Corrupt($"array data is truncated: {available - 8 - lenBytes - hlen} bytes after the header at offset {8 + lenBytes + hlen}, {need} needed", name);
         if (need > Array.MaxLength)
             throw Corrupt($"array data of {need} bytes does not fit in one .NET array", name);
         byte[] bytes = need == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)need);
@@ -162,6 +181,12 @@ public static class Npy
         int major = pre[6], minor = pre[7];
         if (major is not (1 or 2 or 3) || minor != 0)
             throw Corrupt($"unsupported .npy format version {major}.{minor} (1.0, 2.0 and 3.0 are known)", name);
+    }
+
+    private static void CheckLimit(Header header, ReadLimits limits, string? name)
+    {
+        if (header.DataLength > limits.MaxArrayBytes)
+            throw Corrupt($"header (shape ({string.Join(", ", header.Shape)}) of {header.DType.Str}): " + ReadLimits.Exceeds("an array", header.DataLength, limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)), name);
     }
 
     private static Header ParsePreamble(ReadOnlySpan<byte> data, string? name, out int dataOffset)

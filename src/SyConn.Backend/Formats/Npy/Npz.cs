@@ -13,40 +13,72 @@ namespace SyConn.Backend.Formats.Npy;
 /// </remarks>
 public sealed class NpzReader : IDisposable
 {
-    private readonly ZipArchive _zip;
-    private readonly Dictionary<string, ZipArchiveEntry> _byMember = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ZipArchiveEntry> _byKey = new(StringComparer.Ordinal);
+    private readonly Stream _stream;
+    private readonly bool _leaveOpen;
+    private readonly ZipDirectory _zip;
+    private readonly Dictionary<string, ZipMember> _byMember = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ZipMember> _byKey = new(StringComparer.Ordinal);
     private readonly List<string> _keys = [];
     private readonly string? _name;
+    private readonly ReadLimits _limits;
     private readonly Lock _gate = new();
+    private long _decoded;
 
     /// <summary>Opens an archive from <paramref name="stream"/> (must be seekable).</summary>
     /// <param name="stream">The archive.</param>
     /// <param name="name">A name for error messages (e.g. the path).</param>
     /// <param name="leaveOpen">Keep <paramref name="stream"/> open on dispose.</param>
-    /// <exception cref="InvalidDataException">The stream is not a readable zip archive.</exception>
-    public NpzReader(Stream stream, string? name = null, bool leaveOpen = false)
+    /// <exception cref="InvalidDataException">The stream is not a readable zip archive, a member name could name a path
+    /// (it holds a path separator, a NUL or is <c>..</c>), or the declared sizes exceed <see cref="ReadLimits.Default"/>.</exception>
+    public NpzReader(Stream stream, string? name = null, bool leaveOpen = false) : this(stream, name, leaveOpen, null)
+    {
+    }
+
+    /// <summary>Opens an archive from <paramref name="stream"/> (must be seekable) with the given limits.</summary>
+    /// <param name="stream">The archive.</param>
+    /// <param name="name">A name for error messages (e.g. the path).</param>
+    /// <param name="leaveOpen">Keep <paramref name="stream"/> open on dispose.</param>
+    /// <param name="limits">Size limits (member and total inflated sizes, array sizes, bytes read); null for <see cref="ReadLimits.Default"/>.</param>
+    /// <exception cref="InvalidDataException">The stream is not a readable zip archive, a member name could name a path, or a limit is exceeded.</exception>
+    public NpzReader(Stream stream, string? name, bool leaveOpen, ReadLimits? limits)
     {
         ArgumentNullException.ThrowIfNull(stream);
         _name = name;
+        _stream = stream;
+        _leaveOpen = leaveOpen;
+        _limits = (limits ?? ReadLimits.Default).Validate();
+        string label = ".npz " + (name ?? "(stream)");
         try
         {
-            _zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen);
+            _zip = ZipDirectory.Read(stream, label, _limits, m => CheckMemberName(m, label));
         }
-        catch (InvalidDataException e)
+        catch
         {
             if (!leaveOpen) stream.Dispose();
-            throw new InvalidDataException($".npz {name ?? "(stream)"}: not a readable zip archive: {e.Message}", e);
+            throw;
         }
-        foreach (var entry in _zip.Entries)
+        foreach (var entry in _zip.Members)
         {
-            string member = entry.FullName;
+            string member = entry.Name;
             string key = member.EndsWith(".npy", StringComparison.Ordinal) ? member[..^4] : member;
             // Like Python's zipfile, a repeated member name refers to the last entry of that name.
             if (!_byKey.ContainsKey(key)) _keys.Add(key);
             _byMember[member] = entry;
             _byKey[key] = entry;
         }
+    }
+
+    /// <summary>
+    /// Members become keys, and keys may become file names elsewhere (exports, side stores): a member whose name is
+    /// empty, holds a path separator or a NUL, or is <c>.</c>/<c>..</c> (with or without <c>.npy</c>) is refused.
+    /// </summary>
+    private static void CheckMemberName(ZipMember m, string label)
+    {
+        string n = m.Name;
+        string key = n.EndsWith(".npy", StringComparison.Ordinal) ? n[..^4] : n;
+        if (n.Length == 0 || n.IndexOfAny(['/', '\\', '\0']) >= 0 || key is "" or "." or ".." || n.Any(char.IsControl))
+            throw new InvalidDataException(
+                $"{label}: zip: member '{ZipDirectory.Printable(n)}' (central directory entry {m.Index}) is not a plain member name: npz member names must not be empty, hold '/', '\\', NUL or control characters, or be '.' or '..'");
     }
 
     /// <summary>Member names with a trailing <c>.npy</c> removed, in archive order (numpy's <c>NpzFile.files</c>).</summary>
@@ -56,31 +88,33 @@ public sealed class NpzReader : IDisposable
     public bool Contains(string name) => _byMember.ContainsKey(name) || _byKey.ContainsKey(name);
 
     /// <summary>Reads the array stored as <paramref name="name"/> (a key or a full member name).</summary>
+    /// <remarks>The whole member is read and its CRC-32 checked before the array is returned; bytes after the array
+    /// data are ignored, as numpy does. Every read counts towards <see cref="ReadLimits.MaxStoreBytes"/> of this reader.</remarks>
     /// <exception cref="KeyNotFoundException">No such member.</exception>
-    /// <exception cref="InvalidDataException">The member is not a valid .npy file of a supported dtype, or its compressed data is corrupt.</exception>
+    /// <exception cref="InvalidDataException">The member is not a valid .npy file of a supported dtype, its data is damaged (CRC-32,
+    /// sizes, deflate stream), its local header disagrees with the central directory, or a limit is exceeded.</exception>
     public NdArray Read(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
         // numpy looks up the full member name first, then the name with .npy appended.
         if (!_byMember.TryGetValue(name, out var entry) && !_byKey.TryGetValue(name, out entry))
             throw new KeyNotFoundException($".npz {_name ?? "(stream)"}: no member '{name}' (or '{name}.npy')");
-        string where = $"{_name ?? "(stream)"} member {entry.FullName}";
+        string where = $"{_name ?? "(stream)"} member {ZipDirectory.Printable(entry.Name)}";
         lock (_gate)
         {
-            try
-            {
-                using var s = entry.Open();
-                return Npy.Read(s, where);
-            }
-            catch (InvalidDataException e) when (!e.Message.StartsWith(".npy", StringComparison.Ordinal))
-            {
-                throw new InvalidDataException($".npz {where}: corrupt member data: {e.Message}", e);
-            }
+            if (_decoded + entry.UncompressedSize > _limits.MaxStoreBytes)
+                throw new InvalidDataException($".npz {where}: " + ReadLimits.Exceeds("reading it would bring the bytes read through this reader to a total", _decoded + entry.UncompressedSize, _limits.MaxStoreBytes, nameof(ReadLimits.MaxStoreBytes)));
+            _decoded += entry.UncompressedSize;
+            using var s = _zip.Open(entry);
+            var array = Npy.Read(s, where, _limits, entry.UncompressedSize);
+            // The rest of the member (numpy ignores it) is read too, so that its CRC-32 is checked.
+            s.CopyTo(Stream.Null);
+            return array;
         }
     }
 
     /// <summary>Reads every member in archive order.</summary>
-    /// <exception cref="InvalidDataException">A member is not a valid .npy file of a supported dtype.</exception>
+    /// <exception cref="InvalidDataException">A member is not a valid .npy file of a supported dtype, or is damaged.</exception>
     public OrderedDictionary<string, NdArray> ReadAll()
     {
         var result = new OrderedDictionary<string, NdArray>(StringComparer.Ordinal);
@@ -89,7 +123,10 @@ public sealed class NpzReader : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _zip.Dispose();
+    public void Dispose()
+    {
+        if (!_leaveOpen) _stream.Dispose();
+    }
 }
 
 /// <summary>

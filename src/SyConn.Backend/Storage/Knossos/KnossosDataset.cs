@@ -17,6 +17,9 @@ public sealed class KnossosDatasetOptions
 
     /// <summary>How many cubes one <c>LoadSeg</c> call decodes at once. Default: the processor count.</summary>
     public int MaxDegreeOfParallelism { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Read limits (the largest cube, <see cref="ReadLimits.MaxCubeBytes"/>); null for <see cref="ReadLimits.Default"/>.</summary>
+    public ReadLimits? Limits { get; init; }
 }
 
 /// <summary>
@@ -38,6 +41,7 @@ public sealed class KnossosDatasetOptions
 public sealed class KnossosDataset : IDisposable
 {
     private readonly KnossosDatasetOptions _options;
+    private readonly ReadLimits _limits;
     private readonly int _cubeVoxels;
     private readonly ArrayPool<ulong> _pool;
     private readonly Lock _gate = new();
@@ -57,6 +61,11 @@ public sealed class KnossosDataset : IDisposable
         _options = options ?? new KnossosDatasetOptions();
         if (_options.CacheBytes < 0) throw new ArgumentException("CacheBytes must be >= 0", nameof(options));
         if (_options.MaxDegreeOfParallelism < 1) throw new ArgumentException("MaxDegreeOfParallelism must be >= 1", nameof(options));
+        _limits = (_options.Limits ?? ReadLimits.Default).Validate();
+        long cubeBytes = config.CubeShape.Product * sizeof(ulong);
+        if (cubeBytes > _limits.MaxCubeBytes)
+            throw new InvalidDataException($"{config.ConfigPath ?? config.Root}: cube shape {config.CubeShape}: "
+                + ReadLimits.Exceeds("a decoded cube", cubeBytes, _limits.MaxCubeBytes, nameof(ReadLimits.MaxCubeBytes)));
         Config = KnossosConfigFiles.MakeAbsolute(config);
         _cubeVoxels = (int)config.CubeShape.Product;
         _pool = ArrayPool<ulong>.Create(_cubeVoxels, Math.Max(2, _options.MaxDegreeOfParallelism * 2));
@@ -320,7 +329,9 @@ public sealed class KnossosDataset : IDisposable
         ulong[]? data;
         long cubeBytes = (long)_cubeVoxels * sizeof(ulong);
         bool cacheIt = useCache && cubeBytes <= _options.CacheBytes;
-        if (!TryReadFile(path, out var file, out int fileLen))
+        // A cube file is a zip of one Snappy member: larger than what Snappy can make of the cube plus zip overhead means damage.
+        long maxFile = cubeBytes + cubeBytes / 6 + (1 << 20);
+        if (!TryReadFile(path, maxFile, out var file, out int fileLen))
         {
             data = null;
         }
@@ -340,7 +351,7 @@ public sealed class KnossosDataset : IDisposable
                 try
                 {
                     using var ms = new MemoryStream(file, 0, fileLen, writable: false);
-                    KnossosCubeCodec.Decode(ms, data.AsSpan(0, _cubeVoxels), path);
+                    KnossosCubeCodec.Decode(ms, data.AsSpan(0, _cubeVoxels), path, _limits);
                 }
                 catch
                 {
@@ -376,7 +387,7 @@ public sealed class KnossosDataset : IDisposable
     }
 
     /// <summary>Reads a whole cube file into a rented buffer; false when the file (or its folder) does not exist.</summary>
-    private static bool TryReadFile(string path, out byte[] buffer, out int length)
+    private static bool TryReadFile(string path, long maxLength, out byte[] buffer, out int length)
     {
         SafeFileHandle handle;
         try
@@ -392,8 +403,8 @@ public sealed class KnossosDataset : IDisposable
         using (handle)
         {
             long len = RandomAccess.GetLength(handle);
-            if (len > int.MaxValue / 2)
-                throw new InvalidDataException($"{path}: cube file of {len} bytes is implausibly large");
+            if (len > Math.Min(maxLength, int.MaxValue / 2))
+                throw new InvalidDataException($"{path}: cube file of {len} bytes is larger than a zipped Snappy cube of this dataset can be (at most {Math.Min(maxLength, int.MaxValue / 2)} bytes)");
             length = (int)len;
             buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
             int read = 0;
