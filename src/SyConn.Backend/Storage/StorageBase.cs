@@ -278,6 +278,24 @@ public abstract class StorageBase : IDisposable
     }
 
     /// <summary>
+    /// <see cref="Push(string?)"/> without blocking the caller's thread: the write runs on a thread-pool thread.
+    /// <paramref name="ct"/> is observed until the write begins; a push that has begun runs to its end and is
+    /// then complete (stopping a push halfway would leave nothing better than finishing it: the store file is
+    /// replaced atomically either way).
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled before the write began; nothing was written and the lock is still held.</exception>
+    public Task PushAsync(string? dest = null, CancellationToken ct = default)
+    {
+        ct.ThrowIfCancellationRequested();
+        ThrowIfDisposed();
+        return Task.Run(() =>
+        {
+            ct.ThrowIfCancellationRequested();
+            Push(dest);
+        }, ct);
+    }
+
+    /// <summary>
     /// The first entry holding a value that cannot be pickled (put there by editing a live value in place after it
     /// was set), as words naming the key, the path inside the value and the CLR type; null if there is none.
     /// </summary>
