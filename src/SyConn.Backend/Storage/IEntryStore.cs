@@ -149,5 +149,5 @@ public interface IEntryStore : IDisposable
     IEntryStore OpenRelated(string address, StoreOptions options) => EntryStores.Open(address, Kind, options);
 
     /// <summary>The side store name of VoxelStorageDyn's voxel cache.</summary>
-    public const string VoxelCacheSideStore = "voxel_cache";
+    const string VoxelCacheSideStore = "voxel_cache";
 }
