@@ -55,7 +55,13 @@ public abstract partial class Storage<TValue> : IDictionary<StoreKey, TValue>, I
             throw new NotSupportedException($"{Location} was opened read-only; open it with StoreOptions.Writable (ReadOnly = false) to change it");
     }
 
-    private TValue GetExisting(StoreKey key) => TryGetValue(key, out var v) ? v : throw MissingKey(key);
+    private TValue GetExisting(StoreKey key) => IsListedKey(key) && TryGetValue(key, out var v) ? v : throw MissingKey(key);
+
+    /// <summary>
+    /// True when <see cref="StorageBase.Keys"/> lists <paramref name="key"/> if stored; false for a store's helper keys
+    /// (VoxelStorageDyn's <c>meta</c>, <c>size</c>, ...), which the dictionary interfaces then do not see either.
+    /// </summary>
+    protected virtual bool IsListedKey(StoreKey key) => true;
 
     private int ListedCount => Keys.Count();
 
@@ -83,13 +89,20 @@ public abstract partial class Storage<TValue> : IDictionary<StoreKey, TValue>, I
 
     int IReadOnlyCollection<KeyValuePair<StoreKey, TValue>>.Count => ListedCount;
 
-    bool IDictionary<StoreKey, TValue>.ContainsKey(StoreKey key) => ContainsKey(key);
+    bool IDictionary<StoreKey, TValue>.ContainsKey(StoreKey key) => IsListedKey(key) && ContainsKey(key);
 
-    bool IReadOnlyDictionary<StoreKey, TValue>.ContainsKey(StoreKey key) => ContainsKey(key);
+    bool IReadOnlyDictionary<StoreKey, TValue>.ContainsKey(StoreKey key) => IsListedKey(key) && ContainsKey(key);
 
-    bool IDictionary<StoreKey, TValue>.TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value) => TryGetValue(key, out value);
+    bool IDictionary<StoreKey, TValue>.TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value) => ListedTryGetValue(key, out value);
 
-    bool IReadOnlyDictionary<StoreKey, TValue>.TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value) => TryGetValue(key, out value);
+    bool IReadOnlyDictionary<StoreKey, TValue>.TryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value) => ListedTryGetValue(key, out value);
+
+    private bool ListedTryGetValue(StoreKey key, [MaybeNullWhen(false)] out TValue value)
+    {
+        if (IsListedKey(key)) return TryGetValue(key, out value);
+        value = default;
+        return false;
+    }
 
     bool IDictionary<StoreKey, TValue>.Remove(StoreKey key)
     {

@@ -174,8 +174,10 @@ public partial class VoxelStorageDyn : CompressedStorage
     private PyDict RepCoordDict => Helper("rep_coord");
 
     /// <summary>Object keys only: non-str keys and str keys made only of digits (upstream's <c>keys()</c>).</summary>
-    public override IEnumerable<StoreKey> Keys =>
-        base.Keys.Where(k => k.PythonValue is not string s || (s.Length > 0 && s.All(char.IsAsciiDigit)));
+    public override IEnumerable<StoreKey> Keys => base.Keys.Where(IsListedKey);
+
+    /// <inheritdoc/>
+    protected override bool IsListedKey(StoreKey key) => key.PythonValue is not string s || (s.Length > 0 && s.All(char.IsAsciiDigit));
 
     /// <summary>The bounding boxes of <paramref name="key"/>, or its voxel-cache array when it has one (upstream quirk).</summary>
     protected override bool TryDecode(StoreKey key, [MaybeNullWhen(false)] out NdArray value)

@@ -62,6 +62,12 @@ public class DictionaryInterfaceTests
         Assert.Equal(vs.Keys.Count(), d.Count);
         Assert.True(vs.Count > d.Count);               // len() counts the helper keys, as upstream
         Assert.Equal(d.Count, d.Select(kv => kv.Key).Count());
+        // The helper keys are not there through the interfaces either, as they are not in Keys.
+        Assert.True(vs.ContainsKey("meta"));
+        Assert.False(d.ContainsKey("meta"));
+        Assert.False(d.TryGetValue("meta", out _));
+        Assert.Throws<KeyNotFoundException>(() => d["meta"]);
+        Assert.All(vs.Keys, k => Assert.True(d.ContainsKey(k)));
     }
 
     [Fact]
