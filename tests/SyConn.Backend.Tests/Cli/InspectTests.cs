@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Numerics;
 using System.Text.Json.Nodes;
@@ -434,44 +433,29 @@ public class InspectTests
     [SkippableFact]
     public void The_built_cli_runs_info_ls_and_verify_as_a_process()
     {
-        var dll = Shared.RepoRoot is { } root ? Path.Combine(root, "src", "SyConn.Backend.Cli", "bin", "Release", "net10.0", "syconn-store.dll") : null;
-        if (dll is null || !File.Exists(dll)) dll = Path.Combine(AppContext.BaseDirectory, "syconn-store.dll");
-        Requires.That(File.Exists(dll), $"the built CLI ({dll})");
+        Requires.That(File.Exists(CliRun.Dll), $"the built CLI ({CliRun.Dll})");
         using var dir = new TempDir();
         File.Copy(Shared.PyFixture("skeleton_storage.pkl"), dir.File("skeletons.pkl"));
         File.Copy(Shared.PyFixture("voxel_lazy.npz"), dir.File("cache.npz"));
 
-        var (code, o, e) = Exec(dll, "info", dir.File("skeletons.pkl"), "--json");
+        var (code, o, e) = CliRun.AsProcess(TimeSpan.FromSeconds(120), "info", dir.File("skeletons.pkl"), "--json");
         Assert.True(code == 0, e);
         var info = JsonNode.Parse(o)!;
         Assert.Equal("SkeletonStorage", (string?)info["class"]);
         Assert.Equal(Run("keys", dir.File("skeletons.pkl")).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries), info["entries"]!.AsArray().Select(x => (string)x!));
-        (code, o, e) = Exec(dll, "ls", dir.Path, "--json");
+        (code, o, e) = CliRun.AsProcess(TimeSpan.FromSeconds(120), "ls", dir.Path, "--json");
         Assert.True(code == 0, e);
         Assert.Equal(["cache.npz", "skeletons.pkl"], JsonNode.Parse(o)!["stores"]!.AsArray().Select(s => (string)s!["path"]!));
-        (code, o, e) = Exec(dll, "verify", dir.Path);
+        (code, o, e) = CliRun.AsProcess(TimeSpan.FromSeconds(120), "verify", dir.Path);
         Assert.True(code == 0, e);
         Assert.Equal("2 stores, 7 entries verified, 0 corrupt", o.Trim());
-        (code, _, e) = Exec(dll, "get", dir.File("skeletons.pkl"), "1", "--as", "MeshStorage");
+        (code, _, e) = CliRun.AsProcess(TimeSpan.FromSeconds(120), "get", dir.File("skeletons.pkl"), "1", "--as", "MeshStorage");
         Assert.Equal(1, code);
         Assert.Matches("^syconn-store: .*skeletons.pkl, key 1: .*expected", e.Trim());
-        (code, o, _) = Exec(dll, "verify", "--help");
+        (code, o, _) = CliRun.AsProcess(TimeSpan.FromSeconds(120), "verify", "--help");
         Assert.Equal(0, code);
         Assert.Contains("Example:", o, StringComparison.Ordinal);
-        (code, _, _) = Exec(dll, "ls");
+        (code, _, _) = CliRun.AsProcess(TimeSpan.FromSeconds(120), "ls");
         Assert.Equal(2, code);
-    }
-
-    private static (int Code, string Out, string Err) Exec(string dll, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var o = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(120_000), "the CLI did not exit within 120 s");
-        return (p.ExitCode, o, err.Result);
     }
 }

@@ -25,7 +25,10 @@ public static class CliRun
     }
 
     /// <summary>The exit code, stdout and stderr of <c>dotnet syconn-store.dll ARGS</c> run as a child process (at most 10 minutes).</summary>
-    public static (int Code, string Out, string Err) AsProcess(params string[] args)
+    public static (int Code, string Out, string Err) AsProcess(params string[] args) => AsProcess(TimeSpan.FromMinutes(10), args);
+
+    /// <summary>The same, failing the test when the process runs longer than <paramref name="timeout"/>.</summary>
+    public static (int Code, string Out, string Err) AsProcess(TimeSpan timeout, params string[] args)
     {
         var dll = Dll;
         Assert.True(File.Exists(dll), $"the built CLI is missing: {dll}");
@@ -36,10 +39,10 @@ public static class CliRun
         using var p = Process.Start(psi)!;
         var err = p.StandardError.ReadToEndAsync();
         var output = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10)))
+        if (!p.WaitForExit(timeout))
         {
             p.Kill(entireProcessTree: true);
-            Assert.Fail($"syconn-store {string.Join(' ', args)} did not finish in 10 minutes");
+            Assert.Fail($"syconn-store {string.Join(' ', args)} did not finish in {timeout.TotalSeconds} s");
         }
         return (p.ExitCode, output, err.Result);
     }

@@ -24,7 +24,7 @@ public class KillStressTests(ITestOutputHelper output)
     private static double Seconds =>
         double.TryParse(Environment.GetEnvironmentVariable("SYCONN_STRESS_SECONDS"), NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : 20;
 
-    private static string CliDll => Path.Combine(AppContext.BaseDirectory, "syconn-store.dll");
+    private static string CliDll => Storage.ChildProcess.CliDll;
 
     private static Process Start(string dir, int worker, string role, double seconds, int seed, string log)
     {
