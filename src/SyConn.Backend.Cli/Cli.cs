@@ -71,7 +71,8 @@ public static class Cli
             return 2;
         }
         // --help and --version answer even where the rest of the command line is incomplete.
-        bool helpOrVersion = HelpExamples.IsHelp(parsed.Action) || parsed.Action?.GetType().Name.Contains("Version", StringComparison.Ordinal) == true;
+        bool helpOrVersion = HelpExamples.IsHelp(parsed.Action)
+            || parsed.Action is not null && root.Options.OfType<VersionOption>().Any(v => ReferenceEquals(v.Action, parsed.Action));
         if (parsed.Errors.Count > 0 && !helpOrVersion)
         {
             stderr.WriteLine($"syconn-store: {ParseErrors.Describe(root, parsed)}");
