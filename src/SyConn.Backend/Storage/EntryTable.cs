@@ -123,7 +123,7 @@ internal sealed class EntryTable : IDisposable
             result = null;
             return Formats.Pickle.PickleDictIndex.AttributeRead.NoKey;
         }
-        if (_base is PickleFileEntryStore file) return file.ReadItemTransient(key, name, out result);
+        if (_base is IEntryItemReader items) return items.ReadItemTransient(key, name, out result);
         if (!_base.TryRead(key, out raw))
         {
             result = null;

@@ -25,7 +25,7 @@ namespace SyConn.Backend.Storage;
 /// with <c>.pkl</c> replaced, or <c>.npz</c> appended); any other name <c>N</c> is <c>&lt;stem&gt;.N.npz</c>.</para>
 /// <para>Thread-safety: see <see cref="IEntryStore"/>.</para>
 /// </remarks>
-public sealed class PickleFileEntryStore : IEntryStore
+public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
 {
     private PyDict _entries = new();
     private PickleDictIndex? _index;
@@ -108,7 +108,7 @@ public sealed class PickleFileEntryStore : IEntryStore
     }
 
     /// <summary>The item <paramref name="name"/> of the dict value of <paramref name="key"/>, reading only what it needs and keeping nothing (see <see cref="PickleDictIndex.ReadAttributeTransient"/>).</summary>
-    internal PickleDictIndex.AttributeRead ReadItemTransient(StoreKey key, string name, out object? result)
+    PickleDictIndex.AttributeRead IEntryItemReader.ReadItemTransient(StoreKey key, string name, out object? result)
     {
         if (_index is { } index) return index.ReadAttributeTransient(key.PythonValue, name, out result);
         if (!TryRead(key, out var v))
