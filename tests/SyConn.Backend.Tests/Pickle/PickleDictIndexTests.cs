@@ -51,11 +51,15 @@ public sealed class PickleDictIndexTests : IDisposable
         TypedJsonAssert.Equal(TypedJson.ToJson(whole), TypedJson.ToJson(index.Materialize()), name);
     }
 
-    public static TheoryData<string> SyConnStoreFixtures => new(
+    public static TheoryData<string> SyConnStoreFixtures => new(SyConnStoreFixtureNames);
+
+    internal static readonly string[] SyConnStoreFixtureNames =
+    [
         "attrdict_p5.pkl", "attrdict_p4.pkl", "attrdict_p2.pkl",
         "compressed_storage.pkl", "compressed_storage_multichunk.pkl", "compressed_storage_large_block.pkl",
         "mesh_storage_raw.pkl", "mesh_storage_lz4.pkl", "mesh_storage_legacy.pkl",
-        "skeleton_storage.pkl", "voxel_storage_l.pkl", "voxel_storage_class.pkl", "voxel_storage_dyn.pkl");
+        "skeleton_storage.pkl", "voxel_storage_l.pkl", "voxel_storage_class.pkl", "voxel_storage_dyn.pkl",
+    ];
 
     [SkippableTheory]
     [MemberData(nameof(SyConnStoreFixtures))]
@@ -116,6 +120,27 @@ public sealed class PickleDictIndexTests : IDisposable
         Assert.True(index.TryGetValue(1L, out var v));
         Assert.Equal(whole[1L], v);
         Assert.Equal(30L, v);
+    }
+
+    // Regression inputs of the pickle-index fuzz harness (PickleDictIndexFuzzTests), reduced by hand.
+
+    [Fact]
+    public void Fuzz_input_4153_protocol_148_is_not_indexed_and_refused_whole()
+    {
+        byte[] bytes = [0x80, 148, (byte)'}', (byte)'(', (byte)'K', 1, (byte)'K', 2, (byte)'u', (byte)'.'];
+        Assert.Null(PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "p148"));
+        Assert.Throws<InvalidDataException>(() => Formats.Pickle.Pickle.Load(bytes));
+    }
+
+    [Fact]
+    public void Fuzz_input_429356_a_dict_inside_a_tuple_key_is_refused_as_the_whole_reader_does()
+    {
+        // {({},): 2}: the key is a tuple holding a dict, which Python cannot hash.
+        byte[] bytes = [0x80, 4, (byte)'}', (byte)'(', (byte)'}', 0x85, (byte)'K', 2, (byte)'u', (byte)'.'];
+        Assert.Throws<InvalidDataException>(() => Formats.Pickle.Pickle.Load(bytes));
+        var e = Assert.Throws<InvalidDataException>(() => PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "tuplekey"));
+        Assert.Contains("tuplekey", e.Message);
+        Assert.Contains("unhashable", e.Message);
     }
 
     [Fact]

@@ -422,8 +422,8 @@ internal sealed class PickleDictIndex
             object key = TryPlainInt(span, ks, vs, out var plain) ? plain
                 : ReadRange(i, ks, vs, scan.KeyMemo[i], keep: true);
             if (!ReferenceEquals(key, plain)) Share(scan.KeyMemo[i], scan.ValueMemo[i], cross);
-            if (key is PyList or PyDict or PyByteArray or Arrays.NdArray or PySet { IsFrozen: false })
-                throw new InvalidDataException($"{_source ?? "pickle"}: unhashable dict key of type {PickleReader.TypeName(key)} at byte offset {ks}");
+            if (Unhashable(key) is { } bad)
+                throw new InvalidDataException($"{_source ?? "pickle"}: unhashable dict key or member of type {PickleReader.TypeName(bad)} at byte offset {ks}");
             int slot = i;
             if (_lookup.TryGetValue(key, out int first))
             {
@@ -461,6 +461,28 @@ internal sealed class PickleDictIndex
             if (reader.TryGetRangeMemo(m, out var e)) _shared[m] = e;
         }
         Volatile.Write(ref _spare, reader);
+    }
+
+    /// <summary>The first member of a key that Python cannot hash (the key itself, or inside its tuples), or null.</summary>
+    private static object? Unhashable(object key)
+    {
+        var pending = new Stack<object>();
+        HashSet<object>? seen = null;
+        pending.Push(key);
+        while (pending.Count > 0)
+        {
+            var m0 = pending.Pop();
+            switch (m0)
+            {
+                case PyList or PyDict or PyByteArray or Arrays.NdArray or PySet { IsFrozen: false }:
+                    return m0;
+                case PyTuple { Count: > 0 } t:
+                    seen ??= new HashSet<object>(ReferenceEqualityComparer.Instance);
+                    if (seen.Add(t)) foreach (var m in t) pending.Push(m);
+                    break;
+            }
+        }
+        return null;
     }
 
     private static bool Immutable(object v, int depth) => v switch
@@ -590,7 +612,7 @@ internal sealed class PickleDictIndex
         private bool Walk(ReadOnlySpan<byte> span, PickleReadOptions options)
         {
             int pos = 0;
-            if (span.Length < 3 || span[0] != Op.Proto || span[1] < 2) return false;
+            if (span.Length < 3 || span[0] != Op.Proto || span[1] < 2 || span[1] > Pickle.HighestProtocol) return false;
             pos = 2;
             int depthLimit = Math.Max(16, options.MaxDepth);
             var start = new int[64];
