@@ -236,8 +236,8 @@ public sealed partial class BinarySearchStore : IDisposable
         {
             lo[i] = flat[2 * i];
             hi[i] = flat[2 * i + 1];
-            if (lo[i] > hi[i] || (i > 0 && lo[i] < hi[i - 1]))
-                throw Corrupt("/bucket_ranges", $"shard {i} range [{lo[i]}, {hi[i]}] is not ascending after the previous shards");
+            if (lo[i] > hi[i] || (i > 0 && lo[i] <= hi[i - 1]))
+                throw Corrupt("/bucket_ranges", $"shard {i} range [{lo[i]}, {hi[i]}] is not ascending after the previous shards (ids are unique, so shards cannot share one)");
         }
         return (lo, hi);
     }
@@ -304,8 +304,9 @@ public sealed partial class BinarySearchStore : IDisposable
             var v = MemoryMarshal.Cast<byte, ulong>(data);
             if (v.Length == 0 || v[0] != _lo[s] || v[^1] != _hi[s])
                 throw Corrupt(where, $"first/last id ({(v.Length == 0 ? "empty" : v[0] + ", " + v[^1])}) differ from bucket_ranges [{_lo[s]}, {_hi[s]}]");
+            // Strictly ascending: a repeated id would make its value depend on which copy the search meets first.
             for (int i = 1; i < v.Length; i++)
-                if (v[i] < v[i - 1]) throw Corrupt(where, $"ids are not sorted at index {i}");
+                if (v[i] <= v[i - 1]) throw Corrupt(where, v[i] == v[i - 1] ? $"id {v[i]} is repeated at index {i} (ids must be unique)" : $"ids are not sorted at index {i}");
             return data;
         });
     }
