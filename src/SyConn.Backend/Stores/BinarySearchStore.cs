@@ -20,8 +20,9 @@ public sealed class BinarySearchStoreOptions
     /// </summary>
     public long CacheBytes { get; init; } = DefaultCacheBytes;
 
-    /// <summary>Read limits: no dataset or attribute larger than <see cref="ReadLimits.MaxArrayBytes"/> is read (checked
-    /// from the declared shape before the HDF5 reader allocates). Null for <see cref="ReadLimits.Default"/>.</summary>
+    /// <summary>Read limits: a file in which any dataset, attribute, chunk or global heap collection declares more than
+    /// <see cref="ReadLimits.MaxArrayBytes"/> is refused when it is opened (its metadata is walked before the HDF5 reader
+    /// allocates anything). Null for <see cref="ReadLimits.Default"/>.</summary>
     public ReadLimits? Limits { get; init; }
 }
 
@@ -39,6 +40,10 @@ public sealed class BinarySearchStoreOptions
 /// use and kept within <see cref="BinarySearchStoreOptions.CacheBytes"/>; a query that needs fewer
 /// than 1/256 of the rows of an attribute shard that is not cached reads only those rows and does not
 /// cache them (the ID shard is always read whole, as upstream does).</para>
+/// <para>Opening walks the file's HDF5 metadata first (superblock, object headers and their checksums, heaps, B-trees, chunk
+/// indexes) and refuses any declared size beyond the end of the file, the read limits or what the enclosing structure allows,
+/// naming the structure and its offset, before the HDF5 reader (PureHDF) allocates from it. Ids must be strictly ascending
+/// within and across shards (a repeated id is refused when its shard is read).</para>
 /// <para>Big-endian attribute datasets (h5py writes them for big-endian numpy input) are read and
 /// returned in native order; ID datasets must be little-endian uint64 (or non-negative int64).</para>
 /// <para>Thread-safety: after construction, all members except <see cref="Dispose"/> may be called
