@@ -16,8 +16,8 @@ namespace SyConn.Backend.Formats.Pickle;
 /// is allocated: a length is compared with the remaining input first, so a few bytes claiming gigabytes
 /// fail at once. Shared references and containers that hold themselves (<c>l = []; l.append(l)</c>) load
 /// as Python loads them: the result holds the same object at each place (see <see cref="PickleReadOptions"/>
-/// for what the rest of the library does with them). A cycle through a numpy object array's BUILD state is
-/// refused: the array does not exist yet when its items are read.</para>
+/// for what the rest of the library does with them). A numpy object array that holds itself (its BUILD state
+/// refers to it through the memo) loads too: the built array is put where its state referred to it.</para>
 /// <para><b>Zero copy:</b> <c>bytes</c>, <c>bytearray</c> and ndarray data of the result are slices of
 /// the input memory. They share the caller's buffer: mutating a loaded <see cref="Python.PyByteArray"/>
 /// or <see cref="Arrays.NdArray"/> mutates the input, and the input must not be changed while the result

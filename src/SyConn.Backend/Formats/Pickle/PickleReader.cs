@@ -46,6 +46,9 @@ internal sealed class PickleReader
     private long _elements;
     private bool _aliased;
     private bool _sharesValues;
+    // An array from _reconstruct was used before its BUILD (it holds itself): its proxy stands in the containers
+    // that hold it until Finish puts the built array in its place.
+    private bool _placeholders;
 
     public PickleReader(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source)
     {
@@ -169,10 +172,23 @@ internal sealed class PickleReader
     {
         DTypeProxy d => d.Current,
         ArrayProxy { Result: { } a } => a,
-        ArrayProxy => throw Error("numpy array from _reconstruct used before its BUILD state"),
+        ArrayProxy p => Placeholder(p),
         GlobalRef g => throw Error($"global '{g.FullName}' cannot be used as a value"),
         _ => throw Error("a tuple holding a global cannot be used as a value"),
     };
+
+    /// <summary>
+    /// An array whose BUILD state is still being read is put into a container (an object array that holds itself,
+    /// <c>a[0] = a</c>, or <c>a[1] = [a]</c>): Python's array exists before its state is set, so the container holds
+    /// the array itself. Here the proxy stands in its place until <see cref="ReplacePlaceholders"/>.
+    /// </summary>
+    private ArrayProxy Placeholder(ArrayProxy p)
+    {
+        _placeholders = true;
+        // A cycle: the nesting depth is checked on the finished value.
+        _aliased = true;
+        return p;
+    }
 
     /// <summary>
     /// True once the memo (or DUP) handed out an object that is, or may hold, something mutable a second time:
@@ -199,7 +215,7 @@ internal sealed class PickleReader
     {
         switch (key)
         {
-            case PyList or PyDict or PyByteArray or NdArray:
+            case PyList or PyDict or PyByteArray or NdArray or ArrayProxy:
             case PySet { IsFrozen: false }:
                 throw Error($"unhashable dict key or set member of type {TypeName(key)}");
             case PyTuple t:
@@ -223,7 +239,7 @@ internal sealed class PickleReader
             {
                 switch (item)
                 {
-                    case PyList or PyDict or PyByteArray or NdArray:
+                    case PyList or PyDict or PyByteArray or NdArray or ArrayProxy:
                     case PySet { IsFrozen: false }:
                         throw Error($"unhashable dict key or set member of type {TypeName(item)}");
                     case PyTuple { Count: > 0 } inner:
@@ -744,6 +760,7 @@ internal sealed class PickleReader
     private object Finish()
     {
         var result = Val(Pop());
+        if (_placeholders) result = ReplacePlaceholders(result);
         if (_aliased) CheckStructure(result);
         return result;
     }
@@ -1360,7 +1377,12 @@ internal sealed class PickleReader
     private NpScalar MakeScalar(GlobalRef g, object[] args)
     {
         if (args.Length is not (1 or 2) || Val(args[0]) is not DType dtype) throw BadArgs(g, args);
-        if (dtype.Kind == 'O') return new NpScalar(dtype, args.Length == 2 ? Val(args[1]) : PyNone.Value);
+        if (dtype.Kind == 'O')
+        {
+            var item = args.Length == 2 ? Val(args[1]) : PyNone.Value;
+            if (item is ArrayProxy) throw Error($"{g.FullName}: an object scalar cannot hold a numpy array before the array's BUILD state");
+            return new NpScalar(dtype, item);
+        }
         if (args.Length != 2) throw BadArgs(g, args);
         ReadOnlySpan<byte> raw = args[1] switch
         {
@@ -1381,6 +1403,93 @@ internal sealed class PickleReader
         }
         return new NpScalar(dtype, raw.ToArray());
     }
+
+    // ---------------------------------------------------------------- placeholders
+
+    /// <summary>
+    /// Puts each array that was used before its BUILD in the places its proxy stands in (list, tuple and dict items,
+    /// object-array elements), walking the finished value once, without recursion. A proxy that never got its BUILD
+    /// state is refused.
+    /// </summary>
+    private object ReplacePlaceholders(object root)
+    {
+        root = Built(root);
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance) { root };
+        var pending = new Stack<object>();
+        pending.Push(root);
+        List<int>? patch = null;
+        while (pending.Count > 0)
+        {
+            switch (pending.Pop())
+            {
+                case PyList l:
+                    for (int i = 0; i < l.Count; i++)
+                    {
+                        if (l[i] is ArrayProxy p) l[i] = Built(p);
+                        Visit(l[i]);
+                    }
+                    break;
+                case PyTuple t:
+                    for (int i = 0; i < t.Count; i++)
+                    {
+                        if (t[i] is ArrayProxy p) t.ReplaceWhileLoading(i, Built(p));
+                        Visit(t[i]);
+                    }
+                    break;
+                case PyDict d:
+                {
+                    // Keys are hashable, hence never an array; values are patched after the enumeration.
+                    patch?.Clear();
+                    int index = 0;
+                    foreach (var kv in d)
+                    {
+                        Visit(kv.Key);
+                        if (kv.Value is ArrayProxy) (patch ??= []).Add(index);
+                        else Visit(kv.Value);
+                        index++;
+                    }
+                    if (patch is { Count: > 0 })
+                    {
+                        foreach (int i in patch)
+                        {
+                            var built = Built(d.GetAt(i).Value);
+                            d.SetAt(i, built);
+                            Visit(built);
+                        }
+                    }
+                    break;
+                }
+                case PySet s:
+                    foreach (var item in s) Visit(item);
+                    break;
+                case NdArray { ObjectItems: { } items }:
+                    for (int i = 0; i < items.Length; i++)
+                    {
+                        if (items[i] is ArrayProxy p) items[i] = Built(p);
+                        Visit(items[i]);
+                    }
+                    break;
+                case NpScalar { ObjectValue: { } v }:
+                    Visit(v);
+                    break;
+            }
+        }
+        return root;
+
+        void Visit(object? o)
+        {
+            if (o is PyList or PyTuple { Count: > 0 } or PyDict { Count: > 0 } or PySet { Count: > 0 } or NdArray { ObjectItems: not null } or NpScalar { ObjectValue: not null }
+                && seen.Add(o))
+                pending.Push(o);
+        }
+    }
+
+    private object Built(object o) => o switch
+    {
+        ArrayProxy { Result: { } a } => a,
+        ArrayProxy => throw Error("a numpy array from _reconstruct is used, but its BUILD state never came"),
+        _ => o,
+    };
 
     // ---------------------------------------------------------------- structure check
 
