@@ -53,11 +53,13 @@ public static class Pickle
     /// <summary>
     /// <see cref="Load(ReadOnlyMemory{byte}, PickleReadOptions?, string?)"/>, telling whether the pickle's memo
     /// handed out a mutable object (or a tuple or array) more than once, so that the result shares it between
-    /// places. Store files normally share only strings, dtypes and empty bytes.
+    /// places. Store files normally share only strings, dtypes and empty bytes. The payloads the reader produces (str,
+    /// bytes and bytearray contents, copied array data) may add up to <paramref name="maxDecodedBytes"/> bytes at most
+    /// (a store file's <see cref="ReadLimits.MaxStoreBytes"/>), checked before each is allocated.
     /// </summary>
-    internal static object Load(ReadOnlyMemory<byte> data, PickleReadOptions? options, string? sourceName, out bool sharesValues)
+    internal static object Load(ReadOnlyMemory<byte> data, PickleReadOptions? options, string? sourceName, out bool sharesValues, long maxDecodedBytes = long.MaxValue)
     {
-        var reader = new PickleReader(data, options ?? PickleReadOptions.Default, sourceName);
+        var reader = new PickleReader(data, options ?? PickleReadOptions.Default, sourceName) { MaxMaterializedBytes = maxDecodedBytes };
         var result = reader.Run();
         sharesValues = reader.SharesValues;
         return result;

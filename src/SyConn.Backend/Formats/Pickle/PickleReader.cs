@@ -49,6 +49,7 @@ internal sealed class PickleReader
     // An array from _reconstruct was used before its BUILD (it holds itself): its proxy stands in the containers
     // that hold it until Finish puts the built array in its place.
     private bool _placeholders;
+    private long _materialized;
 
     public PickleReader(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source)
     {
@@ -56,6 +57,17 @@ internal sealed class PickleReader
         _opt = options;
         _source = source;
     }
+
+    /// <summary>
+    /// The most payload bytes (str, bytes and bytearray contents, and the bytes of arrays the reader copies) one
+    /// <see cref="Run"/> may produce; a store file's load sets it to <see cref="ReadLimits.MaxStoreBytes"/>. Each
+    /// payload is counted before it is allocated; data that an array merely references is counted once, as the
+    /// bytes it came in.
+    /// </summary>
+    internal long MaxMaterializedBytes { get; init; } = long.MaxValue;
+
+    /// <summary>The name of the limit in <see cref="MaxMaterializedBytes"/>'s error message.</summary>
+    internal string MaterializedLimitName { get; init; } = "ReadLimits." + nameof(ReadLimits.MaxStoreBytes);
 
     private static object[] MakeSmallInts()
     {
@@ -139,6 +151,45 @@ internal sealed class PickleReader
         int h = 0;
         for (int i = from; i < to; i++) if (_heights[i] > h) h = _heights[i];
         return h;
+    }
+
+    /// <summary>Counts <paramref name="n"/> payload bytes about to be produced against <see cref="MaxMaterializedBytes"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Materialize(long n)
+    {
+        _materialized += n;
+        if (_materialized > MaxMaterializedBytes) throw TooMuchMaterialized(n);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private InvalidDataException TooMuchMaterialized(long n)
+    {
+        string entry = CurrentStoreKey() is { } key ? $" in the entry of key {PyRepr.Repr(key)}" : "";
+        return Error($"a payload of {n} bytes{entry} brings the bytes read to {_materialized}, more than the limit of {MaxMaterializedBytes} bytes ({MaterializedLimitName})");
+    }
+
+    /// <summary>
+    /// The key of the top-level dict entry being read, when the stack shows it plainly: the outermost object is a dict
+    /// whose SETITEMS batch is open (the first MARK, right above it), holding complete key/value pairs, then the key
+    /// (a str or an int, as store keys are), then either nothing more or the container of the value with its own MARK
+    /// open. Every key so far must be of one type (store keys are all ints or all strs), which tells a field name of a
+    /// value still being built (a one-item dict is written without a MARK) from a key. Null otherwise (the message then
+    /// names only the offset).
+    /// </summary>
+    private object? CurrentStoreKey()
+    {
+        if (_mp == 0 || _marks[0] != 1 || _sp < 2 || _stack[0] is not PyDict) return null;
+        int end = _mp > 1 ? _marks[1] : _sp;
+        int above = end - 1; // slots above the mark, below the value's own MARK (or the stack top)
+        int keyAt;
+        if (_mp > 1 && above >= 2 && above % 2 == 0 && _stack[end - 1] is PyDict or PyList or PySet) keyAt = end - 2;
+        else if (_mp == 1 && above % 2 == 1) keyAt = end - 1;
+        else return null;
+        if (_stack[1] is not (string or long)) return null;
+        var keyType = _stack[1].GetType();
+        for (int i = 3; i <= keyAt; i += 2)
+            if (_stack[i].GetType() != keyType) return null;
+        return _stack[keyAt];
     }
 
     private int CheckHeight(int h)
@@ -461,6 +512,7 @@ internal sealed class PickleReader
                     Need(span, pos, 1);
                     int n = span[pos++];
                     Need(span, pos, n);
+                    Materialize(n);
                     Push(DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
@@ -470,6 +522,7 @@ internal sealed class PickleReader
                     Need(span, pos, 4);
                     int n = CheckLength(span, pos + 4, BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
                     pos += 4;
+                    Materialize(n);
                     Push(DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
@@ -479,6 +532,7 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
                     pos += 8;
+                    Materialize(n);
                     Push(DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
@@ -489,6 +543,7 @@ internal sealed class PickleReader
                     Need(span, pos, 1);
                     int n = span[pos++];
                     Need(span, pos, n);
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -498,6 +553,7 @@ internal sealed class PickleReader
                     Need(span, pos, 4);
                     int n = CheckLength(span, pos + 4, BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
                     pos += 4;
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -509,6 +565,7 @@ internal sealed class PickleReader
                     if (declared < 0) throw Error($"negative BINSTRING length {declared}");
                     int n = CheckLength(span, pos + 4, (ulong)declared);
                     pos += 4;
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -518,6 +575,7 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
                     pos += 8;
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -527,6 +585,7 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
                     pos += 8;
+                    Materialize(n);
                     Push(new PyByteArray(MemoryMarshal.AsMemory(_data.Slice(pos, n))), 0);
                     pos += n;
                     break;
@@ -716,12 +775,14 @@ internal sealed class PickleReader
                 case Op.Unicode:
                 {
                     var line = ReadLineBytes(span, ref pos);
+                    Materialize(line.Length);
                     Push(DecodeRawUnicodeEscape(line), 0);
                     break;
                 }
                 case Op.String:
                 {
                     var line = ReadLineBytes(span, ref pos);
+                    Materialize(line.Length);
                     Push(new PyBytes(DecodeStringEscape(line)), 0);
                     break;
                 }
@@ -1041,13 +1102,13 @@ internal sealed class PickleReader
             case GlobalKind.ByteArray:
                 if (args.Length == 0) return new PyByteArray(Memory<byte>.Empty);
                 if (args.Length == 1 && args[0] is PyBytes b) return new PyByteArray(MemoryMarshal.AsMemory(b.Data));
-                if (args.Length == 1 && args[0] is PyByteArray ba) return new PyByteArray(ba.Data.ToArray());
+                if (args.Length == 1 && args[0] is PyByteArray ba) { Materialize(ba.Data.Length); return new PyByteArray(ba.Data.ToArray()); }
                 if (args.Length == 2 && args[0] is string s && args[1] is string enc) return new PyByteArray(Latin1(g, s, enc));
                 throw BadArgs(g, args);
             case GlobalKind.Bytes:
                 if (args.Length == 0) return PyBytes.Empty;
                 if (args.Length == 1 && args[0] is PyBytes pb) return pb;
-                if (args.Length == 1 && args[0] is PyByteArray pba) return new PyBytes(pba.Data.ToArray());
+                if (args.Length == 1 && args[0] is PyByteArray pba) { Materialize(pba.Data.Length); return new PyBytes(pba.Data.ToArray()); }
                 if (args.Length == 2 && args[0] is string s2 && args[1] is string enc2) return new PyBytes(Latin1(g, s2, enc2));
                 throw BadArgs(g, args);
             case GlobalKind.CodecsEncode:
@@ -1130,6 +1191,7 @@ internal sealed class PickleReader
     {
         if (encoding is not ("latin1" or "latin-1" or "iso-8859-1" or "iso8859-1" or "l1"))
             throw Error($"{g.FullName} with encoding '{encoding}' is not supported (only latin-1)");
+        Materialize(s.Length);
         var bytes = new byte[s.Length];
         for (int i = 0; i < s.Length; i++)
         {
@@ -1280,6 +1342,7 @@ internal sealed class PickleReader
                     throw Error($"numpy.ndarray state: {mem.Length} data bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
                 if (!dtype.IsNativeByteOrder)
                 {
+                    Materialize(mem.Length);
                     var copy = mem.ToArray();
                     NdArray.SwapBytes(copy, dtype.SwapUnit);
                     mem = copy;
@@ -1357,6 +1420,7 @@ internal sealed class PickleReader
         for (int i = 0; i < nd; i++) { outShape[i] = shape[axes[i]]; stride[i] = cStride[axes[i]]; }
         long size = s;
         int item = dtype.ItemSize;
+        Materialize(size * item);
         var dst = new byte[size * item];
         var from = src.Span;
         var idx = new long[nd];
