@@ -205,6 +205,27 @@ public class RecursivePickleTests
         return a;
     }
 
+    [SkippableFact]
+    public void A_store_file_whose_entry_holds_a_self_holding_array_reads_and_pushes_back()
+    {
+        PyRun.Require("numpy");
+        using var tmp = new TempDir();
+        var file = tmp.File("attr_dict.pkl");
+        PyRun.RunChecked($"import pickle, sys\n{SelfArray}pickle.dump({{1: {{'a': a, 'n': 3}}}}, open(sys.argv[1], 'wb'), protocol=4)", [file]);
+        using (var ad = new SyConn.Backend.Stores.AttributeDict(file, SyConn.Backend.Storage.StoreOptions.Writable))
+        {
+            // The memo hands the array out more than once, so each entry read is a copy: the copy holds itself.
+            var entry = (PyDict)ad[1UL];
+            var a = (NdArray)entry["a"];
+            Assert.Same(a, a.Objects![0]);
+            Assert.Same(a, ((PyList)a.Objects[1]!)[0]);
+            ad[2UL] = new PyDict { ["n"] = 4L };
+            ad.Push();
+        }
+        var verdict = PyRun.RunChecked("import pickle, sys\nd = pickle.load(open(sys.argv[1], 'rb'))\na = d[1]['a']\nprint(a[0] is a and a[1][0] is a and d[2] == {'n': 4} and d[1]['n'] == 3)", [file]);
+        Assert.Equal("True", verdict.Trim());
+    }
+
     [Fact]
     public void An_array_used_before_a_BUILD_that_never_comes_is_refused()
     {
