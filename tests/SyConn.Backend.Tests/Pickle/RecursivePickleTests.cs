@@ -227,6 +227,22 @@ public class RecursivePickleTests
     }
 
     [Fact]
+    public void An_array_named_in_its_own_dtype_metadata_is_put_in_place_there_too()
+    {
+        // arr -> dtype -> BUILD state -> metadata dict -> arr: the dtype is written inside the array's BUILD state, so
+        // the metadata refers to the array before it is built (legal, if odd; the reader must leave no stand-in behind).
+        var metadata = new PyDict();
+        var state = new PyTuple(3L, "|", PyNone.Value, PyNone.Value, PyNone.Value, 1L, 1L, 0L, metadata);
+        var dt = new DType('|', 'u', 1, "", state);
+        var arr = new NdArray(dt, [2], new byte[] { 1, 2 });
+        metadata["self"] = arr;
+        var loaded = (NdArray)P.Load(P.Dump(arr, 2), sourceName: "meta.pkl");
+        var loadedState = Assert.IsType<PyTuple>(loaded.DType.PickleState);
+        Assert.Same(loaded, ((PyDict)loadedState[8])["self"]);
+        Assert.Equal(new byte[] { 1, 2 }, loaded.Data.ToArray());
+    }
+
+    [Fact]
     public void An_array_used_before_a_BUILD_that_never_comes_is_refused()
     {
         // _reconstruct(...) memoized, put into a list, and never given its state: Python would hand out an

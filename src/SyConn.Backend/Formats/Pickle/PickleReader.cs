@@ -1526,7 +1526,9 @@ internal sealed class PickleReader
                 case PySet s:
                     foreach (var item in s) Visit(item);
                     break;
-                case NdArray { ObjectItems: { } items }:
+                case NdArray a:
+                    Visit(a.DType);
+                    if (a.ObjectItems is not { } items) break;
                     for (int i = 0; i < items.Length; i++)
                     {
                         if (items[i] is ArrayProxy p) items[i] = Built(p);
@@ -1536,13 +1538,18 @@ internal sealed class PickleReader
                 case NpScalar { ObjectValue: { } v }:
                     Visit(v);
                     break;
+                case DType { PickleState: { } state }:
+                    // A dtype keeps its BUILD state (metadata may hold anything, the array too).
+                    Visit(state);
+                    break;
             }
         }
         return root;
 
         void Visit(object? o)
         {
-            if (o is PyList or PyTuple { Count: > 0 } or PyDict { Count: > 0 } or PySet { Count: > 0 } or NdArray { ObjectItems: not null } or NpScalar { ObjectValue: not null }
+            if (o is PyList or PyTuple { Count: > 0 } or PyDict { Count: > 0 } or PySet { Count: > 0 } or NdArray or NpScalar { ObjectValue: not null }
+                    or DType { PickleState: not null }
                 && seen.Add(o))
                 pending.Push(o);
         }
