@@ -64,7 +64,8 @@ public sealed class PickleFileEntryStore : IEntryStore
             Exists = false;
             return;
         }
-        var obj = Pickle.Load(bytes, options.PickleOptions, Path, out bool shares);
+        var limits = options.Limits ?? ReadLimits.Default;
+        var obj = Pickle.Load(bytes, options.PickleOptions, Path, out bool shares, limits.MaxStoreBytes);
         _entries = obj as PyDict ?? throw new InvalidDataException(
             $"{Path}: the pickle holds a {obj?.GetType().Name ?? "None"} at offset 0; a SyConn store file holds a dict");
         _shares = shares;
