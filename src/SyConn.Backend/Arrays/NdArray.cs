@@ -78,8 +78,12 @@ public sealed class NdArray : IEquatable<NdArray>
         Order = order;
     }
 
+    /// <summary>The element array of an object array, for readers that fill or patch it before the array is handed out.</summary>
+    internal object?[]? ObjectItems { get; }
+
     private NdArray(DType dtype, long[] shape, object?[] objects)
     {
+        ObjectItems = objects;
         DType = dtype;
         _shape = shape;
         Size = CheckedSize(shape);
@@ -338,9 +342,8 @@ public sealed class NdArray : IEquatable<NdArray>
         if (Objects is not null || other.Objects is not null)
         {
             if (Objects is null || other.Objects is null) return false;
-            for (int i = 0; i < Objects.Count; i++)
-                if (!Python.PyEquality.AreEqual(Objects[i], other.Objects[i])) return false;
-            return true;
+            // Element-wise with one set of compared pairs, so that an array holding itself compares in finite time.
+            return Python.PyEquality.AreEqual(this, other);
         }
         if (Order == other.Order) return Data.Span.SequenceEqual(other.Data.Span);
         return ToCBytes().AsSpan().SequenceEqual(other.ToCBytes());
@@ -361,6 +364,8 @@ public sealed class NdArray : IEquatable<NdArray>
     /// </summary>
     public override string ToString()
     {
+        // Object elements may be containers, or this array itself: written with the cycle handling of PyRepr.
+        if (Objects is not null && Size > 0) return Python.PyRepr.Repr(this);
         var sb = new System.Text.StringBuilder();
         sb.Append("ndarray(dtype=").Append(DType.Str).Append(", shape=").Append(ShapeText());
         if (Size > 0 && (Objects is not null || DType.Kind is 'b' or 'i' or 'u' or 'f' or 'c' or 'U' or 'S'))
@@ -389,7 +394,7 @@ public sealed class NdArray : IEquatable<NdArray>
         _ => Python.PyRepr.Repr(v),
     };
 
-    private string ShapeText() => "(" + string.Join(", ", _shape) + (_shape.Length == 1 ? ",)" : ")");
+    internal string ShapeText() => "(" + string.Join(", ", _shape) + (_shape.Length == 1 ? ",)" : ")");
 
     private sealed class CastMemoryManager<T>(T[] array) : System.Buffers.MemoryManager<byte> where T : unmanaged
     {

@@ -103,10 +103,12 @@ public static class PyCopy
                 }
                 case NdArray a when a.Objects is { } objects:
                 {
+                    // The copy exists before its elements are copied, so that an array holding itself holds its copy.
                     var items = new object?[objects.Count];
+                    var c = NdArray.FromObjects(a.Shape, items);
+                    _done[v] = c;
                     for (int i = 0; i < items.Length; i++) items[i] = objects[i] is { } o ? Copy(o) : null;
-                    result = NdArray.FromObjects(a.Shape, items);
-                    break;
+                    return c;
                 }
                 case NdArray a:
                     result = new NdArray(a.DType, a.Shape, a.Data.ToArray(), a.Order);

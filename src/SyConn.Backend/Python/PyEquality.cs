@@ -7,7 +7,8 @@ namespace SyConn.Backend.Python;
 /// <summary>
 /// Python's <c>==</c> and <c>hash()</c> on the value model: numbers compare by value across
 /// bool, int, float, complex and numpy scalars; bytes and bytearray by content; tuples, lists and
-/// dicts element-wise; sets regardless of order; ndarrays by dtype, shape and content.
+/// dicts element-wise; sets regardless of order; ndarrays by dtype, shape and content (object arrays element-wise,
+/// as containers).
 /// </summary>
 public static class PyEquality
 {
@@ -62,6 +63,12 @@ public static class PyEquality
                 return true;
             case PySet seta:
                 return b is PySet setb && seta.SetEquals(setb);
+            case NdArray { Objects: { } oa } na:
+                // Object arrays are containers: an array that holds itself is compared as a cycle, like a list.
+                if (b is not NdArray { Objects: { } ob } other || na.DType != other.DType || !na.Shape.SequenceEqual(other.Shape)) return false;
+                if (!Enter(a, b, depth, ref pairs)) return true;
+                for (int i = 0; i < oa.Count; i++) if (!AreEqual(oa[i], ob[i], depth + 1, ref pairs)) return false;
+                return true;
             case NdArray na: return b is NdArray nb && na.Equals(nb);
             case DType dta: return b is DType dtb && dta.Equals(dtb);
             default: return a.Equals(b);

@@ -19,7 +19,8 @@ public static class PyRepr
     /// A Python-like <c>repr</c>, abbreviated for large values: long strings and bytes are shortened, containers
     /// nested deeper than <see cref="MaxDepth"/> are written <c>...</c>, and the whole text stops after about
     /// <see cref="MaxLength"/> characters. A container that holds itself is written as Python writes it
-    /// (<c>[[...]]</c>, <c>{'self': {...}}</c>); other shared objects are written at each place, within the length limit.
+    /// (<c>[[...]]</c>, <c>{'self': {...}}</c>; an object array inside itself is <c>ndarray(...)</c>); other shared
+    /// objects are written at each place, within the length limit.
     /// </summary>
     public static string Repr(object? value)
     {
@@ -29,7 +30,7 @@ public static class PyRepr
         return w.ToString();
     }
 
-    private static bool IsContainer(object? v) => v is PyList or PyTuple or PyDict or PySet;
+    private static bool IsContainer(object? v) => v is PyList or PyTuple or PyDict or PySet or NdArray { Objects: not null, Size: > 0 };
 
     private static string Atom(object? value) => value switch
     {
@@ -62,7 +63,7 @@ public static class PyRepr
             if (Full) return;
             if (!IsContainer(v)) { _sb.Append(Atom(v)); return; }
             var c = v!;
-            if (_open.Contains(c)) { _sb.Append(c is PyList ? "[...]" : c is PyTuple ? "(...)" : "{...}"); return; }
+            if (_open.Contains(c)) { _sb.Append(c switch { PyList => "[...]", PyTuple => "(...)", NdArray => "ndarray(...)", _ => "{...}" }); return; }
             if (depth >= MaxDepth || !RuntimeHelpers.TryEnsureSufficientExecutionStack()) { _sb.Append("..."); return; }
             _open.Add(c);
             switch (c)
@@ -74,6 +75,11 @@ public static class PyRepr
                     if (s.IsFrozen) _sb.Append("frozenset(");
                     Items("{", s, "}", depth);
                     if (s.IsFrozen) _sb.Append(')');
+                    break;
+                case NdArray a:
+                    // As NdArray.ToString writes other arrays: dtype, shape and the first values.
+                    _sb.Append("ndarray(dtype=").Append(a.DType.Str).Append(", shape=").Append(a.ShapeText());
+                    Items(", [", a.Objects!.Take(NdArray.ToStringValues).Select(o => o ?? PyNone.Value), a.Size > NdArray.ToStringValues ? ", ...])" : "])", depth);
                     break;
                 case PyDict d:
                 {

@@ -133,6 +133,9 @@ public sealed class PyTuple : IReadOnlyList<object>, IEquatable<PyTuple>
     public IEnumerator<object> GetEnumerator() => ((IEnumerable<object>)_items).GetEnumerator();
     IEnumerator IEnumerable.GetEnumerator() => _items.GetEnumerator();
 
+    /// <summary>Replaces an item: only for the pickle reader, which puts an array built later in place of its placeholder.</summary>
+    internal void ReplaceWhileLoading(int index, object value) => _items[index] = value;
+
     /// <inheritdoc/>
     public bool Equals(PyTuple? other) => other is not null && PyEquality.AreEqual(this, other);
     /// <inheritdoc/>

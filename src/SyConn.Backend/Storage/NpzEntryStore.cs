@@ -72,7 +72,7 @@ public sealed class NpzEntryStore : IEntryStore
         NpzReader reader;
         try
         {
-            reader = NpzFile.OpenRead(Path);
+            reader = NpzFile.OpenRead(Path, options.Limits);
         }
         catch (FileNotFoundException)
         {

@@ -71,9 +71,13 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
             Exists = false;
             return;
         }
+        var limits = options.Limits ?? ReadLimits.Default;
         // Index the dict by key and read each value when it is first asked for; a file whose values share mutable
-        // objects (or is not a plain dict pickle) is read whole.
-        var index = PickleDictIndex.TryBuild(bytes, options.PickleOptions ?? PickleReadOptions.Default, Path);
+        // objects (or is not a plain dict pickle) is read whole, and so is a file larger than the store limit (the
+        // whole reader counts its payloads and names the key at which they pass the limit).
+        var index = bytes.Length <= limits.MaxStoreBytes
+            ? PickleDictIndex.TryBuild(bytes, options.PickleOptions ?? PickleReadOptions.Default, Path, limits.MaxStoreBytes)
+            : null;
         if (index is not null)
         {
             _index = index;
@@ -82,7 +86,7 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
             Exists = true;
             return;
         }
-        var obj = Pickle.Load(bytes, options.PickleOptions, Path, out bool shares);
+        var obj = Pickle.Load(bytes, options.PickleOptions, Path, out bool shares, limits.MaxStoreBytes);
         _entries = obj as PyDict ?? throw new InvalidDataException(
             $"{Path}: the pickle holds a {obj?.GetType().Name ?? "None"} at offset 0; a SyConn store file holds a dict");
         _shares = shares;

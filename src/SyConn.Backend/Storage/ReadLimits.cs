@@ -16,7 +16,10 @@ namespace SyConn.Backend;
 /// <see cref="MaxNpzMemberBytes"/> (2 GiB) and all members of one file to at most
 /// <see cref="MaxNpzTotalBytes"/> (16 GiB); a KNOSSOS cube decodes to at most <see cref="MaxCubeBytes"/>
 /// (1 GiB, a 512³ uint64 cube); one entry decodes to at most <see cref="MaxEntryBytes"/> (4 GiB) and all
-/// entries read from one store file to at most <see cref="MaxStoreBytes"/> (64 GiB).</para>
+/// entries read from one store (one load of a <c>.pkl</c> file, one npz reader, one bulk read of LZ4 entries) to at
+/// most <see cref="MaxStoreBytes"/> (64 GiB; SyConn's store files are a few GB).</para>
+/// <para>An LZ4 block is also refused from its size prefix alone when it announces more than 255 bytes per byte of
+/// LZ4 data: LZ4's best ratio approaches 255:1 (a length byte of 255 per 255 bytes of match) and never reaches it.</para>
 /// <para>Immutable and thread-safe. The pickle reader's own limits (nesting depth, node expansion) are
 /// separate and documented with it.</para>
 /// </remarks>
@@ -41,7 +44,13 @@ public sealed record ReadLimits
     /// <summary>The most bytes one store entry may decode to in all (for an LZ4 chunk list: the sum of its blocks). Default 4 GiB.</summary>
     public long MaxEntryBytes { get; init; } = 4L << 30;
 
-    /// <summary>The most bytes the entries read from one store file may decode to in all (npz stores: every member read through one reader). Default 64 GiB.</summary>
+    /// <summary>
+    /// The most bytes read from one store may decode to in all, default 64 GiB: for an npz store every member read through
+    /// one reader; for a <c>.pkl</c> store file the payloads one load produces (str, bytes and bytearray contents and the
+    /// array data the pickle reader copies, counted before each is allocated); for the LZ4 entries of a store the bytes
+    /// one <c>GetMany</c> call or one enumeration decodes (each entry's declared size, counted before it is decoded).
+    /// Stores take it from <c>StoreOptions.Limits</c>.
+    /// </summary>
     public long MaxStoreBytes { get; init; } = 64L << 30;
 
     /// <summary>The largest size one npz (zip) member may declare and inflate to. Default 2 GiB.</summary>

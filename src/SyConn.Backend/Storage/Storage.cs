@@ -81,13 +81,17 @@ public abstract partial class Storage<TValue> : StorageBase, IEnumerable<KeyValu
 
     /// <summary>
     /// The values of several keys, in the order given, decoded (decompressed) in parallel on all cores: the bulk
-    /// counterpart of the indexer. Do not modify the store from another thread meanwhile.
+    /// counterpart of the indexer. Do not modify the store from another thread meanwhile. The LZ4 bytes decoded by the
+    /// call add up to <see cref="ReadLimits.MaxStoreBytes"/> of <see cref="StoreOptions.Limits"/> at most, each entry's
+    /// declared size counted before it is decoded.
     /// </summary>
     /// <exception cref="KeyNotFoundException">A key is not stored.</exception>
+    /// <exception cref="InvalidDataException">An entry cannot be decoded, or decoding it would pass the limit (the message names the file and key).</exception>
     public TValue[] GetMany(IReadOnlyList<StoreKey> keys)
     {
         ArgumentNullException.ThrowIfNull(keys);
         var result = new TValue[keys.Count];
+        using var budget = DecodeBudget.Enter(NewDecodeBudget());
         if (ValuesAreLive)
         {
             // Live values are pinned one by one: pinning changes the entry table.
@@ -157,14 +161,17 @@ public abstract partial class Storage<TValue> : StorageBase, IEnumerable<KeyValu
     /// <see cref="DecodeAheadBytes"/> bytes of values, then handed out one by one; no decoding runs while the caller
     /// holds a pair, so the caller may modify the store inside the loop (a value changed after its batch was
     /// decoded is read again). Stores whose values are live objects (AttributeDict) are read one key at a time. A
-    /// value that cannot be decoded throws when its turn comes, as a one-by-one read would.
+    /// value that cannot be decoded throws when its turn comes, as a one-by-one read would. The LZ4 bytes decoded by one
+    /// enumeration add up to <see cref="ReadLimits.MaxStoreBytes"/> of <see cref="StoreOptions.Limits"/> at most (as
+    /// <see cref="GetMany"/>).
     /// </summary>
     public IEnumerator<KeyValuePair<StoreKey, TValue>> GetEnumerator()
     {
         var keys = Keys.ToList();
+        var budget = NewDecodeBudget();
         if (ValuesAreLive || keys.Count < 4 || Environment.ProcessorCount < 2)
         {
-            foreach (var k in keys) yield return new KeyValuePair<StoreKey, TValue>(k, this[k]);
+            foreach (var k in keys) yield return new KeyValuePair<StoreKey, TValue>(k, Read(k, budget));
             yield break;
         }
         int batch = 2 * Environment.ProcessorCount;
@@ -175,20 +182,23 @@ public abstract partial class Storage<TValue> : StorageBase, IEnumerable<KeyValu
             var errors = new Exception?[n];
             var cached = new bool[n];
             int version = _version;
-            Parallel.For(0, n, i =>
+            using (DecodeBudget.Enter(budget))
             {
-                var key = keys[start + i];
-                try
+                Parallel.For(0, n, i =>
                 {
-                    if (_cache is not null && _cache.TryGetValue(key, out var c)) { values[i] = c; cached[i] = true; }
-                    else if (TryDecode(key, out var v)) values[i] = v;
-                    else errors[i] = MissingKey(key);
-                }
-                catch (Exception e)
-                {
-                    errors[i] = e;
-                }
-            });
+                    var key = keys[start + i];
+                    try
+                    {
+                        if (_cache is not null && _cache.TryGetValue(key, out var c)) { values[i] = c; cached[i] = true; }
+                        else if (TryDecode(key, out var v)) values[i] = v;
+                        else errors[i] = MissingKey(key);
+                    }
+                    catch (Exception e)
+                    {
+                        errors[i] = e;
+                    }
+                });
+            }
             long bytes = 0;
             for (int i = 0; i < n; i++)
             {
@@ -198,7 +208,7 @@ public abstract partial class Storage<TValue> : StorageBase, IEnumerable<KeyValu
             for (int i = 0; i < n; i++)
             {
                 var key = keys[start + i];
-                if (_version != version) { yield return new KeyValuePair<StoreKey, TValue>(key, this[key]); continue; }
+                if (_version != version) { yield return new KeyValuePair<StoreKey, TValue>(key, Read(key, budget)); continue; }
                 if (errors[i] is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
                 var value = values[i];
                 values[i] = default!;
@@ -208,6 +218,15 @@ public abstract partial class Storage<TValue> : StorageBase, IEnumerable<KeyValu
             long perValue = Math.Max(1, bytes / n);
             batch = (int)Math.Clamp(DecodeAheadBytes / perValue, 2L * Environment.ProcessorCount, 4096);
         }
+    }
+
+    private DecodeBudget NewDecodeBudget() => new(Options.Limits ?? ReadLimits.Default);
+
+    /// <summary>The indexer's read, counted in <paramref name="budget"/> (the ambient budget is not left set across a yield).</summary>
+    private TValue Read(StoreKey key, DecodeBudget budget)
+    {
+        using var scope = DecodeBudget.Enter(budget);
+        return this[key];
     }
 
     /// <summary>

@@ -89,6 +89,15 @@ public sealed record StoreOptions
     public PickleReadOptions? PickleOptions { get; init; }
 
     /// <summary>
+    /// Read limits of the store (null: <see cref="ReadLimits.Default"/>): <see cref="ReadLimits.MaxStoreBytes"/> bounds
+    /// the payload bytes one load of a <c>.pkl</c> store file produces, the bytes read from an <c>.npz</c> store, and the
+    /// LZ4 bytes that one <c>GetMany</c> call or one enumeration of a store decodes in all (each entry's declared sizes,
+    /// counted before it is decoded); <see cref="ReadLimits.MaxEntryBytes"/> and <see cref="ReadLimits.MaxArrayBytes"/>
+    /// bound each LZ4 entry of such a call.
+    /// </summary>
+    public ReadLimits? Limits { get; init; }
+
+    /// <summary>
     /// What opening a read-only store whose file (or <c>bt:</c> store) does not exist does: true raises
     /// <see cref="FileNotFoundException"/> naming it; false opens an empty store, as upstream. Null (the default)
     /// lets the way of opening decide: the <c>Open</c>/<c>OpenAsync</c> factories and <c>StoreFactory.Open</c> take

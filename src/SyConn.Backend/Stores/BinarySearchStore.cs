@@ -20,8 +20,9 @@ public sealed class BinarySearchStoreOptions
     /// </summary>
     public long CacheBytes { get; init; } = DefaultCacheBytes;
 
-    /// <summary>Read limits: no dataset or attribute larger than <see cref="ReadLimits.MaxArrayBytes"/> is read (checked
-    /// from the declared shape before the HDF5 reader allocates). Null for <see cref="ReadLimits.Default"/>.</summary>
+    /// <summary>Read limits: a file in which any dataset, attribute, chunk or global heap collection declares more than
+    /// <see cref="ReadLimits.MaxArrayBytes"/> is refused when it is opened (its metadata is walked before the HDF5 reader
+    /// allocates anything). Null for <see cref="ReadLimits.Default"/>.</summary>
     public ReadLimits? Limits { get; init; }
 }
 
@@ -39,6 +40,10 @@ public sealed class BinarySearchStoreOptions
 /// use and kept within <see cref="BinarySearchStoreOptions.CacheBytes"/>; a query that needs fewer
 /// than 1/256 of the rows of an attribute shard that is not cached reads only those rows and does not
 /// cache them (the ID shard is always read whole, as upstream does).</para>
+/// <para>Opening walks the file's HDF5 metadata first (superblock, object headers and their checksums, heaps, B-trees, chunk
+/// indexes) and refuses any declared size beyond the end of the file, the read limits or what the enclosing structure allows,
+/// naming the structure and its offset, before the HDF5 reader (PureHDF) allocates from it. Ids must be strictly ascending
+/// within and across shards (a repeated id is refused when its shard is read).</para>
 /// <para>Big-endian attribute datasets (h5py writes them for big-endian numpy input) are read and
 /// returned in native order; ID datasets must be little-endian uint64 (or non-negative int64).</para>
 /// <para>Thread-safety: after construction, all members except <see cref="Dispose"/> may be called
@@ -123,6 +128,8 @@ public sealed partial class BinarySearchStore : IDisposable
         _limits = (options.Limits ?? ReadLimits.Default).Validate();
         _cache = new ShardCache(options.CacheBytes);
         CheckSuperblock(path);
+        // Every metadata size PureHDF would allocate from (heaps, object headers, B-tree nodes, declared shapes) is checked first.
+        Formats.Hdf5.Hdf5Precheck.Check(path, _limits);
         try
         {
             _reads = new ReadBudgetStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path);
@@ -234,8 +241,8 @@ public sealed partial class BinarySearchStore : IDisposable
         {
             lo[i] = flat[2 * i];
             hi[i] = flat[2 * i + 1];
-            if (lo[i] > hi[i] || (i > 0 && lo[i] < hi[i - 1]))
-                throw Corrupt("/bucket_ranges", $"shard {i} range [{lo[i]}, {hi[i]}] is not ascending after the previous shards");
+            if (lo[i] > hi[i] || (i > 0 && lo[i] <= hi[i - 1]))
+                throw Corrupt("/bucket_ranges", $"shard {i} range [{lo[i]}, {hi[i]}] is not ascending after the previous shards (ids are unique, so shards cannot share one)");
         }
         return (lo, hi);
     }
@@ -302,8 +309,9 @@ public sealed partial class BinarySearchStore : IDisposable
             var v = MemoryMarshal.Cast<byte, ulong>(data);
             if (v.Length == 0 || v[0] != _lo[s] || v[^1] != _hi[s])
                 throw Corrupt(where, $"first/last id ({(v.Length == 0 ? "empty" : v[0] + ", " + v[^1])}) differ from bucket_ranges [{_lo[s]}, {_hi[s]}]");
+            // Strictly ascending: a repeated id would make its value depend on which copy the search meets first.
             for (int i = 1; i < v.Length; i++)
-                if (v[i] < v[i - 1]) throw Corrupt(where, $"ids are not sorted at index {i}");
+                if (v[i] <= v[i - 1]) throw Corrupt(where, v[i] == v[i - 1] ? $"id {v[i]} is repeated at index {i} (ids must be unique)" : $"ids are not sorted at index {i}");
             return data;
         });
     }

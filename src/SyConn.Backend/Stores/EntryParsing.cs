@@ -86,7 +86,9 @@ internal static class EntryParsing
         for (int i = 0; i < list.Count; i++)
             if (list[i] is not (PyBytes or PyByteArray or string { Length: 0 }))
                 throw Bad(where, $"{what}: block {i} is a {TypeName(list[i])}, expected bytes");
-        return Guard(where, () => Formats.Lz4.Lz4List.Decode(list, dtype, shape, $"{where}, {what}"));
+        // Inside GetMany or an enumeration, the call's running total of decoded bytes (and the store's limits) apply.
+        var budget = DecodeBudget.Current;
+        return Guard(where, () => Formats.Lz4.Lz4List.Decode(list, dtype, shape, $"{where}, {what}", budget?.Limits, budget));
     }
 
     public static string TypeName(object? o) => o switch

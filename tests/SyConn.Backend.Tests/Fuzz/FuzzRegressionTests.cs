@@ -62,6 +62,92 @@ public class FuzzRegressionTests
         Assert.Contains(path, (await run).Message);
     }
 
+    /// <summary>A regression input of the HDF5 harness, read in place from <c>Fuzz/regression-inputs/hdf5/</c>.</summary>
+    private static string Hdf5Input(string name)
+    {
+        Requires.That(Shared.RepoRoot is not null, "the repository checkout (HDF5 regression inputs)");
+        string path = Path.Combine(Shared.RepoRoot!, "tests", "SyConn.Backend.Tests", "Fuzz", "regression-inputs", "hdf5", name);
+        Assert.True(File.Exists(path), $"regression input missing: {path}");
+        return path;
+    }
+
+    /// <summary>Opens and queries a store the way the harness does; returns the refusal.</summary>
+    private static InvalidDataException Hdf5Refusal(string path)
+    {
+        var e = Assert.Throws<InvalidDataException>(() =>
+        {
+            using var s = new BinarySearchStore(path, new BinarySearchStoreOptions { CacheBytes = 1 << 20 });
+            var query = s.BucketRanges.SelectMany(r => new[] { r.First, r.Last, r.First + 1 }).ToArray();
+            foreach (var name in s.AttributeNames) s.TryGetAttributes(query, name, out _);
+            _ = s.IdArray;
+        });
+        Assert.Contains(path, e.Message);
+        return e;
+    }
+
+    /// <summary>hdf5 input 0 (seed 20261201): our store with its global heap collection's size set to 2146435072, far past the end of
+    /// the 5415-byte file. PureHDF read the dtype strings from it anyway and the store opened as if nothing were wrong.</summary>
+    [SkippableFact]
+    public void Hdf5_input_0_global_heap_collection_larger_than_the_file_is_refused()
+    {
+        var e = Hdf5Refusal(Hdf5Input("input-0-gheap-collection-size.h5"));
+        Assert.Contains("global heap collection at offset 704", e.Message);
+        Assert.Contains("collection size 2146435072 runs past the end of the 5415-byte file", e.Message);
+    }
+
+    /// <summary>hdf5 input 34: an id shard (compact layout, checksum made right) whose second id repeats the first. The sortedness check
+    /// let equal neighbours through, so the store answered for a duplicated id with whichever copy the search met.</summary>
+    [SkippableFact]
+    public void Hdf5_input_34_repeated_id_in_a_shard_is_refused()
+    {
+        var e = Hdf5Refusal(Hdf5Input("input-34-repeated-id.h5"));
+        Assert.Contains("/ids/0", e.Message);
+        Assert.Contains("is repeated at index 1 (ids must be unique)", e.Message);
+    }
+
+    /// <summary>hdf5 input 45: a compact attribute shard whose data size says 57 bytes where its shape needs 59; PureHDF returned the
+    /// short buffer and the store answered with rows cut short.</summary>
+    [SkippableFact]
+    public void Hdf5_input_45_compact_data_shorter_than_its_shape_is_refused()
+    {
+        var e = Hdf5Refusal(Hdf5Input("input-45-compact-size-short.h5"));
+        Assert.Contains("dataset /attr0/0: compact data of 57 bytes", e.Message);
+        Assert.Contains("needs 59", e.Message);
+    }
+
+    /// <summary>hdf5 input 94: one bit flipped inside the object header of /attr0/0. The header carries a checksum; PureHDF does not check
+    /// it, and the damaged header was read as metadata.</summary>
+    [SkippableFact]
+    public void Hdf5_input_94_object_header_with_a_wrong_checksum_is_refused()
+    {
+        var e = Hdf5Refusal(Hdf5Input("input-94-checksum-bit-flip.h5"));
+        Assert.Contains("object header of /attr0/0 at offset 650", e.Message);
+        Assert.Contains("checksum mismatch", e.Message);
+    }
+
+    /// <summary>hdf5 input 153 of seed 7: an id shard of two uint64 ids whose compact data size says 13 bytes. It was read as one id
+    /// and five stray bytes.</summary>
+    [SkippableFact]
+    public void Hdf5_seed_7_input_153_id_shard_of_13_bytes_is_refused()
+    {
+        var e = Hdf5Refusal(Hdf5Input("seed-7-input-153-ids-compact-size-not-whole.h5"));
+        Assert.Contains("dataset /ids/1: compact data of 13 bytes", e.Message);
+    }
+
+    /// <summary>An h5py store (libver='earliest', old-style groups) whose root local heap declares a 2146435072-byte data segment:
+    /// PureHDF allocated the whole 2 GiB before finding the file ends. Now refused before PureHDF runs, with almost nothing allocated.</summary>
+    [SkippableFact]
+    public void Hdf5_local_heap_of_2_GiB_is_refused_before_PureHDF_allocates_it()
+    {
+        string path = Hdf5Input("local-heap-size-2gib.h5");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidDataException>(() => new BinarySearchStore(path).Dispose());
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains(path, e.Message);
+        Assert.Contains("local heap of / at offset 680: data segment size 2146435072", e.Message);
+        Assert.True(allocated < 16L << 20, $"refusing the file allocated {allocated} bytes");
+    }
+
     [Fact]
     public void Hdf5_a_file_without_the_signature_is_refused_before_PureHDF_reads_it()
     {

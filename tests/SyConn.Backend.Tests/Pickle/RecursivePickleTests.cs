@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Pickle;
 using SyConn.Backend.Python;
 using SyConn.Backend.Tests.Infrastructure;
@@ -105,6 +106,164 @@ public class RecursivePickleTests
             case "three_cycle": Assert.Same(v, ((PyList)((PyList)((PyList)v)[0])[0])[0]); break;
             default: Assert.Fail(name); break;
         }
+    }
+
+    // numpy object arrays that hold themselves: Python creates the array before its BUILD state (whose list refers
+    // to the array through the memo), so the array is its own element.
+    private const string SelfArray = "import numpy as np\na = np.empty(2, dtype=object); a[0] = a; a[1] = [a]\n";
+    private const string SelfArrayJson =
+        """{"t":"ndarray","dtype":"|O","shape":[2],"memory_order":"CF","nbytes":16,"values":[{"t":"ref","up":UP1},{"t":"list","items":[{"t":"ref","up":UP2}]}]}""";
+
+    private static readonly (string Name, string Build, string Check, string Json)[] ArrayCases =
+    [
+        ("self_array", SelfArray + "v = a", "v[0] is v and v[1][0] is v and type(v[1]) is list",
+            SelfArrayJson.Replace("UP1", "1").Replace("UP2", "2")),
+        ("dict_self_array", SelfArray + "v = {'a': a, 'l': [a]}", "v['a'][0] is v['a'] and v['a'][1][0] is v['a'] and v['l'][0] is v['a']",
+            "{\"t\":\"dict\",\"items\":[[{\"t\":\"str\",\"v\":\"a\"}," + SelfArrayJson.Replace("UP1", "1").Replace("UP2", "2")
+            + "],[{\"t\":\"str\",\"v\":\"l\"},{\"t\":\"list\",\"items\":[" + SelfArrayJson.Replace("UP1", "1").Replace("UP2", "2") + "]}]]}"),
+        ("list_self_array", SelfArray + "v = [a, (a, 1)]", "v[0][0] is v[0] and v[1][0] is v[0] and v[0][1][0] is v[0]",
+            "{\"t\":\"list\",\"items\":[" + SelfArrayJson.Replace("UP1", "1").Replace("UP2", "2")
+            + ",{\"t\":\"tuple\",\"items\":[" + SelfArrayJson.Replace("UP1", "1").Replace("UP2", "2") + ",{\"t\":\"int\",\"v\":\"1\"}]}]}"),
+    ];
+
+    public static TheoryData<string, int> ArrayCasesAndProtocols()
+    {
+        var d = new TheoryData<string, int>();
+        foreach (var c in ArrayCases)
+            foreach (int p in new[] { 2, 4, 5 }) d.Add(c.Name, p);
+        return d;
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(ArrayCasesAndProtocols))]
+    public void CPython_object_arrays_that_hold_themselves_load_dump_and_write_back_with_the_same_identities(string name, int protocol)
+    {
+        PyRun.Require("numpy");
+        var c = ArrayCases.Single(x => x.Name == name);
+        using var tmp = new TempDir();
+        var file = tmp.File($"{name}.pkl");
+        PyRun.RunChecked($"import pickle, sys\n{c.Build}\nassert {c.Check}\nopen(sys.argv[1], 'wb').write(pickle.dumps(v, protocol={protocol}))", [file]);
+        var cpython = File.ReadAllBytes(file);
+
+        var value = P.Load(cpython, sourceName: file);
+        var array = CheckArrayIdentities(name, value);
+
+        var so = new StringWriter();
+        var se = new StringWriter();
+        Assert.True(SyConn.Backend.Cli.Cli.Run(["dump", file], so, se) == 0, se.ToString());
+        AssertJson(JsonNode.Parse(c.Json), JsonNode.Parse(so.ToString()), name);
+        AssertJson(JsonNode.Parse(c.Json), TypedJson.ToJson(value), name);
+
+        // Our writer: CPython's bytes, and CPython finds the same identities in them.
+        var ours = P.Dump(value, protocol);
+        Assert.Equal(Convert.ToHexString(cpython), Convert.ToHexString(ours));
+        var back = tmp.File($"{name}.ours.pkl");
+        File.WriteAllBytes(back, ours);
+        var verdict = PyRun.RunChecked($"import pickle, sys\nv = pickle.load(open(sys.argv[1], 'rb'))\nprint({c.Check})", [back]);
+        Assert.Equal("True", verdict.Trim());
+        // Also from a value built here (not read), at every protocol.
+        var built = NdArray.FromObjects([2], new object?[2]);
+        built.ObjectItems![0] = built;
+        built.ObjectItems[1] = new PyList { built };
+        File.WriteAllBytes(back, P.Dump(built, protocol));
+        Assert.Equal("True", PyRun.RunChecked($"import pickle, sys\nv = pickle.load(open(sys.argv[1], 'rb'))\nprint({ArrayCases[0].Check})", [back]).Trim());
+
+        // Copy, equality, hashing and repr terminate; the copy holds itself the same way and shares nothing.
+        var copy = PyCopy.Deep(value);
+        var copied = CheckArrayIdentities(name, copy);
+        Assert.NotSame(array, copied);
+        Assert.True(PyEquality.AreEqual(value, copy));
+        Assert.True(array.Equals(copied));
+        Assert.True(PyEquality.AreEqual(array, built));
+        Assert.True(PyEquality.AreEqual(value, P.Load(ours)));
+        Assert.Equal(PyEquality.Comparer.GetHashCode(array), PyEquality.Comparer.GetHashCode(array));
+        var different = NdArray.FromObjects([2], new object?[2]);
+        different.ObjectItems![0] = different;
+        different.ObjectItems[1] = new PyList { 5L };
+        Assert.False(PyEquality.AreEqual(array, different));
+        AssertJson(JsonNode.Parse(c.Json), TypedJson.ToJson(copy), name + " (copy)");
+        Assert.Equal("ndarray(dtype=|O, shape=(2,), [ndarray(...), [ndarray(...)]])", PyRepr.Repr(array));
+        Assert.Equal(PyRepr.Repr(array), array.ToString());
+    }
+
+    private static NdArray CheckArrayIdentities(string name, object v)
+    {
+        NdArray a = name switch
+        {
+            "self_array" => (NdArray)v,
+            "dict_self_array" => (NdArray)((PyDict)v)["a"],
+            "list_self_array" => (NdArray)((PyList)v)[0],
+            _ => throw new ArgumentException(name),
+        };
+        Assert.Same(a, a.Objects![0]);
+        Assert.Same(a, ((PyList)a.Objects[1]!)[0]);
+        switch (name)
+        {
+            case "dict_self_array": Assert.Same(a, ((PyList)((PyDict)v)["l"])[0]); break;
+            case "list_self_array": Assert.Same(a, ((PyTuple)((PyList)v)[1])[0]); break;
+        }
+        return a;
+    }
+
+    [SkippableFact]
+    public void A_store_file_whose_entry_holds_a_self_holding_array_reads_and_pushes_back()
+    {
+        PyRun.Require("numpy");
+        using var tmp = new TempDir();
+        var file = tmp.File("attr_dict.pkl");
+        PyRun.RunChecked($"import pickle, sys\n{SelfArray}pickle.dump({{1: {{'a': a, 'n': 3}}}}, open(sys.argv[1], 'wb'), protocol=4)", [file]);
+        using (var ad = new SyConn.Backend.Stores.AttributeDict(file, SyConn.Backend.Storage.StoreOptions.Writable))
+        {
+            // The memo hands the array out more than once, so each entry read is a copy: the copy holds itself.
+            var entry = (PyDict)ad[1UL];
+            var a = (NdArray)entry["a"];
+            Assert.Same(a, a.Objects![0]);
+            Assert.Same(a, ((PyList)a.Objects[1]!)[0]);
+            ad[2UL] = new PyDict { ["n"] = 4L };
+            ad.Push();
+        }
+        var verdict = PyRun.RunChecked("import pickle, sys\nd = pickle.load(open(sys.argv[1], 'rb'))\na = d[1]['a']\nprint(a[0] is a and a[1][0] is a and d[2] == {'n': 4} and d[1]['n'] == 3)", [file]);
+        Assert.Equal("True", verdict.Trim());
+    }
+
+    [Fact]
+    public void An_array_named_in_its_own_dtype_metadata_is_put_in_place_there_too()
+    {
+        // arr -> dtype -> BUILD state -> metadata dict -> arr: the dtype is written inside the array's BUILD state, so
+        // the metadata refers to the array before it is built (legal, if odd; the reader must leave no stand-in behind).
+        var metadata = new PyDict();
+        var state = new PyTuple(3L, "|", PyNone.Value, PyNone.Value, PyNone.Value, 1L, 1L, 0L, metadata);
+        var dt = new DType('|', 'u', 1, "", state);
+        var arr = new NdArray(dt, [2], new byte[] { 1, 2 });
+        metadata["self"] = arr;
+        var loaded = (NdArray)P.Load(P.Dump(arr, 2), sourceName: "meta.pkl");
+        var loadedState = Assert.IsType<PyTuple>(loaded.DType.PickleState);
+        Assert.Same(loaded, ((PyDict)loadedState[8])["self"]);
+        Assert.Equal(new byte[] { 1, 2 }, loaded.Data.ToArray());
+    }
+
+    [Fact]
+    public void An_array_used_before_a_BUILD_that_never_comes_is_refused()
+    {
+        // _reconstruct(...) memoized, put into a list, and never given its state: Python would hand out an
+        // uninitialised array; here it is refused, naming the file.
+        // PROTO 2, GLOBAL _reconstruct, BINPUT 0, GLOBAL ndarray, BINPUT 1, (0,), b'b', TUPLE3, REDUCE, BINPUT 2, then `then`.
+        static byte[] Reconstructed(params byte[] then) =>
+        [
+            0x80, 2, (byte)'c', .. "numpy.core.multiarray\n_reconstruct\n"u8, (byte)'q', 0,
+            (byte)'c', .. "numpy\nndarray\n"u8, (byte)'q', 1, (byte)'K', 0, 0x85, (byte)'C', 1, (byte)'b', 0x87, (byte)'R', (byte)'q', 2,
+            .. then,
+        ];
+        // EMPTY_LIST, BINGET 2, APPEND, STOP.
+        var bad = Reconstructed((byte)']', (byte)'h', 2, (byte)'a', (byte)'.');
+        var e = Assert.Throws<InvalidDataException>(() => P.Load(bad, sourceName: "never-built.pkl"));
+        Assert.Contains("never-built.pkl", e.Message);
+        Assert.Contains("BUILD", e.Message);
+        // An array before its BUILD is unhashable, like the array it becomes.
+        // EMPTY_DICT, BINGET 2, NONE, SETITEM, STOP.
+        var asKey = Reconstructed((byte)'}', (byte)'h', 2, (byte)'N', (byte)'s', (byte)'.');
+        var k = Assert.Throws<InvalidDataException>(() => P.Load(asKey, sourceName: "key.pkl"));
+        Assert.Contains("unhashable", k.Message);
     }
 
     private static void AssertJson(JsonNode? expected, JsonNode? actual, string what) =>

@@ -118,7 +118,14 @@ public static class Lz4List
     /// </summary>
     /// <exception cref="InvalidDataException">A block is corrupt, the pieces do not fit together, or a limit is exceeded.</exception>
     /// <exception cref="ArgumentException"><paramref name="dtype"/> is an object or zero-size dtype.</exception>
-    public static NdArray Decode(IReadOnlyList<object> chunks, DType dtype, long[]? shape, string? where, ReadLimits? limits)
+    public static NdArray Decode(IReadOnlyList<object> chunks, DType dtype, long[]? shape, string? where, ReadLimits? limits) =>
+        Decode(chunks, dtype, shape, where, limits, null);
+
+    /// <summary>
+    /// As <see cref="Decode(IReadOnlyList{object}, DType, long[], string, ReadLimits)"/>; the list's declared size is also
+    /// taken from <paramref name="budget"/> (the running total of a bulk read of a store) before anything is allocated.
+    /// </summary>
+    internal static NdArray Decode(IReadOnlyList<object> chunks, DType dtype, long[]? shape, string? where, ReadLimits? limits, Storage.DecodeBudget? budget)
     {
         limits ??= ReadLimits.Default;
         ArgumentNullException.ThrowIfNull(chunks);
@@ -156,6 +163,7 @@ public static class Lz4List
             throw new InvalidDataException("LZ4 list: " + ReadLimits.Exceeds($"the array of {chunks.Count} blocks", total, limits.MaxArrayBytes, nameof(ReadLimits.MaxArrayBytes)) + Where(where));
         if (total > Array.MaxLength)
             throw new InvalidDataException($"LZ4 list: {total} bytes in total do not fit in one .NET array{Where(where)}");
+        budget?.Take(total, where ?? "LZ4 list");
         byte[] buffer = total == 0 ? [] : PyLz4.NewOutput((int)total, PyLz4.Decoder);
         if (chunks.Count == 1 || total < 1 << 20)
         {

@@ -16,8 +16,8 @@ namespace SyConn.Backend.Formats.Pickle;
 /// is allocated: a length is compared with the remaining input first, so a few bytes claiming gigabytes
 /// fail at once. Shared references and containers that hold themselves (<c>l = []; l.append(l)</c>) load
 /// as Python loads them: the result holds the same object at each place (see <see cref="PickleReadOptions"/>
-/// for what the rest of the library does with them). A cycle through a numpy object array's BUILD state is
-/// refused: the array does not exist yet when its items are read.</para>
+/// for what the rest of the library does with them). A numpy object array that holds itself (its BUILD state
+/// refers to it through the memo) loads too: the built array is put where its state referred to it.</para>
 /// <para><b>Zero copy:</b> <c>bytes</c>, <c>bytearray</c> and ndarray data of the result are slices of
 /// the input memory. They share the caller's buffer: mutating a loaded <see cref="Python.PyByteArray"/>
 /// or <see cref="Arrays.NdArray"/> mutates the input, and the input must not be changed while the result
@@ -53,11 +53,13 @@ public static class Pickle
     /// <summary>
     /// <see cref="Load(ReadOnlyMemory{byte}, PickleReadOptions?, string?)"/>, telling whether the pickle's memo
     /// handed out a mutable object (or a tuple or array) more than once, so that the result shares it between
-    /// places. Store files normally share only strings, dtypes and empty bytes.
+    /// places. Store files normally share only strings, dtypes and empty bytes. The payloads the reader produces (str,
+    /// bytes and bytearray contents, copied array data) may add up to <paramref name="maxDecodedBytes"/> bytes at most
+    /// (a store file's <see cref="ReadLimits.MaxStoreBytes"/>), checked before each is allocated.
     /// </summary>
-    internal static object Load(ReadOnlyMemory<byte> data, PickleReadOptions? options, string? sourceName, out bool sharesValues)
+    internal static object Load(ReadOnlyMemory<byte> data, PickleReadOptions? options, string? sourceName, out bool sharesValues, long maxDecodedBytes = long.MaxValue)
     {
-        var reader = new PickleReader(data, options ?? PickleReadOptions.Default, sourceName);
+        var reader = new PickleReader(data, options ?? PickleReadOptions.Default, sourceName) { MaxMaterializedBytes = maxDecodedBytes };
         var result = reader.Run();
         sharesValues = reader.SharesValues;
         return result;

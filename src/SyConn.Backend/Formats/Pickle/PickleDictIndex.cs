@@ -40,9 +40,12 @@ internal sealed class PickleDictIndex
     private readonly Dictionary<long, (object Value, int Height)> _shared;
     private readonly ulong[] _refetched;
     private PickleReader? _spare;
+    private readonly long _maxStoreBytes;
+    private long _storeBytes;
 
-    private PickleDictIndex(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source, Scan scan)
+    private PickleDictIndex(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source, Scan scan, long maxStoreBytes)
     {
+        _maxStoreBytes = maxStoreBytes;
         _data = data;
         _options = options;
         _source = source;
@@ -373,16 +376,20 @@ internal sealed class PickleDictIndex
     {
         var v = Volatile.Read(ref _values[i]);
         if (v is not null) return v;
-        var read = ReadRange(i, _start[i], _end[i], _memoBase[i], keep: false);
+        var read = ReadRange(i, _start[i], _end[i], _memoBase[i], keep: false, kept: true);
         return Interlocked.CompareExchange(ref _values[i], read, null) ?? read;
     }
 
-    private object ReadRange(int entry, int start, int end, int memoBase, bool keep)
+    // kept: the value read is kept by the index, so its payload counts toward the store's limit
+    // (ReadLimits.MaxStoreBytes); a value read for one look is only held to that limit by itself.
+    private object ReadRange(int entry, int start, int end, int memoBase, bool keep, bool kept = false)
     {
         var reader = Interlocked.Exchange(ref _spare, null) ?? new PickleReader(_data, _options, _source);
         try
         {
+            reader.MaxMaterializedBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
             var v = reader.RunRange(start, end, memoBase, _shared, _refetched);
+            if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
             if (keep) _lastReader = reader;
             else Volatile.Write(ref _spare, reader);
             return v;
@@ -402,11 +409,15 @@ internal sealed class PickleDictIndex
     /// one by one (see the remarks; the caller then reads it whole).
     /// </summary>
     /// <exception cref="InvalidDataException">A key, or a value that others refer to, is damaged.</exception>
-    public static PickleDictIndex? TryBuild(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source)
+    /// <param name="data">The pickle.</param>
+    /// <param name="options">The reader's limits.</param>
+    /// <param name="source">The name in error messages (the file).</param>
+    /// <param name="maxStoreBytes">The most payload bytes the values kept may add up to (<see cref="ReadLimits.MaxStoreBytes"/>).</param>
+    public static PickleDictIndex? TryBuild(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source, long maxStoreBytes = long.MaxValue)
     {
         var scan = Scan.Run(data.Span, options);
         if (scan is null) return null;
-        var index = new PickleDictIndex(data, options, source, scan);
+        var index = new PickleDictIndex(data, options, source, scan, maxStoreBytes);
         return index.Fill(scan) ? index : null;
     }
 
@@ -440,7 +451,7 @@ internal sealed class PickleDictIndex
             _values[slot] = null;
             if (scan.IsDefiner(i))
             {
-                _values[slot] = ReadRange(slot, vs, ve, scan.ValueMemo[i], keep: true);
+                _values[slot] = ReadRange(slot, vs, ve, scan.ValueMemo[i], keep: true, kept: true);
                 Share(scan.ValueMemo[i], scan.ValueMemoEnd[i], cross);
             }
         }

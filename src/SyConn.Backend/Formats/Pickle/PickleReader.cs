@@ -52,6 +52,10 @@ internal sealed class PickleReader
     private long _elements;
     private bool _aliased;
     private bool _sharesValues;
+    // An array from _reconstruct was used before its BUILD (it holds itself): its proxy stands in the containers
+    // that hold it until Finish puts the built array in its place.
+    private bool _placeholders;
+    private long _materialized;
 
     public PickleReader(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source)
     {
@@ -59,6 +63,20 @@ internal sealed class PickleReader
         _opt = options;
         _source = source;
     }
+
+    /// <summary>
+    /// The most payload bytes (str, bytes and bytearray contents, and the bytes of arrays the reader copies) one
+    /// <see cref="Run"/> may produce; a store file's load sets it to <see cref="ReadLimits.MaxStoreBytes"/>. Each
+    /// payload is counted before it is allocated; data that an array merely references is counted once, as the
+    /// bytes it came in.
+    /// </summary>
+    internal long MaxMaterializedBytes { get; set; } = long.MaxValue;
+
+    /// <summary>The payload bytes counted against <see cref="MaxMaterializedBytes"/> so far (since the last <see cref="RunRange"/>).</summary>
+    internal long MaterializedBytes => _materialized;
+
+    /// <summary>The name of the limit in <see cref="MaxMaterializedBytes"/>'s error message.</summary>
+    internal string MaterializedLimitName { get; init; } = "ReadLimits." + nameof(ReadLimits.MaxStoreBytes);
 
     private static object[] MakeSmallInts()
     {
@@ -144,6 +162,45 @@ internal sealed class PickleReader
         return h;
     }
 
+    /// <summary>Counts <paramref name="n"/> payload bytes about to be produced against <see cref="MaxMaterializedBytes"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Materialize(long n)
+    {
+        _materialized += n;
+        if (_materialized > MaxMaterializedBytes) throw TooMuchMaterialized(n);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private InvalidDataException TooMuchMaterialized(long n)
+    {
+        string entry = CurrentStoreKey() is { } key ? $" in the entry of key {PyRepr.Repr(key)}" : "";
+        return Error($"a payload of {n} bytes{entry} brings the bytes read to {_materialized}, more than the limit of {MaxMaterializedBytes} bytes ({MaterializedLimitName})");
+    }
+
+    /// <summary>
+    /// The key of the top-level dict entry being read, when the stack shows it plainly: the outermost object is a dict
+    /// whose SETITEMS batch is open (the first MARK, right above it), holding complete key/value pairs, then the key
+    /// (a str or an int, as store keys are), then either nothing more or the container of the value with its own MARK
+    /// open. Every key so far must be of one type (store keys are all ints or all strs), which tells a field name of a
+    /// value still being built (a one-item dict is written without a MARK) from a key. Null otherwise (the message then
+    /// names only the offset).
+    /// </summary>
+    private object? CurrentStoreKey()
+    {
+        if (_mp == 0 || _marks[0] != 1 || _sp < 2 || _stack[0] is not PyDict) return null;
+        int end = _mp > 1 ? _marks[1] : _sp;
+        int above = end - 1; // slots above the mark, below the value's own MARK (or the stack top)
+        int keyAt;
+        if (_mp > 1 && above >= 2 && above % 2 == 0 && _stack[end - 1] is PyDict or PyList or PySet) keyAt = end - 2;
+        else if (_mp == 1 && above % 2 == 1) keyAt = end - 1;
+        else return null;
+        if (_stack[1] is not (string or long)) return null;
+        var keyType = _stack[1].GetType();
+        for (int i = 3; i <= keyAt; i += 2)
+            if (_stack[i].GetType() != keyType) return null;
+        return _stack[keyAt];
+    }
+
     private int CheckHeight(int h)
     {
         if (h > _opt.MaxDepth) throw Error($"structure nests deeper than {_opt.MaxDepth} levels (PickleReadOptions.MaxDepth)");
@@ -175,10 +232,23 @@ internal sealed class PickleReader
     {
         DTypeProxy d => d.Current,
         ArrayProxy { Result: { } a } => a,
-        ArrayProxy => throw Error("numpy array from _reconstruct used before its BUILD state"),
+        ArrayProxy p => Placeholder(p),
         GlobalRef g => throw Error($"global '{g.FullName}' cannot be used as a value"),
         _ => throw Error("a tuple holding a global cannot be used as a value"),
     };
+
+    /// <summary>
+    /// An array whose BUILD state is still being read is put into a container (an object array that holds itself,
+    /// <c>a[0] = a</c>, or <c>a[1] = [a]</c>): Python's array exists before its state is set, so the container holds
+    /// the array itself. Here the proxy stands in its place until <see cref="ReplacePlaceholders"/>.
+    /// </summary>
+    private ArrayProxy Placeholder(ArrayProxy p)
+    {
+        _placeholders = true;
+        // A cycle: the nesting depth is checked on the finished value.
+        _aliased = true;
+        return p;
+    }
 
     /// <summary>
     /// True once the memo (or DUP) handed out an object that is, or may hold, something mutable a second time:
@@ -205,7 +275,7 @@ internal sealed class PickleReader
     {
         switch (key)
         {
-            case PyList or PyDict or PyByteArray or NdArray:
+            case PyList or PyDict or PyByteArray or NdArray or ArrayProxy:
             case PySet { IsFrozen: false }:
                 throw Error($"unhashable dict key or set member of type {TypeName(key)}");
             case PyTuple t:
@@ -229,7 +299,7 @@ internal sealed class PickleReader
             {
                 switch (item)
                 {
-                    case PyList or PyDict or PyByteArray or NdArray:
+                    case PyList or PyDict or PyByteArray or NdArray or ArrayProxy:
                     case PySet { IsFrozen: false }:
                         throw Error($"unhashable dict key or set member of type {TypeName(item)}");
                     case PyTuple { Count: > 0 } inner:
@@ -384,6 +454,7 @@ internal sealed class PickleReader
         _mp = 0;
         _fence = 0;
         _elements = 0;
+        _materialized = 0;
         _aliased = false;
         _sharesValues = false;
         _lastTuple = null;
@@ -527,6 +598,7 @@ internal sealed class PickleReader
                     Need(span, pos, 1);
                     int n = span[pos++];
                     Need(span, pos, n);
+                    Materialize(n);
                     Push(DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
@@ -536,6 +608,7 @@ internal sealed class PickleReader
                     Need(span, pos, 4);
                     int n = CheckLength(span, pos + 4, BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
                     pos += 4;
+                    Materialize(n);
                     Push(DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
@@ -545,6 +618,7 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
                     pos += 8;
+                    Materialize(n);
                     Push(DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
@@ -555,6 +629,7 @@ internal sealed class PickleReader
                     Need(span, pos, 1);
                     int n = span[pos++];
                     Need(span, pos, n);
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -564,6 +639,7 @@ internal sealed class PickleReader
                     Need(span, pos, 4);
                     int n = CheckLength(span, pos + 4, BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]));
                     pos += 4;
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -575,6 +651,7 @@ internal sealed class PickleReader
                     if (declared < 0) throw Error($"negative BINSTRING length {declared}");
                     int n = CheckLength(span, pos + 4, (ulong)declared);
                     pos += 4;
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -584,6 +661,7 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
                     pos += 8;
+                    Materialize(n);
                     Push(Bytes(pos, n), 0);
                     pos += n;
                     break;
@@ -593,6 +671,7 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     int n = CheckLength(span, pos + 8, BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]));
                     pos += 8;
+                    Materialize(n);
                     Push(new PyByteArray(MemoryMarshal.AsMemory(_data.Slice(pos, n))), 0);
                     pos += n;
                     break;
@@ -782,12 +861,14 @@ internal sealed class PickleReader
                 case Op.Unicode:
                 {
                     var line = ReadLineBytes(span, ref pos);
+                    Materialize(line.Length);
                     Push(DecodeRawUnicodeEscape(line), 0);
                     break;
                 }
                 case Op.String:
                 {
                     var line = ReadLineBytes(span, ref pos);
+                    Materialize(line.Length);
                     Push(new PyBytes(DecodeStringEscape(line)), 0);
                     break;
                 }
@@ -833,6 +914,7 @@ internal sealed class PickleReader
     private object Finish()
     {
         var result = Val(Pop());
+        if (_placeholders) result = ReplacePlaceholders(result);
         if (_aliased) CheckStructure(result);
         return result;
     }
@@ -1113,13 +1195,13 @@ internal sealed class PickleReader
             case GlobalKind.ByteArray:
                 if (args.Length == 0) return new PyByteArray(Memory<byte>.Empty);
                 if (args.Length == 1 && args[0] is PyBytes b) return new PyByteArray(MemoryMarshal.AsMemory(b.Data));
-                if (args.Length == 1 && args[0] is PyByteArray ba) return new PyByteArray(ba.Data.ToArray());
+                if (args.Length == 1 && args[0] is PyByteArray ba) { Materialize(ba.Data.Length); return new PyByteArray(ba.Data.ToArray()); }
                 if (args.Length == 2 && args[0] is string s && args[1] is string enc) return new PyByteArray(Latin1(g, s, enc));
                 throw BadArgs(g, args);
             case GlobalKind.Bytes:
                 if (args.Length == 0) return PyBytes.Empty;
                 if (args.Length == 1 && args[0] is PyBytes pb) return pb;
-                if (args.Length == 1 && args[0] is PyByteArray pba) return new PyBytes(pba.Data.ToArray());
+                if (args.Length == 1 && args[0] is PyByteArray pba) { Materialize(pba.Data.Length); return new PyBytes(pba.Data.ToArray()); }
                 if (args.Length == 2 && args[0] is string s2 && args[1] is string enc2) return new PyBytes(Latin1(g, s2, enc2));
                 throw BadArgs(g, args);
             case GlobalKind.CodecsEncode:
@@ -1202,6 +1284,7 @@ internal sealed class PickleReader
     {
         if (encoding is not ("latin1" or "latin-1" or "iso-8859-1" or "iso8859-1" or "l1"))
             throw Error($"{g.FullName} with encoding '{encoding}' is not supported (only latin-1)");
+        Materialize(s.Length);
         var bytes = new byte[s.Length];
         for (int i = 0; i < s.Length; i++)
         {
@@ -1352,6 +1435,7 @@ internal sealed class PickleReader
                     throw Error($"numpy.ndarray state: {mem.Length} data bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
                 if (!dtype.IsNativeByteOrder)
                 {
+                    Materialize(mem.Length);
                     var copy = mem.ToArray();
                     NdArray.SwapBytes(copy, dtype.SwapUnit);
                     mem = copy;
@@ -1429,6 +1513,7 @@ internal sealed class PickleReader
         for (int i = 0; i < nd; i++) { outShape[i] = shape[axes[i]]; stride[i] = cStride[axes[i]]; }
         long size = s;
         int item = dtype.ItemSize;
+        Materialize(size * item);
         var dst = new byte[size * item];
         var from = src.Span;
         var idx = new long[nd];
@@ -1449,7 +1534,12 @@ internal sealed class PickleReader
     private NpScalar MakeScalar(GlobalRef g, object[] args)
     {
         if (args.Length is not (1 or 2) || Val(args[0]) is not DType dtype) throw BadArgs(g, args);
-        if (dtype.Kind == 'O') return new NpScalar(dtype, args.Length == 2 ? Val(args[1]) : PyNone.Value);
+        if (dtype.Kind == 'O')
+        {
+            var item = args.Length == 2 ? Val(args[1]) : PyNone.Value;
+            if (item is ArrayProxy) throw Error($"{g.FullName}: an object scalar cannot hold a numpy array before the array's BUILD state");
+            return new NpScalar(dtype, item);
+        }
         if (args.Length != 2) throw BadArgs(g, args);
         ReadOnlySpan<byte> raw = args[1] switch
         {
@@ -1470,6 +1560,100 @@ internal sealed class PickleReader
         }
         return new NpScalar(dtype, raw.ToArray());
     }
+
+    // ---------------------------------------------------------------- placeholders
+
+    /// <summary>
+    /// Puts each array that was used before its BUILD in the places its proxy stands in (list, tuple and dict items,
+    /// object-array elements), walking the finished value once, without recursion. A proxy that never got its BUILD
+    /// state is refused.
+    /// </summary>
+    private object ReplacePlaceholders(object root)
+    {
+        root = Built(root);
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance) { root };
+        var pending = new Stack<object>();
+        pending.Push(root);
+        List<int>? patch = null;
+        while (pending.Count > 0)
+        {
+            switch (pending.Pop())
+            {
+                case PyList l:
+                    for (int i = 0; i < l.Count; i++)
+                    {
+                        if (l[i] is ArrayProxy p) l[i] = Built(p);
+                        Visit(l[i]);
+                    }
+                    break;
+                case PyTuple t:
+                    for (int i = 0; i < t.Count; i++)
+                    {
+                        if (t[i] is ArrayProxy p) t.ReplaceWhileLoading(i, Built(p));
+                        Visit(t[i]);
+                    }
+                    break;
+                case PyDict d:
+                {
+                    // Keys are hashable, hence never an array; values are patched after the enumeration.
+                    patch?.Clear();
+                    int index = 0;
+                    foreach (var kv in d)
+                    {
+                        Visit(kv.Key);
+                        if (kv.Value is ArrayProxy) (patch ??= []).Add(index);
+                        else Visit(kv.Value);
+                        index++;
+                    }
+                    if (patch is { Count: > 0 })
+                    {
+                        foreach (int i in patch)
+                        {
+                            var built = Built(d.GetAt(i).Value);
+                            d.SetAt(i, built);
+                            Visit(built);
+                        }
+                    }
+                    break;
+                }
+                case PySet s:
+                    foreach (var item in s) Visit(item);
+                    break;
+                case NdArray a:
+                    Visit(a.DType);
+                    if (a.ObjectItems is not { } items) break;
+                    for (int i = 0; i < items.Length; i++)
+                    {
+                        if (items[i] is ArrayProxy p) items[i] = Built(p);
+                        Visit(items[i]);
+                    }
+                    break;
+                case NpScalar { ObjectValue: { } v }:
+                    Visit(v);
+                    break;
+                case DType { PickleState: { } state }:
+                    // A dtype keeps its BUILD state (metadata may hold anything, the array too).
+                    Visit(state);
+                    break;
+            }
+        }
+        return root;
+
+        void Visit(object? o)
+        {
+            if (o is PyList or PyTuple { Count: > 0 } or PyDict { Count: > 0 } or PySet { Count: > 0 } or NdArray or NpScalar { ObjectValue: not null }
+                    or DType { PickleState: not null }
+                && seen.Add(o))
+                pending.Push(o);
+        }
+    }
+
+    private object Built(object o) => o switch
+    {
+        ArrayProxy { Result: { } a } => a,
+        ArrayProxy => throw Error("a numpy array from _reconstruct is used, but its BUILD state never came"),
+        _ => o,
+    };
 
     // ---------------------------------------------------------------- structure check
 
