@@ -129,7 +129,7 @@ public sealed partial class BinarySearchStore : IDisposable
         _cache = new ShardCache(options.CacheBytes);
         CheckSuperblock(path);
         // Every metadata size PureHDF would allocate from (heaps, object headers, B-tree nodes, declared shapes) is checked first.
-        Formats.Hdf5.Hdf5Precheck.Check(path, _limits);
+        Storage.Hdf5Precheck.Check(path, _limits);
         try
         {
             _reads = new ReadBudgetStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path);

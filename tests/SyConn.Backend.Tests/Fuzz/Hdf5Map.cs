@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using SyConn.Backend.Formats.Hdf5;
+using SyConn.Backend.Storage;
 
 namespace SyConn.Backend.Tests.Fuzz;
 

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using SyConn.Backend.Formats.Hdf5;
+using SyConn.Backend.Storage;
 using SyConn.Backend.Stores;
 using SyConn.Backend.Tests.Infrastructure;
 using Py = SyConn.Backend.Tests.Infrastructure.Python;

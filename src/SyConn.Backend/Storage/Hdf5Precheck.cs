@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
-namespace SyConn.Backend.Formats.Hdf5;
+namespace SyConn.Backend.Storage;
 
 /// <summary>
 /// Walks the metadata of an HDF5 file before a third-party reader (PureHDF) sees it, and refuses with an
