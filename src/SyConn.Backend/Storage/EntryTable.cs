@@ -112,6 +112,27 @@ internal sealed class EntryTable : IDisposable
     }
 
     /// <summary>
+    /// The item <paramref name="name"/> of the dict entry of a key for one look (not to be edited); the base reads
+    /// only what it needs and keeps nothing. Thread-safe as <see cref="TryPeek"/>.
+    /// </summary>
+    public Formats.Pickle.PickleDictIndex.AttributeRead PeekItemTransient(StoreKey key, string name, out object? result)
+    {
+        if (_overlay.TryGetValue(key.PythonValue, out var raw, out _)) return Formats.Pickle.PickleDictIndex.ItemOf(raw, name, out result);
+        if (_base is null || (_removed.Count > 0 && _removed.Contains(key.PythonValue)))
+        {
+            result = null;
+            return Formats.Pickle.PickleDictIndex.AttributeRead.NoKey;
+        }
+        if (_base is IEntryItemReader items) return items.ReadItemTransient(key, name, out result);
+        if (!_base.TryRead(key, out raw))
+        {
+            result = null;
+            return Formats.Pickle.PickleDictIndex.AttributeRead.NoKey;
+        }
+        return Formats.Pickle.PickleDictIndex.ItemOf(raw, name, out result);
+    }
+
+    /// <summary>
     /// The raw entry of a key to be edited in place: pinned (later reads return this object) and, on a store that
     /// can push, counted as changed.
     /// </summary>

@@ -151,3 +151,14 @@ public interface IEntryStore : IDisposable
     /// <summary>The side store name of VoxelStorageDyn's voxel cache.</summary>
     const string VoxelCacheSideStore = "voxel_cache";
 }
+
+/// <summary>
+/// An entry store that can read one item of a dict entry without reading (or keeping) the whole entry: the column
+/// reads of <see cref="Stores.AttributeDict"/> use it when the entry store offers it.
+/// </summary>
+internal interface IEntryItemReader
+{
+    /// <summary>The item <paramref name="name"/> of the dict entry of <paramref name="key"/>, for one look; nothing is kept.</summary>
+    /// <exception cref="InvalidDataException">The bytes read are damaged.</exception>
+    Formats.Pickle.PickleDictIndex.AttributeRead ReadItemTransient(StoreKey key, string name, out object? result);
+}

@@ -11,6 +11,11 @@ namespace SyConn.Backend.Storage;
 /// (<see cref="FileLock"/>, interoperating with Python's fasteners locks).
 /// </summary>
 /// <remarks>
+/// <para><b>Reading.</b> <see cref="Load"/> reads the file into one buffer and indexes the dict by key
+/// (<see cref="PickleDictIndex"/>): no value is built until it is first read, then it is kept, so <see cref="Count"/>,
+/// <see cref="Keys"/> and <see cref="ContainsKey"/> cost nothing per value and a read of one key reads only that
+/// key's bytes. A damaged value is found when it is read (the error names the file, the key and the offset), and a
+/// push reads every value first, so a damaged one fails the push before anything is written.</para>
 /// <para>A pickle may share an object between the entries of two keys through its memo. Such a file is read
 /// with <see cref="StableReads"/> false: each entry read is a deep copy (<see cref="PyCopy.Deep"/>), so that no
 /// entry shares a mutable object with another and editing one key never changes another, as with a backend that
@@ -20,9 +25,10 @@ namespace SyConn.Backend.Storage;
 /// with <c>.pkl</c> replaced, or <c>.npz</c> appended); any other name <c>N</c> is <c>&lt;stem&gt;.N.npz</c>.</para>
 /// <para>Thread-safety: see <see cref="IEntryStore"/>.</para>
 /// </remarks>
-public sealed class PickleFileEntryStore : IEntryStore
+public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
 {
     private PyDict _entries = new();
+    private PickleDictIndex? _index;
     private bool _shares;
 
     /// <summary>An entry store over the pickle file at <paramref name="path"/> (made absolute; nothing is read yet).</summary>
@@ -56,6 +62,7 @@ public sealed class PickleFileEntryStore : IEntryStore
     public void Load(StoreOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _index = null;
         var bytes = AtomicFile.ReadAllBytes(Path);
         if (bytes is null)
         {
@@ -65,6 +72,20 @@ public sealed class PickleFileEntryStore : IEntryStore
             return;
         }
         var limits = options.Limits ?? ReadLimits.Default;
+        // Index the dict by key and read each value when it is first asked for; a file whose values share mutable
+        // objects (or is not a plain dict pickle) is read whole, and so is a file larger than the store limit (the
+        // whole reader counts its payloads and names the key at which they pass the limit).
+        var index = bytes.Length <= limits.MaxStoreBytes
+            ? PickleDictIndex.TryBuild(bytes, options.PickleOptions ?? PickleReadOptions.Default, Path, limits.MaxStoreBytes)
+            : null;
+        if (index is not null)
+        {
+            _index = index;
+            _entries = new PyDict();
+            _shares = false;
+            Exists = true;
+            return;
+        }
         var obj = Pickle.Load(bytes, options.PickleOptions, Path, out bool shares, limits.MaxStoreBytes);
         _entries = obj as PyDict ?? throw new InvalidDataException(
             $"{Path}: the pickle holds a {obj?.GetType().Name ?? "None"} at offset 0; a SyConn store file holds a dict");
@@ -73,24 +94,37 @@ public sealed class PickleFileEntryStore : IEntryStore
     }
 
     /// <inheritdoc/>
-    public int Count => _entries.Count;
+    public int Count => _index?.Count ?? _entries.Count;
 
     /// <inheritdoc/>
-    public IEnumerable<object> Keys => _entries.Keys;
+    public IEnumerable<object> Keys => _index?.Keys ?? _entries.Keys;
 
     /// <inheritdoc/>
-    public bool ContainsKey(StoreKey key) => _entries.ContainsKey(key.PythonValue);
+    public bool ContainsKey(StoreKey key) => _index?.ContainsKey(key.PythonValue) ?? _entries.ContainsKey(key.PythonValue);
 
     /// <inheritdoc/>
     public bool TryRead(StoreKey key, [MaybeNullWhen(false)] out object entry)
     {
+        if (_index is { } index) return index.TryGetValue(key.PythonValue, out entry);
         if (!_entries.TryGetValue(key.PythonValue, out entry)) return false;
         if (_shares) entry = PyCopy.Deep(entry);
         return true;
     }
 
+    /// <summary>The item <paramref name="name"/> of the dict value of <paramref name="key"/>, reading only what it needs and keeping nothing (see <see cref="PickleDictIndex.ReadAttributeTransient"/>).</summary>
+    PickleDictIndex.AttributeRead IEntryItemReader.ReadItemTransient(StoreKey key, string name, out object? result)
+    {
+        if (_index is { } index) return index.ReadAttributeTransient(key.PythonValue, name, out result);
+        if (!TryRead(key, out var v))
+        {
+            result = null;
+            return PickleDictIndex.AttributeRead.NoKey;
+        }
+        return PickleDictIndex.ItemOf(v, name, out result);
+    }
+
     /// <inheritdoc/>
-    public IEnumerable<KeyValuePair<object, object>> ReadAll() => _shares ? _entries.Select(kv => KeyValuePair.Create(kv.Key, PyCopy.Deep(kv.Value))) : _entries;
+    public IEnumerable<KeyValuePair<object, object>> ReadAll() => _index is { } index ? index.Items() : _shares ? _entries.Select(kv => KeyValuePair.Create(kv.Key, PyCopy.Deep(kv.Value))) : _entries;
 
     /// <inheritdoc/>
     public void WriteChanges(IReadOnlyCollection<object> removed, IReadOnlyList<KeyValuePair<object, object>> changed, StoreOptions options)
@@ -98,6 +132,12 @@ public sealed class PickleFileEntryStore : IEntryStore
         ArgumentNullException.ThrowIfNull(removed);
         ArgumentNullException.ThrowIfNull(changed);
         ArgumentNullException.ThrowIfNull(options);
+        if (_index is { } index)
+        {
+            // The whole dict is written: read the values not read yet (a damaged one fails the push, nothing is written).
+            _entries = index.Materialize();
+            _index = null;
+        }
         // Changes are applied to the dict read, then the whole dict is written. If the write fails, the dict is
         // ahead of the file; the caller still holds the changes and applies them again (setting and removing are
         // idempotent), so reads and the next push stay right. Removing from an ordered dict shifts its tail, so
@@ -124,6 +164,7 @@ public sealed class PickleFileEntryStore : IEntryStore
         foreach (var kv in entries) next[kv.Key] = kv.Value;
         WriteFile(next, options);
         _entries = next;
+        _index = null;
         _shares = false;
     }
 

@@ -372,6 +372,9 @@ public abstract class StorageBase : IDisposable
     /// <summary>The raw entry of a key for decoding into a new value (not pinned, not counted as changed).</summary>
     protected bool TryPeekEntry(StoreKey key, [MaybeNullWhen(false)] out object raw) => _table.TryPeek(key, out raw);
 
+    /// <summary>The item <paramref name="name"/> of the dict entry of a key, for one look (thread-safe while nothing changes the store).</summary>
+    internal Formats.Pickle.PickleDictIndex.AttributeRead PeekItemTransient(StoreKey key, string name, out object? result) => _table.PeekItemTransient(key, name, out result);
+
     /// <summary>The raw entry of a key that the caller edits in place or hands out: pinned, and counted as changed on a store that can push.</summary>
     protected bool TryGetEntryForEdit(StoreKey key, [MaybeNullWhen(false)] out object raw) => _table.TryGetHandedOut(key, out raw);
 

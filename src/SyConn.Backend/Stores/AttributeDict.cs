@@ -146,6 +146,127 @@ public sealed class AttributeDict : Storage<object>
         return d.Keys.Select(k => k as string ?? PyRepr.Repr(k)).ToList();
     }
 
+    // Columnar reads: one attribute of every key, for analysis code. Values the store has not read yet are read for
+    // the call only (on all cores) and not kept, so a column of a store of a million objects costs the bytes of the
+    // column, not a million attribute dicts.
+
+    /// <summary>
+    /// The attribute <paramref name="name"/> of every key, in the order of <see cref="StorageBase.Keys"/>, as
+    /// <typeparamref name="T"/> (converted as <see cref="Get{T}(StoreKey, string)"/> does): <c>long[] sizes =
+    /// ad.Column&lt;long&gt;("size")</c>. Nothing is inserted, and values not read before are not kept.
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">A key has no such attribute (the message names the first one found).</exception>
+    /// <exception cref="InvalidDataException">A value is not an attribute dict, or is damaged in the file.</exception>
+    /// <exception cref="InvalidCastException">A value does not convert to <typeparamref name="T"/>.</exception>
+    /// <exception cref="OverflowException">An integer that does not fit in <typeparamref name="T"/>.</exception>
+    public T[] Column<T>(string name) => ColumnCore(name, hasMissing: false, default(T)!);
+
+    /// <summary>
+    /// <see cref="Column{T}(string)"/>, with <paramref name="missing"/> for the keys that lack the attribute.
+    /// </summary>
+    /// <inheritdoc cref="Column{T}(string)" path="/exception"/>
+    public T[] Column<T>(string name, T missing) => ColumnCore(name, hasMissing: true, missing);
+
+    /// <summary>
+    /// The array attribute <paramref name="name"/> of every key stacked into one array of shape (n, ...), in the order
+    /// of <see cref="StorageBase.Keys"/>: <c>ad.ColumnArray&lt;long&gt;("rep_coord")</c> is an (n, 3) array. Every
+    /// key's array must have the same shape; dtypes convert as <paramref name="casting"/> allows (safe by default).
+    /// </summary>
+    /// <exception cref="KeyNotFoundException">A key has no such attribute.</exception>
+    /// <exception cref="InvalidDataException">A value is not an attribute dict or is damaged, or two keys' arrays differ in shape.</exception>
+    /// <exception cref="InvalidCastException">An attribute is not an array, or its dtype does not convert under <paramref name="casting"/>.</exception>
+    public NdArray ColumnArray<T>(string name, CastingRule casting = CastingRule.Safe) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var keys = Keys.ToArray();
+        var arrays = new NdArray[keys.Length];
+        ForEachKey(keys, (i, key) =>
+        {
+            var raw = ColumnValue(key, name, hasMissing: false, out _);
+            try
+            {
+                arrays[i] = PyConvert.ToArray<T>(raw, casting);
+            }
+            catch (InvalidCastException)
+            {
+                // The description is built only for the message of a value that does not convert.
+                arrays[i] = PyConvert.ToArray<T>(raw, casting, Describe(key, name));
+            }
+        });
+        long[] inner = keys.Length == 0 ? [0] : arrays[0].Shape.ToArray();
+        long per = 1;
+        foreach (long d in inner) per *= d;
+        var data = new T[checked(per * keys.Length)];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var a = arrays[i];
+            if (!a.Shape.SequenceEqual(inner))
+                throw new InvalidDataException($"{Location}, key {keys[i]}, attribute '{name}': shape ({string.Join(", ", a.Shape.ToArray())}) differs from the first key's ({string.Join(", ", inner)})");
+            a.AsSpan<T>().CopyTo(data.AsSpan((int)(i * per), (int)per));
+        }
+        return NdArray.Create(data, [keys.Length, .. inner]);
+    }
+
+    private T[] ColumnCore<T>(string name, bool hasMissing, T missing)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var keys = Keys.ToArray();
+        var result = new T[keys.Length];
+        ForEachKey(keys, (i, key) =>
+        {
+            var raw = ColumnValue(key, name, hasMissing, out bool found);
+            result[i] = !found ? missing : PyConvert.TryTo<T>(raw, out var v) ? v : PyConvert.To<T>(raw, Describe(key, name));
+        });
+        return result;
+    }
+
+    private object? ColumnValue(StoreKey key, string name, bool hasMissing, out bool found)
+    {
+        switch (PeekItemTransient(key, name, out var raw))
+        {
+            case Formats.Pickle.PickleDictIndex.AttributeRead.Found:
+                found = true;
+                return raw;
+            case Formats.Pickle.PickleDictIndex.AttributeRead.NoAttribute when hasMissing:
+                found = false;
+                return null;
+            case Formats.Pickle.PickleDictIndex.AttributeRead.NoAttribute:
+                found = false;
+                return AttributeValue(key, name); // throws, naming the attributes the key has
+            case Formats.Pickle.PickleDictIndex.AttributeRead.NotADict:
+                throw NotADict(key, raw!);
+            default:
+                throw MissingKey(key);
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/> for every key, on all cores for a big store; the first failure in key order is thrown.</summary>
+    private static void ForEachKey(StoreKey[] keys, Action<int, StoreKey> body)
+    {
+        if (keys.Length < 4096 || Environment.ProcessorCount < 2)
+        {
+            for (int i = 0; i < keys.Length; i++) body(i, keys[i]);
+            return;
+        }
+        const int Chunk = 2048;
+        int chunks = (keys.Length + Chunk - 1) / Chunk;
+        var errors = new Exception?[chunks];
+        Parallel.For(0, chunks, c =>
+        {
+            int to = Math.Min(keys.Length, (c + 1) * Chunk);
+            try
+            {
+                for (int i = c * Chunk; i < to; i++) body(i, keys[i]);
+            }
+            catch (Exception e)
+            {
+                errors[c] = e;
+            }
+        });
+        foreach (var e in errors)
+            if (e is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+    }
+
     private object AttributeValue(StoreKey key, string name)
     {
         ArgumentNullException.ThrowIfNull(name);

@@ -27,6 +27,18 @@ public static class ApiGuideSamples
         // end sample
     }
 
+    public static long[] ReadColumns(string path, TextWriter output)
+    {
+        // sample: read-columns
+        using var attrs = AttributeDict.Open(path);
+        long[] sizes = attrs.Column<long>("size", missing: -1);  // one value per key, in Keys order
+        var ids = attrs.Keys.ToArray();
+        int largest = Array.IndexOf(sizes, sizes.Max());
+        output.WriteLine($"{sizes.Count(s => s >= 0)} of {ids.Length} objects have a size; the largest is {ids[largest]}");
+        // end sample
+        return sizes;
+    }
+
     public static ulong[] ReadArray(string path, TextWriter output)
     {
         // sample: read-array

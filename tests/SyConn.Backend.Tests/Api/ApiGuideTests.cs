@@ -54,6 +54,19 @@ public partial class ApiGuideTests
     }
 
     [SkippableFact]
+    public void Reading_a_column_of_a_fixture()
+    {
+        var w = new StringWriter();
+        var sizes = ApiGuideSamples.ReadColumns(Shared.PyFixture("attrdict_p5.pkl"), w);
+        using var ad = AttributeDict.Open(Shared.PyFixture("attrdict_p5.pkl"));
+        var keys = ad.Keys.ToArray();
+        Assert.Equal(keys.Length, sizes.Length);
+        for (int i = 0; i < keys.Length; i++)
+            Assert.Equal(ad.TryGet<long>(keys[i], "size", out var s) ? s : -1, sizes[i]);
+        Assert.Equal($"{sizes.Count(s => s >= 0)} of {keys.Length} objects have a size; the largest is {keys[Array.IndexOf(sizes, sizes.Max())]}", w.ToString().Trim());
+    }
+
+    [SkippableFact]
     public void Reading_an_array_of_a_fixture()
     {
         var w = new StringWriter();

@@ -13,7 +13,7 @@ internal static class FuzzBudget
     /// <summary>Every fuzz harness of the test suite.</summary>
     internal static readonly string[] Harnesses =
     [
-        "pickle", "bt-rows", "typed-entries",
+        "pickle", "pickle-index", "bt-rows", "typed-entries",
         "npy", "npz", "lz4", "knossos-config", "knossos-cube", "hdf5",
     ];
 

@@ -36,6 +36,12 @@ internal sealed class PickleReader
     private Dictionary<long, (object Value, int Height)>? _sparseMemo;
     // When set, only the memo indices that are read back are kept, in dense slots (see PickleMemoScan).
     private PickleMemoScan? _memoFilter;
+    // Range mode (RunRange): one item of a larger pickle is read; memo indices below _memoBase, and those the
+    // range refers to but did not put, come from _shared; only the indices in _refetched are kept locally.
+    private bool _rangeMode;
+    private long _memoBase;
+    private IReadOnlyDictionary<long, (object Value, int Height)>? _shared;
+    private ulong[]? _refetched;
 
     // The items array of the last tuple built, so that REDUCE of a fresh argument tuple needs no copy.
     private object? _lastTuple;
@@ -64,7 +70,10 @@ internal sealed class PickleReader
     /// payload is counted before it is allocated; data that an array merely references is counted once, as the
     /// bytes it came in.
     /// </summary>
-    internal long MaxMaterializedBytes { get; init; } = long.MaxValue;
+    internal long MaxMaterializedBytes { get; set; } = long.MaxValue;
+
+    /// <summary>The payload bytes counted against <see cref="MaxMaterializedBytes"/> so far (since the last <see cref="RunRange"/>).</summary>
+    internal long MaterializedBytes => _materialized;
 
     /// <summary>The name of the limit in <see cref="MaxMaterializedBytes"/>'s error message.</summary>
     internal string MaterializedLimitName { get; init; } = "ReadLimits." + nameof(ReadLimits.MaxStoreBytes);
@@ -334,6 +343,11 @@ internal sealed class PickleReader
     {
         if (index < 0 || index >= _opt.MaxMemoEntries)
             throw Error($"memo index {index} exceeds the limit of {_opt.MaxMemoEntries} entries (PickleReadOptions.MaxMemoEntries)");
+        if (_rangeMode)
+        {
+            RangeMemoPut(index, value, height);
+            return;
+        }
         if (_memoFilter is not null)
         {
             // The scan made sure that indices are put in order 0, 1, 2, ...: index == _memoLen.
@@ -370,11 +384,35 @@ internal sealed class PickleReader
             throw Error($"more than {_opt.MaxMemoEntries} memo entries (PickleReadOptions.MaxMemoEntries)");
     }
 
+    private void RangeMemoPut(long index, object value, int height)
+    {
+        // The index scan made sure that a range puts the indices _memoBase, _memoBase + 1, ... in order.
+        long local = index - _memoBase;
+        if (local != _memoLen - _memoBase) throw Error($"memo index {index} put out of order (expected {_memoLen})");
+        _memoLen++;
+        if (_refetched is not null && ((ulong)index >> 6 >= (ulong)_refetched.Length || (_refetched[index >> 6] & (1UL << (int)(index & 63))) == 0))
+            return;
+        if (local >= _memo.Length)
+        {
+            int n = (int)Math.Min(Math.Max(local + 1, (long)_memo.Length * 2), _opt.MaxMemoEntries);
+            Array.Resize(ref _memo, n);
+            Array.Resize(ref _memoHeights, n);
+        }
+        _memo[local] = value;
+        _memoHeights[local] = height;
+    }
+
     private void MemoGet(long index)
     {
         object? v = null;
         int h = 0;
-        if (_memoFilter is not null)
+        if (_rangeMode)
+        {
+            long local = index - _memoBase;
+            if (local >= 0 && local < _memo.Length && _memo[local] is { } lv) { v = lv; h = _memoHeights[local]; }
+            else if (_shared is not null && _shared.TryGetValue(index, out var se)) { v = se.Value; h = se.Height; }
+        }
+        else if (_memoFilter is not null)
         {
             int slot = index >= 0 && index < _memoLen ? _memoFilter.Slot(index) : -1;
             if (slot >= 0) { v = _memo[slot]; h = _memoHeights[slot]; }
@@ -395,6 +433,48 @@ internal sealed class PickleReader
 
     // ---------------------------------------------------------------- main loop
 
+    /// <summary>
+    /// Reads the one item that the opcodes in [<paramref name="start"/>, <paramref name="end"/>) of the pickle leave
+    /// on the stack (a value of a top-level dict, found by <see cref="PickleDictIndex"/>). Memo indices are numbered
+    /// from <paramref name="memoBase"/> (the number of memo entries put before <paramref name="start"/>); a memo
+    /// index the range fetches without putting it is looked up in <paramref name="shared"/>. Frames are not checked
+    /// here (the index scan checked them against the whole input). Offsets in errors are offsets in the whole input.
+    /// </summary>
+    public object RunRange(int start, int end, long memoBase, IReadOnlyDictionary<long, (object Value, int Height)>? shared, ulong[]? refetched)
+    {
+        _rangeMode = true;
+        _memoBase = memoBase;
+        _memoLen = checked((int)memoBase);
+        _shared = shared;
+        _refetched = refetched;
+        // A reader is reused for range after range: start from a clean state (a run that threw is not reused).
+        if (_memo.Length > 64) { _memo = new object?[8]; _memoHeights = new int[8]; }
+        else Array.Clear(_memo);
+        _sp = 0;
+        _mp = 0;
+        _fence = 0;
+        _elements = 0;
+        _materialized = 0;
+        _aliased = false;
+        _sharesValues = false;
+        _lastTuple = null;
+        _lastTupleItems = null;
+        return Loop(_data.Span[..end], start);
+    }
+
+    /// <summary>The memo entry <paramref name="index"/> this range put and kept (range mode), for the index's shared memo.</summary>
+    public bool TryGetRangeMemo(long index, out (object Value, int Height) entry)
+    {
+        long local = index - _memoBase;
+        if (_rangeMode && local >= 0 && local < _memo.Length && _memo[local] is { } v)
+        {
+            entry = (v, _memoHeights[local]);
+            return true;
+        }
+        entry = default;
+        return false;
+    }
+
     public object Run()
     {
         var span = _data.Span;
@@ -408,12 +488,17 @@ internal sealed class PickleReader
             _memo = new object?[_memoFilter.Count];
             _memoHeights = new int[_memoFilter.Count];
         }
-        int pos = 0;
+        return Loop(span, 0);
+    }
+
+    private object Loop(ReadOnlySpan<byte> span, int pos)
+    {
         while (true)
         {
             if (pos >= span.Length)
             {
                 _opPos = pos;
+                if (_rangeMode) return FinishRange();
                 throw new InvalidDataException($"{Where}: truncated at offset {pos}: input ended before the STOP opcode");
             }
             _opPos = pos;
@@ -431,10 +516,11 @@ internal sealed class PickleReader
                     Need(span, pos, 8);
                     ulong n = BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]);
                     pos += 8;
-                    CheckLength(span, pos, n);
+                    if (!_rangeMode) CheckLength(span, pos, n);
                     break;
                 }
                 case Op.Stop:
+                    if (_rangeMode) throw Error("STOP inside a dict value");
                     return Finish();
                 case Op.Mark:
                     if (_mp == _marks.Length) Array.Resize(ref _marks, _mp * 2);
@@ -816,6 +902,13 @@ internal sealed class PickleReader
                     throw Error($"unknown opcode 0x{op:x2}");
             }
         }
+    }
+
+    private object FinishRange()
+    {
+        if (_mp != 0) throw Error("a MARK is still open at the end of a dict value");
+        if (_sp != 1) throw Error($"a dict value left {_sp} items on the stack, expected 1");
+        return Finish();
     }
 
     private object Finish()

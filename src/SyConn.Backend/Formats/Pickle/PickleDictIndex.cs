@@ -1,0 +1,825 @@
+using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using SyConn.Backend.Python;
+
+namespace SyConn.Backend.Formats.Pickle;
+
+/// <summary>
+/// A pickle whose top level is one dict (every SyConn store file), indexed by key without building the values:
+/// one pass over the opcodes finds where each key and each value lies, the keys are read, and a value is read from
+/// its bytes the first time it is asked for (then kept, so every read returns the same object).
+/// </summary>
+/// <remarks>
+/// <para><b>Memo references across values.</b> A pickler memoizes what it writes, so a value may fetch an object
+/// that an earlier value put (formats.md §5.5): in SyConn files the attribute-name strings, dtypes and the numpy
+/// globals. The scan notes every such fetch; the values that put those objects are read while the index is built,
+/// and the objects are kept in a shared memo that later reads look up. When a fetched object is mutable (a list,
+/// dict, set, array or bytearray, or a tuple holding one), or a value refers to the dict itself, the values share
+/// state and cannot be read one by one: <see cref="TryBuild"/> then returns null and the caller reads the whole
+/// pickle as before.</para>
+/// <para>The scan never throws: anything but the plain layout CPython writes at protocol 2 to 5 (dict, optional
+/// memo, then batches of MARK key value ... SETITEMS or single SETITEMs, STOP; memo indices put in order; no DUP,
+/// text memo opcodes, persistent ids, extensions or out-of-band buffers) gives null, and the whole-pickle reader
+/// raises the error with its message. A damaged value whose opcodes are well formed (a refused global, a bad array
+/// shape) is found when the value is read: the error names the file, the key and the byte offset.</para>
+/// <para>Thread-safety: after construction, <see cref="TryGetValue"/>, <see cref="ContainsKey"/>, <see cref="Keys"/>
+/// and <see cref="Count"/> may be called from several threads at once; a value read by two threads at once is read
+/// twice and one of the two results is kept and returned to both.</para>
+/// </remarks>
+internal sealed class PickleDictIndex
+{
+    private readonly ReadOnlyMemory<byte> _data;
+    private readonly PickleReadOptions _options;
+    private readonly string? _source;
+    private readonly object[] _keys;
+    private readonly int[] _start;
+    private readonly int[] _end;
+    private readonly int[] _memoBase;
+    private readonly object?[] _values;
+    private readonly Dictionary<object, int> _lookup;
+    private readonly Dictionary<long, (object Value, int Height)> _shared;
+    private readonly ulong[] _refetched;
+    private PickleReader? _spare;
+    private readonly long _maxStoreBytes;
+    private long _storeBytes;
+
+    private PickleDictIndex(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source, Scan scan, long maxStoreBytes)
+    {
+        _maxStoreBytes = maxStoreBytes;
+        _data = data;
+        _options = options;
+        _source = source;
+        int n = scan.Entries;
+        _keys = new object[n];
+        _start = new int[n];
+        _end = new int[n];
+        _memoBase = new int[n];
+        _values = new object?[n];
+        _lookup = new Dictionary<object, int>(n, PyEquality.Comparer);
+        _shared = [];
+        _refetched = scan.Refetched;
+    }
+
+    /// <summary>Number of keys.</summary>
+    public int Count => _lookup.Count;
+
+    /// <summary>The keys in dict order (the order of first appearance, as Python's dict keeps them).</summary>
+    public IEnumerable<object> Keys
+    {
+        get
+        {
+            for (int i = 0; i < _keys.Length; i++)
+                if (_keys[i] is { } k) yield return k;
+        }
+    }
+
+    /// <summary>True if <paramref name="key"/> (a Python value) is a key of the dict.</summary>
+    public bool ContainsKey(object key) => _lookup.ContainsKey(key);
+
+    /// <summary>The value of <paramref name="key"/>, read on first use.</summary>
+    /// <exception cref="InvalidDataException">The value's bytes are damaged (the message names the file, key and offset).</exception>
+    public bool TryGetValue(object key, [MaybeNullWhen(false)] out object value)
+    {
+        if (!_lookup.TryGetValue(key, out int i))
+        {
+            value = null;
+            return false;
+        }
+        value = Value(i);
+        return true;
+    }
+
+    /// <summary>What <paramref name="value"/> (a value of the dict) says of its item <paramref name="name"/>.</summary>
+    public static AttributeRead ItemOf(object value, string name, out object? result)
+    {
+        if (value is PyDict d) return d.TryGetValue(name, out result) ? AttributeRead.Found : AttributeRead.NoAttribute;
+        result = value;
+        return AttributeRead.NotADict;
+    }
+
+    /// <summary>What <see cref="ReadAttributeTransient"/> found.</summary>
+    public enum AttributeRead
+    {
+        /// <summary>The key is not in the dict.</summary>
+        NoKey,
+        /// <summary>The value is a dict holding the attribute; the result is the attribute's value.</summary>
+        Found,
+        /// <summary>The value is a dict without the attribute.</summary>
+        NoAttribute,
+        /// <summary>The value is not a dict; the result is the value.</summary>
+        NotADict,
+    }
+
+    /// <summary>
+    /// The item <paramref name="name"/> of the dict stored under <paramref name="key"/>, reading only that item's bytes
+    /// when the value was not read before (the usual case of an attribute dict whose items refer only to shared
+    /// strings, dtypes and globals); otherwise the whole value is read for this call. Nothing is kept.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes read are damaged (the message names the file, key and offset).</exception>
+    public AttributeRead ReadAttributeTransient(object key, string name, out object? result)
+    {
+        result = null;
+        if (!_lookup.TryGetValue(key, out int i)) return AttributeRead.NoKey;
+        var whole = Volatile.Read(ref _values[i]);
+        if (whole is null)
+        {
+            switch (FindItem(i, name, out int vs, out int ve, out int vm))
+            {
+                case 1:
+                    result = ReadRange(i, vs, ve, vm, keep: false);
+                    return AttributeRead.Found;
+                case 0:
+                    return AttributeRead.NoAttribute;
+            }
+            whole = ReadRange(i, _start[i], _end[i], _memoBase[i], keep: false);
+        }
+        return ItemOf(whole, name, out result);
+    }
+
+    /// <summary>
+    /// Finds the item <paramref name="name"/> in the dict value of entry <paramref name="entry"/> by its opcodes:
+    /// 1 with its value's range and memo base, 0 when the dict has no such str key, -1 when it cannot tell (not a
+    /// plain dict, or the item's value fetches an object another item of the same value put).
+    /// </summary>
+    private int FindItem(int entry, string name, out int valueStart, out int valueEnd, out int valueMemo)
+    {
+        valueStart = valueEnd = valueMemo = 0;
+        try
+        {
+            return FindItemCore(_data.Span, entry, name, ref valueStart, ref valueEnd, ref valueMemo);
+        }
+        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException)
+        {
+            return -1; // damaged lengths: the whole-value read reports them
+        }
+    }
+
+    private int FindItemCore(ReadOnlySpan<byte> span, int entry, string name, ref int valueStart, ref int valueEnd, ref int valueMemo)
+    {
+        const int MaxItems = 64;
+        int pos = _start[entry], end = _end[entry], memoBase = _memoBase[entry], memo = memoBase;
+        if (span[pos] != Op.EmptyDict) return -1;
+        Span<int> start = stackalloc int[MaxItems];
+        Span<int> memoAt = stackalloc int[MaxItems];
+        Span<int> markSp = stackalloc int[MaxItems];
+        Span<int> markPos = stackalloc int[MaxItems];
+        Span<int> markMemo = stackalloc int[MaxItems];
+        Span<int> putItem = stackalloc int[MaxItems]; // where the item memoized as memoBase + k starts
+        int sp = 0, mp = 0, found = 0;
+        while (pos < end)
+        {
+            int p = pos;
+            byte op = span[pos++];
+            long len = 0;
+            switch (op)
+            {
+                case Op.BinGet or Op.LongBinGet:
+                {
+                    long idx = op == Op.BinGet ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
+                    if (idx >= memo) return -1;
+                    len = op == Op.BinGet ? 1 : 4;
+                    break;
+                }
+                case Op.Memoize or Op.BinPut or Op.LongBinPut:
+                {
+                    int skip = op == Op.Memoize ? 0 : op == Op.BinPut ? 1 : 4;
+                    if (sp == 0 || (skip > 0 && (skip == 1 ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..])) != memo)) return -1;
+                    if (memo - memoBase < MaxItems) putItem[memo - memoBase] = start[sp - 1];
+                    memo++;
+                    pos += skip;
+                    continue;
+                }
+                case Op.Frame:
+                    pos += 8;
+                    continue;
+                case Op.Mark:
+                    if (mp == MaxItems) return -1;
+                    markSp[mp] = sp;
+                    markPos[mp] = p;
+                    markMemo[mp] = memo;
+                    mp++;
+                    continue;
+                case Op.Tuple or Op.List or Op.Dict or Op.FrozenSet:
+                    if (mp == 0) return -1;
+                    mp--;
+                    sp = markSp[mp];
+                    start[sp] = markPos[mp];
+                    memoAt[sp] = markMemo[mp];
+                    sp++;
+                    continue;
+                case Op.Tuple1:
+                    if (sp < 1) return -1;
+                    continue;
+                case Op.Tuple2 or Op.Reduce or Op.Build or Op.NewObj or Op.StackGlobal or Op.Append:
+                    if (sp < 2) return -1;
+                    sp--;
+                    continue;
+                case Op.Tuple3:
+                    if (sp < 3) return -1;
+                    sp -= 2;
+                    continue;
+                case Op.SetItem:
+                    if (sp < 3) return -1;
+                    if (sp == 3 && mp == 0 && KeyIs(span, start[1], name, memoBase, putItem) is var one && one != 0)
+                    {
+                        if (one < 0) return -1;
+                        (valueStart, valueEnd, valueMemo) = (start[2], p, memoAt[2]);
+                        found = 1;
+                    }
+                    sp -= 2;
+                    continue;
+                case Op.SetItems or Op.Appends or Op.AddItems:
+                {
+                    if (mp == 0) return -1;
+                    int m = markSp[--mp];
+                    if (m < 1) return -1;
+                    if (op == Op.SetItems && m == 1 && mp == 0)
+                    {
+                        if (((sp - m) & 1) != 0) return -1;
+                        for (int k = m; k < sp; k += 2)
+                        {
+                            int kr = KeyIs(span, start[k], name, memoBase, putItem);
+                            if (kr < 0) return -1;
+                            if (kr == 0) continue;
+                            bool last = k + 2 >= sp;
+                            (valueStart, valueEnd, valueMemo) = (start[k + 1], last ? p : start[k + 2], memoAt[k + 1]);
+                            found = 1;
+                        }
+                    }
+                    sp = m;
+                    continue;
+                }
+                default:
+                    len = PushArgLength(span, pos, op);
+                    if (len < 0) return -1;
+                    break;
+            }
+            pos += (int)len;
+            if (sp == MaxItems) return -1;
+            start[sp] = p;
+            memoAt[sp] = memo;
+            sp++;
+        }
+        if (sp != 1 || mp != 0 || memo - memoBase > MaxItems) return -1;
+        if (found == 0) return 0;
+        // The item's value must not fetch what an earlier item of this value put.
+        for (int q = valueStart; q < valueEnd;)
+        {
+            byte op = span[q++];
+            if (op is Op.BinGet or Op.LongBinGet)
+            {
+                long idx = op == Op.BinGet ? span[q] : BinaryPrimitives.ReadUInt32LittleEndian(span[q..]);
+                if (idx >= memoBase && idx < valueMemo) return -1;
+                q += op == Op.BinGet ? 1 : 4;
+                continue;
+            }
+            long n = op switch
+            {
+                Op.Memoize or Op.Mark or Op.Tuple or Op.List or Op.Dict or Op.FrozenSet or Op.Tuple1 or Op.Tuple2 or Op.Tuple3
+                    or Op.Reduce or Op.Build or Op.NewObj or Op.StackGlobal or Op.Append or Op.SetItem or Op.SetItems
+                    or Op.Appends or Op.AddItems => 0,
+                Op.BinPut => 1,
+                Op.LongBinPut => 4,
+                Op.Frame => 8,
+                _ => PushArgLength(span, q, op),
+            };
+            if (n < 0) return -1;
+            q += (int)n;
+        }
+        return 1;
+    }
+
+    /// <summary>Whether the key item starting at <paramref name="from"/> is the str <paramref name="name"/>: 1 yes, 0 no, -1 cannot tell.</summary>
+    private int KeyIs(ReadOnlySpan<byte> span, int from, string name, int memoBase, ReadOnlySpan<int> putItem)
+    {
+        byte op = span[from];
+        if (op is Op.BinGet or Op.LongBinGet)
+        {
+            long idx = op == Op.BinGet ? span[from + 1] : BinaryPrimitives.ReadUInt32LittleEndian(span[(from + 1)..]);
+            if (idx < memoBase) return _shared.TryGetValue(idx, out var e) ? (e.Value is string sv && sv == name ? 1 : 0) : -1;
+            long local = idx - memoBase;
+            return local < putItem.Length ? StrIs(span, putItem[(int)local], name) : -1;
+        }
+        return StrIs(span, from, name);
+    }
+
+    private static int StrIs(ReadOnlySpan<byte> span, int at, string name)
+    {
+        ReadOnlySpan<byte> text;
+        switch (span[at])
+        {
+            case Op.ShortBinUnicode:
+                text = span.Slice(at + 2, span[at + 1]);
+                break;
+            case Op.BinUnicode:
+                text = span.Slice(at + 5, checked((int)BinaryPrimitives.ReadUInt32LittleEndian(span[(at + 1)..])));
+                break;
+            case Op.BinUnicode8 or Op.Unicode:
+                return -1;
+            default:
+                return 0; // not a str: an int, a tuple, bytes, ...
+        }
+        if (text.Length != System.Text.Encoding.UTF8.GetByteCount(name)) return 0;
+        Span<byte> utf8 = text.Length <= 256 ? stackalloc byte[text.Length] : new byte[text.Length];
+        System.Text.Encoding.UTF8.GetBytes(name, utf8);
+        return text.SequenceEqual(utf8) ? 1 : 0;
+    }
+
+    /// <summary>Every key and value in dict order; values not read yet are read on both cores, a batch ahead.</summary>
+    public IEnumerable<KeyValuePair<object, object>> Items()
+    {
+        const int Batch = 256;
+        for (int from = 0; from < _keys.Length; from += Batch)
+        {
+            int to = Math.Min(_keys.Length, from + Batch);
+            ReadAhead(from, to);
+            for (int i = from; i < to; i++)
+                if (_keys[i] is { } k) yield return KeyValuePair.Create(k, Value(i));
+        }
+    }
+
+    /// <summary>Reads every value not read yet (on all cores) and returns the whole dict, in order.</summary>
+    public PyDict Materialize()
+    {
+        ReadAhead(0, _keys.Length);
+        var d = new PyDict(_lookup.Count);
+        for (int i = 0; i < _keys.Length; i++)
+            if (_keys[i] is { } k) d.Add(k, Value(i));
+        return d;
+    }
+
+    private void ReadAhead(int from, int to)
+    {
+        int pending = 0;
+        long bytes = 0;
+        for (int i = from; i < to; i++)
+        {
+            if (Volatile.Read(ref _values[i]) is null && _keys[i] is not null)
+            {
+                pending++;
+                bytes += _end[i] - _start[i];
+            }
+        }
+        if (pending < 16 || bytes < 64 * 1024 || Environment.ProcessorCount < 2)
+        {
+            for (int i = from; i < to; i++)
+                if (_keys[i] is not null) Value(i);
+            return;
+        }
+        Parallel.For(from, to, i =>
+        {
+            if (_keys[i] is not null) Value(i);
+        });
+    }
+
+    private object Value(int i)
+    {
+        var v = Volatile.Read(ref _values[i]);
+        if (v is not null) return v;
+        var read = ReadRange(i, _start[i], _end[i], _memoBase[i], keep: false, kept: true);
+        return Interlocked.CompareExchange(ref _values[i], read, null) ?? read;
+    }
+
+    // kept: the value read is kept by the index, so its payload counts toward the store's limit
+    // (ReadLimits.MaxStoreBytes); a value read for one look is only held to that limit by itself.
+    private object ReadRange(int entry, int start, int end, int memoBase, bool keep, bool kept = false)
+    {
+        var reader = Interlocked.Exchange(ref _spare, null) ?? new PickleReader(_data, _options, _source);
+        try
+        {
+            reader.MaxMaterializedBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
+            var v = reader.RunRange(start, end, memoBase, _shared, _refetched);
+            if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
+            if (keep) _lastReader = reader;
+            else Volatile.Write(ref _spare, reader);
+            return v;
+        }
+        catch (InvalidDataException e)
+        {
+            string where = _keys[entry] is { } k ? $"key {PyRepr.Repr(k)}" : $"key #{entry}";
+            throw new InvalidDataException($"{_source ?? "pickle"}, {where}: {e.Message}", e);
+        }
+    }
+
+    // Set by ReadRange(keep: true) during construction, so the memo entries the range put can be copied out.
+    private PickleReader? _lastReader;
+
+    /// <summary>
+    /// Indexes <paramref name="data"/>, or returns null when it is not a plain dict pickle whose values can be read
+    /// one by one (see the remarks; the caller then reads it whole).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A key, or a value that others refer to, is damaged.</exception>
+    /// <param name="data">The pickle.</param>
+    /// <param name="options">The reader's limits.</param>
+    /// <param name="source">The name in error messages (the file).</param>
+    /// <param name="maxStoreBytes">The most payload bytes the values kept may add up to (<see cref="ReadLimits.MaxStoreBytes"/>).</param>
+    public static PickleDictIndex? TryBuild(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source, long maxStoreBytes = long.MaxValue)
+    {
+        var scan = Scan.Run(data.Span, options);
+        if (scan is null) return null;
+        var index = new PickleDictIndex(data, options, source, scan, maxStoreBytes);
+        return index.Fill(scan) ? index : null;
+    }
+
+    private bool Fill(Scan scan)
+    {
+        var span = _data.Span;
+        int n = scan.Entries;
+        // Which ranges put objects that other ranges fetch: read those while building, in file order.
+        var cross = scan.CrossFetched;
+        for (int i = 0; i < n; i++)
+        {
+            int ks = scan.KeyStart[i], vs = scan.ValueStart[i], ve = scan.ValueEnd[i];
+            object key = TryPlainInt(span, ks, vs, out var plain) ? plain
+                : ReadRange(i, ks, vs, scan.KeyMemo[i], keep: true);
+            if (!ReferenceEquals(key, plain)) Share(scan.KeyMemo[i], scan.ValueMemo[i], cross);
+            if (Unhashable(key) is { } bad)
+                throw new InvalidDataException($"{_source ?? "pickle"}: unhashable dict key or member of type {PickleReader.TypeName(bad)} at byte offset {ks}");
+            int slot = i;
+            if (_lookup.TryGetValue(key, out int first))
+            {
+                slot = first; // a repeated key keeps its first place and takes the later value, as a Python dict
+            }
+            else
+            {
+                _lookup.Add(key, i);
+                _keys[i] = key;
+            }
+            _start[slot] = vs;
+            _end[slot] = ve;
+            _memoBase[slot] = scan.ValueMemo[i];
+            _values[slot] = null;
+            if (scan.IsDefiner(i))
+            {
+                _values[slot] = ReadRange(slot, vs, ve, scan.ValueMemo[i], keep: true, kept: true);
+                Share(scan.ValueMemo[i], scan.ValueMemoEnd[i], cross);
+            }
+        }
+        // Values that share a mutable object cannot be read one by one.
+        foreach (var (_, (v, _)) in _shared)
+            if (!Immutable(v, 0)) return false;
+        return true;
+    }
+
+    private void Share(int memoFrom, int memoTo, ulong[] cross)
+    {
+        var reader = _lastReader;
+        _lastReader = null;
+        if (reader is null) return;
+        for (int m = memoFrom; m < memoTo; m++)
+        {
+            if ((cross[m >> 6] & (1UL << (m & 63))) == 0) continue;
+            if (reader.TryGetRangeMemo(m, out var e)) _shared[m] = e;
+        }
+        Volatile.Write(ref _spare, reader);
+    }
+
+    /// <summary>The first member of a key that Python cannot hash (the key itself, or inside its tuples), or null.</summary>
+    private static object? Unhashable(object key)
+    {
+        var pending = new Stack<object>();
+        HashSet<object>? seen = null;
+        pending.Push(key);
+        while (pending.Count > 0)
+        {
+            var m0 = pending.Pop();
+            switch (m0)
+            {
+                case PyList or PyDict or PyByteArray or Arrays.NdArray or PySet { IsFrozen: false }:
+                    return m0;
+                case PyTuple { Count: > 0 } t:
+                    seen ??= new HashSet<object>(ReferenceEqualityComparer.Instance);
+                    if (seen.Add(t)) foreach (var m in t) pending.Push(m);
+                    break;
+            }
+        }
+        return null;
+    }
+
+    private static bool Immutable(object v, int depth) => v switch
+    {
+        string or long or double or bool or System.Numerics.BigInteger or PyNone or PyBytes or NpScalar or Arrays.DType => true,
+        PyTuple t => depth < 32 && t.All(x => Immutable(x, depth + 1)),
+        PySet { IsFrozen: true } s => depth < 32 && s.All(x => Immutable(x, depth + 1)),
+        PickleTemp temp => temp is GlobalRef or DTypeProxy,
+        _ => false,
+    };
+
+    /// <summary>
+    /// The argument length of an opcode that pushes one new item and touches nothing else (constants, strings,
+    /// bytes, GLOBAL), or -1 for any other opcode; -2 when the argument runs past the input.
+    /// </summary>
+    private static long PushArgLength(ReadOnlySpan<byte> span, int pos, byte op)
+    {
+        long len;
+        switch (op)
+        {
+            case Op.None or Op.NewTrue or Op.NewFalse or Op.EmptyTuple or Op.EmptyList or Op.EmptyDict or Op.EmptySet:
+                len = 0;
+                break;
+            case Op.BinInt1: len = 1; break;
+            case Op.BinInt2: len = 2; break;
+            case Op.BinInt: len = 4; break;
+            case Op.BinFloat: len = 8; break;
+            case Op.Long1 or Op.ShortBinUnicode or Op.ShortBinString or Op.ShortBinBytes:
+                len = 1 + (long)span[pos];
+                break;
+            case Op.Long4 or Op.BinString:
+                len = 4 + (long)BinaryPrimitives.ReadInt32LittleEndian(span[pos..]);
+                if (len < 4) return -2;
+                break;
+            case Op.BinUnicode or Op.BinBytes:
+                len = 4 + (long)BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
+                break;
+            case Op.BinUnicode8 or Op.BinBytes8 or Op.ByteArray8:
+            {
+                ulong n = BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]);
+                if (n > (ulong)span.Length) return -2;
+                len = 8 + (long)n;
+                break;
+            }
+            case Op.Int or Op.Long or Op.Float or Op.String or Op.Unicode:
+            {
+                int nl = span[pos..].IndexOf((byte)'\n');
+                if (nl < 0) return -2;
+                len = nl + 1;
+                break;
+            }
+            case Op.Global:
+            {
+                int nl1 = span[pos..].IndexOf((byte)'\n');
+                if (nl1 < 0) return -2;
+                int nl2 = span[(pos + nl1 + 1)..].IndexOf((byte)'\n');
+                if (nl2 < 0) return -2;
+                len = nl1 + 1 + nl2 + 1;
+                break;
+            }
+            default:
+                return -1;
+        }
+        return len > span.Length - pos ? -2 : len;
+    }
+
+    /// <summary>A key that is one BININT1/BININT2/BININT opcode (the common case) is read without a reader.</summary>
+    private static bool TryPlainInt(ReadOnlySpan<byte> span, int start, int end, out object value)
+    {
+        value = null!;
+        int len = end - start;
+        switch (span[start])
+        {
+            case Op.BinInt1 when len == 2:
+                value = (long)span[start + 1];
+                return true;
+            case Op.BinInt2 when len == 3:
+                value = (long)BinaryPrimitives.ReadUInt16LittleEndian(span[(start + 1)..]);
+                return true;
+            case Op.BinInt when len == 5:
+                value = (long)BinaryPrimitives.ReadInt32LittleEndian(span[(start + 1)..]);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>The opcode pass: where every top-level key and value lies, and which memo entries cross values.</summary>
+    private sealed class Scan
+    {
+        public int Entries;
+        public int[] KeyStart = new int[64], ValueStart = new int[64], ValueEnd = new int[64];
+        public int[] KeyMemo = new int[64], ValueMemo = new int[64], ValueMemoEnd = new int[64];
+        public ulong[] Refetched = [];
+        public ulong[] CrossFetched = [];
+        private bool[] _definer = [];
+
+        public bool IsDefiner(int entry) => _definer[entry];
+
+        private void AddEntry(int ks, int km, int vs, int vm, int ve, int vme)
+        {
+            if (Entries == KeyStart.Length)
+            {
+                int m = Entries * 2;
+                Array.Resize(ref KeyStart, m); Array.Resize(ref ValueStart, m); Array.Resize(ref ValueEnd, m);
+                Array.Resize(ref KeyMemo, m); Array.Resize(ref ValueMemo, m); Array.Resize(ref ValueMemoEnd, m);
+            }
+            KeyStart[Entries] = ks; KeyMemo[Entries] = km;
+            ValueStart[Entries] = vs; ValueMemo[Entries] = vm;
+            ValueEnd[Entries] = ve; ValueMemoEnd[Entries] = vme;
+            Entries++;
+        }
+
+        public static Scan? Run(ReadOnlySpan<byte> span, PickleReadOptions options)
+        {
+            try
+            {
+                var s = new Scan();
+                return s.Walk(span, options) ? s : null;
+            }
+            catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException or OverflowException)
+            {
+                return null; // damaged lengths: the whole-pickle reader reports them
+            }
+        }
+
+        private bool Walk(ReadOnlySpan<byte> span, PickleReadOptions options)
+        {
+            int pos = 0;
+            if (span.Length < 3 || span[0] != Op.Proto || span[1] < 2 || span[1] > Pickle.HighestProtocol) return false;
+            pos = 2;
+            int depthLimit = Math.Max(16, options.MaxDepth);
+            var start = new int[64];
+            var memoAt = new int[64];
+            int sp = 0;
+            var markSp = new int[16];
+            var markPos = new int[16];
+            var markMemo = new int[16];
+            int mp = 0;
+            int memo = 0;
+            var memoPos = new int[256];
+            var getPos = new int[256];
+            var getIdx = new int[256];
+            int gets = 0;
+            bool root = false;
+
+            void PushItem(int p, int m, ref int[] st, ref int[] ma)
+            {
+                if (sp == st.Length)
+                {
+                    Array.Resize(ref st, sp * 2);
+                    Array.Resize(ref ma, sp * 2);
+                }
+                st[sp] = p;
+                ma[sp] = m;
+                sp++;
+            }
+
+            while (true)
+            {
+                if (pos >= span.Length) return false;
+                int p = pos;
+                byte op = span[pos++];
+                long len;
+                switch (op)
+                {
+                    case Op.EmptyDict when !root:
+                        if (sp != 0) return false;
+                        root = true;
+                        PushItem(p, memo, ref start, ref memoAt);
+                        continue;
+                    case Op.BinGet or Op.LongBinGet:
+                    {
+                        long idx = op == Op.BinGet ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
+                        if (idx >= memo) return false;
+                        if (gets == getPos.Length)
+                        {
+                            Array.Resize(ref getPos, gets * 2);
+                            Array.Resize(ref getIdx, gets * 2);
+                        }
+                        getPos[gets] = p;
+                        getIdx[gets] = (int)idx;
+                        gets++;
+                        len = op == Op.BinGet ? 1 : 4;
+                        break;
+                    }
+                    case Op.Memoize or Op.BinPut or Op.LongBinPut:
+                    {
+                        if (sp == 0 || (mp > 0 && markSp[mp - 1] == sp)) return false;
+                        int skip = op == Op.Memoize ? 0 : op == Op.BinPut ? 1 : 4;
+                        if (skip > 0)
+                        {
+                            long idx = skip == 1 ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
+                            if (idx != memo) return false; // only indices put in order, as CPython writes them
+                        }
+                        if (memo >= options.MaxMemoEntries) return false;
+                        if (memo == memoPos.Length) Array.Resize(ref memoPos, memo * 2);
+                        memoPos[memo++] = p;
+                        pos += skip;
+                        if (pos > span.Length) return false;
+                        continue;
+                    }
+                    case Op.Frame:
+                    {
+                        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(span[pos..]);
+                        pos += 8;
+                        if (n > (ulong)(span.Length - pos)) return false;
+                        continue;
+                    }
+                    case Op.Mark:
+                        if (mp == markSp.Length)
+                        {
+                            Array.Resize(ref markSp, mp * 2);
+                            Array.Resize(ref markPos, mp * 2);
+                            Array.Resize(ref markMemo, mp * 2);
+                        }
+                        if (mp >= depthLimit) return false;
+                        markSp[mp] = sp;
+                        markPos[mp] = p;
+                        markMemo[mp] = memo;
+                        mp++;
+                        continue;
+                    case Op.Tuple or Op.List or Op.Dict or Op.FrozenSet:
+                    {
+                        if (mp == 0) return false;
+                        mp--;
+                        sp = markSp[mp];
+                        PushItem(markPos[mp], markMemo[mp], ref start, ref memoAt);
+                        continue;
+                    }
+                    case Op.Tuple1:
+                        if (sp < 1 || (mp > 0 && markSp[mp - 1] > sp - 1)) return false;
+                        continue;
+                    case Op.Tuple2 or Op.Reduce or Op.Build or Op.NewObj or Op.StackGlobal:
+                        if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 2)) return false;
+                        sp--;
+                        continue;
+                    case Op.Tuple3:
+                        if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return false;
+                        sp -= 2;
+                        continue;
+                    case Op.Append:
+                        if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 2)) return false;
+                        sp--;
+                        continue;
+                    case Op.SetItem:
+                        if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return false;
+                        if (sp == 3 && mp == 0)
+                            AddEntry(start[1], memoAt[1], start[2], memoAt[2], p, memo);
+                        sp -= 2;
+                        continue;
+                    case Op.Appends or Op.SetItems or Op.AddItems:
+                    {
+                        if (mp == 0) return false;
+                        int m = markSp[--mp];
+                        if (m < 1) return false;
+                        if (op == Op.SetItems && m == 1 && mp == 0)
+                        {
+                            if (((sp - m) & 1) != 0) return false;
+                            for (int i = m; i < sp; i += 2)
+                            {
+                                bool last = i + 2 >= sp;
+                                AddEntry(start[i], memoAt[i], start[i + 1], memoAt[i + 1],
+                                    last ? p : start[i + 2], last ? memo : memoAt[i + 2]);
+                            }
+                        }
+                        sp = m;
+                        continue;
+                    }
+                    case Op.Pop:
+                        if (mp > 0 && markSp[mp - 1] == sp) mp--;
+                        else if (sp > 1) sp--;
+                        else return false;
+                        continue;
+                    case Op.Stop:
+                        if (sp != 1 || mp != 0 || !root) return false;
+                        return Finish(memoPos, memo, getPos, getIdx, gets);
+                    default:
+                        // Pushing one new item, or: PROTO again, DUP, POP_MARK, text memo opcodes, persistent ids,
+                        // extensions, buffers, unknown.
+                        len = PushArgLength(span, pos, op);
+                        if (len < 0) return false;
+                        break;
+                }
+                pos += (int)len;
+                if (sp >= depthLimit * 4) return false;
+                PushItem(p, memo, ref start, ref memoAt);
+            }
+        }
+
+        private bool Finish(int[] memoPos, int memoCount, int[] getPos, int[] getIdx, int gets)
+        {
+            if (Entries == 0) return false; // nothing to gain
+            // Ranges in file order: key i is range 2i, value i is range 2i+1 (entries are recorded in file order).
+            int ranges = Entries * 2;
+            int RangeStart(int r) => (r & 1) == 0 ? KeyStart[r >> 1] : ValueStart[r >> 1];
+            int RangeEnd(int r) => (r & 1) == 0 ? ValueStart[r >> 1] : ValueEnd[r >> 1];
+            // Where each memo index was put (-1: outside every key and value, i.e. the dict itself).
+            var defRange = new int[memoCount];
+            int r = 0;
+            for (int m = 0; m < memoCount; m++)
+            {
+                int p = memoPos[m];
+                while (r < ranges && RangeEnd(r) <= p) r++;
+                defRange[m] = r < ranges && RangeStart(r) <= p ? r : -1;
+            }
+            int words = (memoCount + 63) >> 6;
+            Refetched = new ulong[words];
+            CrossFetched = new ulong[words];
+            _definer = new bool[Entries];
+            r = 0;
+            for (int g = 0; g < gets; g++)
+            {
+                int p = getPos[g], m = getIdx[g];
+                while (r < ranges && RangeEnd(r) <= p) r++;
+                int at = r < ranges && RangeStart(r) <= p ? r : -1;
+                int from = defRange[m];
+                if (from < 0 || at < 0) return false; // the dict itself, or something between the entries
+                Refetched[m >> 6] |= 1UL << (m & 63);
+                if (from != at)
+                {
+                    CrossFetched[m >> 6] |= 1UL << (m & 63);
+                    if ((from & 1) == 1) _definer[from >> 1] = true;
+                }
+            }
+            return true;
+        }
+    }
+}

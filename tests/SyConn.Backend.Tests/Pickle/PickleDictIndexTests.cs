@@ -1,0 +1,303 @@
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Pickle;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+using SyConn.Backend.Tests.Infrastructure;
+
+namespace SyConn.Backend.Tests.Pickle;
+
+/// <summary>
+/// The by-key index of store pickles (<see cref="PickleDictIndex"/>): values read one by one equal the values of the
+/// whole-pickle reader, files whose values share mutable objects are read whole, damaged values are reported when read
+/// and never written over, and the columnar reads of <see cref="AttributeDict"/> equal per-key reads.
+/// </summary>
+public sealed class PickleDictIndexTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("syconn-dictindex-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    public static TheoryData<string> StoreFixtures => new(
+        "attrdict_p5.pkl", "attrdict_p4.pkl", "attrdict_p2.pkl",
+        "compressed_storage.pkl", "compressed_storage_multichunk.pkl", "compressed_storage_large_block.pkl",
+        "mesh_storage_raw.pkl", "mesh_storage_lz4.pkl", "mesh_storage_legacy.pkl",
+        "skeleton_storage.pkl", "voxel_storage_l.pkl", "voxel_storage_class.pkl", "voxel_storage_dyn.pkl",
+        "numpy_zoo_p5.pkl", "numpy_zoo_p4.pkl", "numpy_zoo_p2.pkl", "python_zoo_p5.pkl", "python_zoo_p2.pkl");
+
+    [SkippableTheory]
+    [MemberData(nameof(StoreFixtures))]
+    public void Every_value_read_by_key_equals_the_whole_pickle_read(string name)
+    {
+        var bytes = PickleFixtureTests.Read(name);
+        var whole = (PyDict)Formats.Pickle.Pickle.Load(bytes, sourceName: name);
+        var index = PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, name);
+        if (index is null)
+        {
+            // Read whole: only files whose values share a mutable object (or hold the dict itself) may be.
+            Formats.Pickle.Pickle.Load(bytes, null, name, out bool shares);
+            Assert.True(shares, $"{name}: not indexed, though its values share nothing mutable");
+            return;
+        }
+        Assert.Equal(whole.Count, index.Count);
+        Assert.Equal(whole.Keys.Select(PyRepr.Repr), index.Keys.Select(PyRepr.Repr));
+        foreach (var (k, v) in whole)
+        {
+            Assert.True(index.TryGetValue(k, out var got));
+            TypedJsonAssert.Equal(TypedJson.ToJson(v), TypedJson.ToJson(got), $"{name}, key {PyRepr.Repr(k)}");
+            Assert.True(index.TryGetValue(k, out var again));
+            Assert.Same(got, again);
+        }
+        TypedJsonAssert.Equal(TypedJson.ToJson(whole), TypedJson.ToJson(index.Materialize()), name);
+    }
+
+    public static TheoryData<string> SyConnStoreFixtures => new(SyConnStoreFixtureNames);
+
+    internal static readonly string[] SyConnStoreFixtureNames =
+    [
+        "attrdict_p5.pkl", "attrdict_p4.pkl", "attrdict_p2.pkl",
+        "compressed_storage.pkl", "compressed_storage_multichunk.pkl", "compressed_storage_large_block.pkl",
+        "mesh_storage_raw.pkl", "mesh_storage_lz4.pkl", "mesh_storage_legacy.pkl",
+        "skeleton_storage.pkl", "voxel_storage_l.pkl", "voxel_storage_class.pkl", "voxel_storage_dyn.pkl",
+    ];
+
+    [SkippableTheory]
+    [MemberData(nameof(SyConnStoreFixtures))]
+    public void Store_files_written_by_SyConn_are_indexed(string name)
+    {
+        var bytes = PickleFixtureTests.Read(name);
+        Assert.NotNull(PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, name));
+    }
+
+    [Fact]
+    public void Store_files_we_write_are_indexed_and_attribute_dicts_read_alike()
+    {
+        var path = Path.Combine(_dir, "attr_dict.pkl");
+        var expected = WriteAttributeDicts(path, 3000);
+        var bytes = File.ReadAllBytes(path);
+        var index = PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, path);
+        Assert.NotNull(index);
+        using var ad = new AttributeDict(path);
+        Assert.Equal(expected.Count, ad.Count);
+        foreach (var (k, d) in expected)
+            TypedJsonAssert.Equal(TypedJson.ToJson(d), TypedJson.ToJson(ad[k]), $"key {k}");
+    }
+
+    [Fact]
+    public void Values_sharing_a_mutable_object_are_read_whole_and_stay_apart()
+    {
+        var shared = new PyList { 1L, 2L };
+        var path = Path.Combine(_dir, "shares.pkl");
+        File.WriteAllBytes(path, Formats.Pickle.Pickle.Dump(new PyDict { [1L] = new PyDict { ["l"] = shared }, [2L] = new PyDict { ["l"] = shared } }));
+        Assert.Null(PickleDictIndex.TryBuild(File.ReadAllBytes(path), PickleReadOptions.Default, path));
+        using var ad = new AttributeDict(path, new StoreOptions { ReadOnly = false });
+        ((PyList)((PyDict)ad[1L])["l"]).Add(3L);
+        Assert.Equal(2, ((PyList)((PyDict)ad[2L])["l"]).Count);
+    }
+
+    [Fact]
+    public void A_value_holding_the_dict_itself_is_read_whole()
+    {
+        var root = new PyDict { [1L] = 5L };
+        root[2L] = new PyList { root };
+        var bytes = Formats.Pickle.Pickle.Dump(root);
+        Assert.Null(PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "cycle"));
+        var path = Path.Combine(_dir, "cycle.pkl");
+        File.WriteAllBytes(path, bytes);
+        using var ad = new AttributeDict(path);
+        Assert.Equal(2, ad.Count);
+    }
+
+    [Fact]
+    public void A_repeated_key_keeps_its_first_place_and_takes_the_last_value()
+    {
+        // PROTO 4, EMPTY_DICT, MARK, 1: 10, 2: 20, 1: 30, SETITEMS, STOP
+        byte[] bytes = [0x80, 4, (byte)'}', (byte)'(', (byte)'K', 1, (byte)'K', 10, (byte)'K', 2, (byte)'K', 20, (byte)'K', 1, (byte)'K', 30, (byte)'u', (byte)'.'];
+        var whole = (PyDict)Formats.Pickle.Pickle.Load(bytes);
+        var index = PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "dup");
+        Assert.NotNull(index);
+        Assert.Equal(whole.Keys, index.Keys);
+        Assert.True(index.TryGetValue(1L, out var v));
+        Assert.Equal(whole[1L], v);
+        Assert.Equal(30L, v);
+    }
+
+    // Regression inputs of the pickle-index fuzz harness (PickleDictIndexFuzzTests), reduced by hand.
+
+    [Fact]
+    public void Fuzz_input_4153_protocol_148_is_not_indexed_and_refused_whole()
+    {
+        byte[] bytes = [0x80, 148, (byte)'}', (byte)'(', (byte)'K', 1, (byte)'K', 2, (byte)'u', (byte)'.'];
+        Assert.Null(PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "p148"));
+        Assert.Throws<InvalidDataException>(() => Formats.Pickle.Pickle.Load(bytes));
+    }
+
+    [Fact]
+    public void Fuzz_input_429356_a_dict_inside_a_tuple_key_is_refused_as_the_whole_reader_does()
+    {
+        // {({},): 2}: the key is a tuple holding a dict, which Python cannot hash.
+        byte[] bytes = [0x80, 4, (byte)'}', (byte)'(', (byte)'}', 0x85, (byte)'K', 2, (byte)'u', (byte)'.'];
+        Assert.Throws<InvalidDataException>(() => Formats.Pickle.Pickle.Load(bytes));
+        var e = Assert.Throws<InvalidDataException>(() => PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "tuplekey"));
+        Assert.Contains("tuplekey", e.Message);
+        Assert.Contains("unhashable", e.Message);
+    }
+
+    [Fact]
+    public void A_damaged_value_is_reported_when_read_and_a_push_leaves_the_file_alone()
+    {
+        var path = Path.Combine(_dir, "damaged.pkl");
+        var good = Formats.Pickle.Pickle.Dump(new PyDict
+        {
+            [1L] = new PyDict { ["x"] = 1L },
+            [2L] = new PyDict { ["y"] = NdArray.Create(new long[] { 1, 2 }) },
+            [3L] = new PyDict { ["z"] = 3L },
+        });
+        // Only key 2 names numpy's _frombuffer: misspell it (same length), a global the reader refuses.
+        int at = IndexOf(good, "_frombuffer"u8.ToArray());
+        Assert.True(at > 0);
+        var bad = (byte[])good.Clone();
+        bad[at + "_frombuffe".Length] = (byte)'x';
+        File.WriteAllBytes(path, bad);
+        Assert.NotNull(PickleDictIndex.TryBuild(bad, PickleReadOptions.Default, path));
+        using var ad = new AttributeDict(path, new StoreOptions { ReadOnly = false });
+        Assert.Equal(3, ad.Count);
+        Assert.Equal(1L, ad.Get<long>(1L, "x"));
+        Assert.Equal(3L, ad.Get<long>(3L, "z"));
+        var e = Assert.Throws<InvalidDataException>(() => ad[2L]);
+        Assert.Contains(path, e.Message);
+        Assert.Contains("key 2", e.Message);
+        Assert.Contains("offset", e.Message);
+        ad[4L] = new PyDict { ["w"] = 4L };
+        Assert.Throws<InvalidDataException>(() => ad.Push());
+        Assert.Equal(bad, File.ReadAllBytes(path));
+    }
+
+    [Fact]
+    public void Reads_from_several_threads_return_one_object_per_key()
+    {
+        var path = Path.Combine(_dir, "threads.pkl");
+        var expected = WriteAttributeDicts(path, 5000);
+        var index = PickleDictIndex.TryBuild(File.ReadAllBytes(path), PickleReadOptions.Default, path)!;
+        var keys = expected.Keys.ToArray();
+        var seen = new object[2][];
+        Parallel.For(0, 2, t =>
+        {
+            var got = new object[keys.Length];
+            for (int j = 0; j < keys.Length; j++)
+            {
+                int i = t == 0 ? j : keys.Length - 1 - j;
+                Assert.True(index.TryGetValue(keys[i], out var v));
+                got[i] = v;
+            }
+            seen[t] = got;
+        });
+        for (int i = 0; i < keys.Length; i++)
+        {
+            Assert.Same(seen[0][i], seen[1][i]);
+            TypedJsonAssert.Equal(TypedJson.ToJson(expected[keys[i]]), TypedJson.ToJson(seen[0][i]), $"key {keys[i]}");
+        }
+    }
+
+    [Fact]
+    public void Columns_equal_per_key_reads()
+    {
+        var path = Path.Combine(_dir, "columns.pkl");
+        var expected = WriteAttributeDicts(path, 6000);
+        using var ad = new AttributeDict(path);
+        var keys = ad.Keys.ToArray();
+        var size = ad.Column<long>("size");
+        var rep = ad.ColumnArray<long>("rep_coord");
+        var mesh = ad.ColumnArray<float>("mesh_bb");
+        var type = ad.Column<string>("type");
+        var ssv = ad.Column<ulong>("ssv_id");
+        var radius = ad.Column<double>("rc_radius");
+        Assert.Equal([keys.Length, 3], rep.ShapeArray);
+        Assert.Equal([keys.Length, 2, 3], mesh.ShapeArray);
+        var repSpan = rep.AsSpan<long>();
+        var meshSpan = mesh.AsSpan<float>();
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var d = expected[(long)keys[i].PythonValue];
+            Assert.Equal((long)d["size"], size[i]);
+            Assert.Equal(((NdArray)d["rep_coord"]).AsSpan<long>().ToArray(), repSpan.Slice(i * 3, 3).ToArray());
+            Assert.Equal(((NdArray)d["mesh_bb"]).AsSpan<float>().ToArray(), meshSpan.Slice(i * 6, 6).ToArray());
+            Assert.Equal((string)d["type"], type[i]);
+            Assert.Equal(PyConvert.To<ulong>(d["ssv_id"]), ssv[i]);
+            Assert.Equal(PyConvert.To<double>(d["rc_radius"]), radius[i]);
+        }
+        // Nothing was kept or inserted by the column reads.
+        Assert.Equal(expected.Count, ad.Count);
+    }
+
+    [Fact]
+    public void Columns_see_edits_defaults_and_report_what_is_missing()
+    {
+        var path = Path.Combine(_dir, "edits.pkl");
+        WriteAttributeDicts(path, 50);
+        using var ad = new AttributeDict(path, new StoreOptions { ReadOnly = false });
+        var first = ad.Keys.First();
+        ad.Attributes(first)["size"] = -5L;
+        ad[999_999L] = new PyDict { ["other"] = 1L };
+        var size = ad.Column<long>("size", missing: -1);
+        Assert.Equal(-5L, size[0]);
+        Assert.Equal(-1L, size[^1]);
+        var e = Assert.Throws<KeyNotFoundException>(() => ad.Column<long>("size"));
+        Assert.Contains("999999", e.Message);
+        Assert.Contains("'size'", e.Message);
+        ad[999_999L] = 7L;
+        Assert.Throws<InvalidDataException>(() => ad.Column<long>("size", missing: 0));
+        Assert.Throws<InvalidCastException>(() => ad.Column<long>("type"));
+    }
+
+    [Fact]
+    public void A_column_whose_values_share_a_dtype_put_in_the_same_value_is_read_right()
+    {
+        // Key 2 is the only value with int32 arrays, twice: its "c" fetches the dtype its "b" put, inside the same
+        // value, so "c" cannot be read on its own and the value is read whole for the column.
+        var path = Path.Combine(_dir, "samevalue.pkl");
+        File.WriteAllBytes(path, Formats.Pickle.Pickle.Dump(new PyDict
+        {
+            [1L] = new PyDict { ["c"] = NdArray.Create(new long[] { 0, 0, 0 }), ["n"] = 1L },
+            [2L] = new PyDict { ["n"] = 2L, ["b"] = NdArray.Create(new[] { 1, 2, 3 }), ["c"] = NdArray.Create(new[] { 4, 5, 6 }) },
+        }));
+        using var ad = new AttributeDict(path);
+        var c = ad.ColumnArray<long>("c");
+        Assert.Equal(new long[] { 2, 3 }, c.ShapeArray);
+        Assert.Equal(new long[] { 0, 0, 0, 4, 5, 6 }, c.AsSpan<long>().ToArray());
+        Assert.Equal(new long[] { 1, 2 }, ad.Column<long>("n"));
+    }
+
+    private static Dictionary<long, PyDict> WriteAttributeDicts(string path, int n)
+    {
+        var rng = new Random(7);
+        string[] types = ["sv", "sj", "vc", "mi", "syn_ssv"];
+        var all = new Dictionary<long, PyDict>();
+        var root = new PyDict();
+        for (int i = 0; i < n; i++)
+        {
+            long key = rng.NextInt64(1, long.MaxValue);
+            var d = new PyDict
+            {
+                ["size"] = (long)rng.Next(1, 1_000_000),
+                ["rep_coord"] = NdArray.Create(new long[] { rng.Next(30000), rng.Next(30000), rng.Next(30000) }),
+                ["mesh_bb"] = NdArray.Create(new[] { rng.NextSingle(), rng.NextSingle(), rng.NextSingle(), rng.NextSingle(), rng.NextSingle(), rng.NextSingle() }, 2, 3),
+                ["rc_radius"] = NpScalar.Float64(rng.NextDouble() * 1000),
+                ["type"] = types[rng.Next(types.Length)],
+                ["ssv_id"] = NpScalar.UInt64((ulong)rng.NextInt64(1, 10_000_000_000)),
+                ["partners"] = new PyList { rng.NextInt64(1, 10_000_000_000), rng.NextInt64(1, 10_000_000_000) },
+            };
+            all[key] = d;
+            root[key] = d;
+        }
+        File.WriteAllBytes(path, Formats.Pickle.Pickle.Dump(root));
+        return all;
+    }
+
+    private static int IndexOf(byte[] haystack, byte[] needle)
+    {
+        for (int i = 0; i + needle.Length <= haystack.Length; i++)
+            if (haystack.AsSpan(i, needle.Length).SequenceEqual(needle)) return i;
+        return -1;
+    }
+}
