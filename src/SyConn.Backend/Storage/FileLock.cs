@@ -30,12 +30,21 @@ namespace SyConn.Backend.Storage;
 /// (the lock is held by nobody for those few microseconds, which a concurrent non-blocking
 /// <see cref="TryAcquire(string, out FileLock?)"/> of this process may see as busy). The next waiter of
 /// this process for the same file adopts such a pending request instead of starting another, so there is
-/// at most one blocked kernel request per lock file and process. The kernel does not hand a released
-/// lock to a waiter — whoever asks first gets it — so a process that re-requests the lock within 1 ms of
-/// its own release, after it has seen contention during the last 50 ms, first gives the other waiters up
-/// to that millisecond to take it (it sleeps in 50 µs steps and stops as soon as another holder shows
-/// up). This keeps a busy process from re-taking the lock over and over while others wait; without
-/// recent contention the request is not delayed. Python waiters poll (fasteners sleeps 0.1 s and more
+/// at most one blocked kernel request per lock file and process.</para>
+/// <para><b>Bursts and hand-over.</b> Handing the lock to another process costs wake-ups and context switches,
+/// more than a short read-modify-write cycle itself; so a process that has seen contention during the last
+/// 50 ms keeps the lock for a bounded burst of 5 ms from the start of its run of holds. Within the burst,
+/// when the process has lately asked for the lock again right after releasing it (a loop of cycles),
+/// <see cref="Dispose"/> defers the release: the kernel lock stays held for up to 2 ms more, and this
+/// process's next request within that time takes it back at once (without a system call). A deferred
+/// release that nobody of this process takes back is released by a background thread after those 2 ms.
+/// The first release after the burst is immediate, and a re-request within 1 ms of it first gives the
+/// other waiters up to that millisecond to take the lock (sleeping in 50 µs steps, stopping as soon as
+/// another holder shows up); whatever is taken after that starts a new run. So a waiter waits at most
+/// about one burst per other busy process, and none is starved. Without recent contention, or without a
+/// recent quick re-request, nothing is deferred or delayed: <see cref="Dispose"/> releases at once, as
+/// always for locks held longer than the burst. While a release is deferred, other processes (and
+/// <see cref="LockProbe"/>) see the lock as held. Python waiters poll (fasteners sleeps 0.1 s and more
 /// between tries), so they get the lock when they happen to find it free, as among Python processes.</para>
 /// <para><b>Thread-safety.</b> The static methods are thread-safe. Before the file lock is taken, an
 /// in-process gate per canonical lock path (folder with symbolic links resolved + file name) is entered,
@@ -66,32 +75,149 @@ public sealed class FileLock : IStoreLock
         /// <summary>How many blocking kernel requests this process has made for this lock file (for tests).</summary>
         public int KernelWaits;
 
+        /// <summary>How many releases this process has deferred for this lock file (for tests).</summary>
+        public int DeferredReleases;
+
         /// <summary>Stopwatch timestamp of the last release of this file lock by this process (0: none).</summary>
         public long LastRelease;
 
         /// <summary>Stopwatch timestamp of the last time a lock request of this process found the file lock held (0: never).</summary>
         public long LastContended;
+
+        /// <summary>
+        /// Stopwatch timestamp of the start of this process's current run of holds: the acquisition that was not a
+        /// quick re-take of its own release (see <see cref="BurstTicks"/>).
+        /// </summary>
+        public long StreakStart;
+
+        /// <summary>Stopwatch timestamp of the last request of this process that came within the hand-over window of its own release (0: never).</summary>
+        public long LastQuickRequest;
+
+        /// <summary>
+        /// The descriptor of a lock that was disposed within a burst and whose release is deferred (see
+        /// <see cref="LingerMs"/>): it still holds the file lock. Guarded by <see cref="LingerSync"/>.
+        /// </summary>
+        public LockFd? Lingering;
+
+        /// <summary>Stopwatch timestamp after which <see cref="Lingering"/> is released. Guarded by <see cref="LingerSync"/>.</summary>
+        public long LingerDeadline;
+
+        // True while the thread that ends deferred releases runs, and while it waits for one to come. Guarded by LingerSync.
+        private bool _lingerThreadRunning;
+        private bool _lingerThreadIdle;
+
+        public readonly object LingerSync = new();
+
+        /// <summary>Defers the release of <paramref name="fd"/>; the caller holds <see cref="Semaphore"/>.</summary>
+        public void Linger(LockFd fd, long now)
+        {
+            Interlocked.Increment(ref DeferredReleases);
+            lock (LingerSync)
+            {
+                Lingering = fd;
+                LingerDeadline = now + LingerTicks;
+                if (!_lingerThreadRunning)
+                {
+                    _lingerThreadRunning = true;
+                    new Thread(LingerLoop) { IsBackground = true, Name = "FileLock release" }.UnsafeStart();
+                }
+                else if (_lingerThreadIdle)
+                {
+                    Monitor.Pulse(LingerSync);
+                }
+            }
+        }
+
+        /// <summary>Takes a deferred lock back (null when there is none); the caller holds <see cref="Semaphore"/>.</summary>
+        public LockFd? Reclaim()
+        {
+            lock (LingerSync)
+            {
+                var fd = Lingering;
+                Lingering = null;
+                return fd;
+            }
+        }
+
+        /// <summary>
+        /// The release thread (one per lock file while deferred releases happen; it ends after a second without any):
+        /// releases the deferred lock once its deadline has passed, under the gate so that no request of this process
+        /// finds its own lock still held. A dedicated thread, not a timer: the thread pool's timer and workers cost
+        /// more wake-ups per release than the deferral saves.
+        /// </summary>
+        private void LingerLoop()
+        {
+            lock (LingerSync)
+            {
+                while (true)
+                {
+                    if (Lingering is null)
+                    {
+                        _lingerThreadIdle = true;
+                        bool woken = Monitor.Wait(LingerSync, 1000);
+                        _lingerThreadIdle = false;
+                        if (!woken && Lingering is null)
+                        {
+                            _lingerThreadRunning = false;
+                            return;
+                        }
+                        continue;
+                    }
+                    long left = LingerDeadline - Stopwatch.GetTimestamp();
+                    if (left > 0)
+                    {
+                        Monitor.Wait(LingerSync, (int)(left * 1000 / Stopwatch.Frequency) + 1);
+                        continue;
+                    }
+                    // Due. A request of this process that holds the gate is taking the lock back (or about to defer
+                    // it again): look again in a moment.
+                    if (!Semaphore.Wait(0))
+                    {
+                        Monitor.Wait(LingerSync, 1);
+                        continue;
+                    }
+                    try
+                    {
+                        var fd = Lingering;
+                        Lingering = null;
+                        ReleaseDescriptor(fd, this);
+                    }
+                    finally
+                    {
+                        Semaphore.Release();
+                    }
+                }
+            }
+        }
     }
 
-    // Hand-over to waiters of other processes. The kernel wakes blocked requests when the lock is released
-    // but does not hand the lock to one of them: whoever asks first after the release gets it. A process
-    // that releases and at once asks again usually beats the woken waiters (they still have to be
-    // scheduled), and can keep the lock for many rounds. So a process that re-requests the lock within
-    // HandOffWindow of its own release, while there was contention during the last ContentionMemory, first
-    // gives the other waiters that window to take the lock (sleeping in short steps, which also frees its
-    // processor for them) and stops as soon as another holder shows up. Without recent contention, and
-    // for a first request, nothing changes: the uncontended path pays one timestamp read per release.
-    // Measured with 4 processes x 500 increments (W8, no fsync): the longest wait drops about 3x (median
-    // 19 ms against 59 ms with kernel waiting alone) for about 10% more wall time.
+    // Hand-over to waiters of other processes (see the remarks of the class). The kernel wakes blocked requests
+    // when the lock is released but does not hand the lock to one of them: whoever asks first after the release
+    // gets it. Handing over on every release makes each cycle of a tight loop a cross-process hand-over, which
+    // costs more than the cycle itself; so a process that has seen contention within ContentionMemoryTicks keeps
+    // the lock for a burst of BurstTicks from the start of its run of holds (StreakStart). Within the burst a
+    // release is deferred (LingerMs): releasing and re-taking instead would wake every waiter blocked in the
+    // kernel on each release, and a woken waiter on an idle processor takes the lock before the releasing
+    // process asks again, so the burst would not happen. (Only for a process that lately asked again within
+    // HandOffWindowTicks of its own release, LastQuickRequest: a single use releases at once.) After the burst the release is immediate, and a
+    // re-request within HandOffWindowTicks gives the waiters that window first (sleeping in HandOffStepNs
+    // steps, stopping as soon as another holder shows up). Without recent contention nothing changes: the
+    // uncontended path pays a timestamp read per release.
     private static readonly long HandOffWindowTicks = Stopwatch.Frequency / 1000; // 1 ms
     private static readonly long ContentionMemoryTicks = Stopwatch.Frequency / 20; // 50 ms
+    private static readonly long BurstTicks = Stopwatch.Frequency / 200; // 5 ms
     private const long HandOffStepNs = 50_000; // 50 us
+    private const int LingerMs = 2;
+    private static readonly long LingerTicks = Stopwatch.Frequency * LingerMs / 1000;
 
     // One gate per canonical lock path, and the gate of each absolute path seen (so that the folder's
     // symbolic links are resolved once per path); entries are kept for the life of the process (a small
     // object per distinct lock file ever used).
     private static readonly ConcurrentDictionary<string, Gate> Gates = new(StringComparer.Ordinal);
     private static readonly ConcurrentDictionary<string, Gate> GatesByPath = new(StringComparer.Ordinal);
+
+    /// <summary><c>pid@host</c> of the holder line, built once (the host name costs a system call each time it is asked for).</summary>
+    private static readonly Lazy<string> HolderName = new(() => string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId}@{Environment.MachineName}"));
 
     /// <summary>The holder line is padded to this size so that writing and clearing it never changes the file size.</summary>
     private const int HolderRecordBytes = 128;
@@ -156,14 +282,38 @@ public sealed class FileLock : IStoreLock
     public static bool TryAcquire(string lockPath, [NotNullWhen(true)] out FileLock? fileLock) =>
         TryAcquire(lockPath, new LockOptions { Timeout = TimeSpan.Zero }, out fileLock);
 
-    /// <summary>Releases the lock: clears the holder line, unlocks, closes the descriptor. Idempotent.</summary>
+    /// <summary>
+    /// Releases the lock: clears the holder line, unlocks, closes the descriptor. Idempotent. Within a burst of a
+    /// loop of cycles under contention the release is deferred by up to 2 ms so that this process's next request takes the lock
+    /// back without a hand-over (see the remarks of the class).
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
         GC.SuppressFinalize(this);
         try
         {
-            int fd = (int)_fd.DangerousGetHandle();
+            long now = Stopwatch.GetTimestamp();
+            if (InBurst(_gate, now) && now - Volatile.Read(ref _gate.LastQuickRequest) < ContentionMemoryTicks)
+            {
+                // Deferred: still held in the kernel; the next request of this process takes it back (see LingerMs).
+                _gate.Linger(_fd, now);
+                return;
+            }
+            ReleaseDescriptor(_fd, _gate);
+        }
+        finally
+        {
+            _gate.Semaphore.Release();
+        }
+    }
+
+    /// <summary>Clears the holder line, unlocks and closes <paramref name="owned"/>; notes the release in <paramref name="gate"/>.</summary>
+    private static void ReleaseDescriptor(LockFd owned, Gate gate)
+    {
+        try
+        {
+            int fd = (int)owned.DangerousGetHandle();
             ClearHolderLine(fd);
             var unlock = WholeFile(Posix.F_UNLCK);
             Posix.FcntlLock(fd, Posix.F_OFD_SETLK, ref unlock);
@@ -171,15 +321,25 @@ public sealed class FileLock : IStoreLock
         finally
         {
             // Closing the only descriptor of the open file description releases the lock in any case.
-            _fd.Dispose();
-            Volatile.Write(ref _gate.LastRelease, Stopwatch.GetTimestamp());
-            _gate.Semaphore.Release();
+            owned.Dispose();
+            Volatile.Write(ref gate.LastRelease, Stopwatch.GetTimestamp());
         }
+    }
+
+    /// <summary>True while this process's run of holds is within its burst and it has seen contention lately (see <see cref="BurstTicks"/>).</summary>
+    private static bool InBurst(Gate gate, long now)
+    {
+        long contended = Volatile.Read(ref gate.LastContended);
+        return contended != 0 && now - contended < ContentionMemoryTicks && now - Volatile.Read(ref gate.StreakStart) < BurstTicks;
     }
 
     /// <summary>How many blocking kernel requests this process has started for <paramref name="lockPath"/> (0 when never used); for tests.</summary>
     internal static int KernelWaitsStarted(string lockPath) =>
         GatesByPath.TryGetValue(Path.GetFullPath(lockPath), out var gate) ? Volatile.Read(ref gate.KernelWaits) : 0;
+
+    /// <summary>How many releases of <paramref name="lockPath"/> this process has deferred within a burst (0 when never used); for tests.</summary>
+    internal static int DeferredReleasesOf(string lockPath) =>
+        GatesByPath.TryGetValue(Path.GetFullPath(lockPath), out var gate) ? Volatile.Read(ref gate.DeferredReleases) : 0;
 
     /// <summary>True while a request of this process that its caller gave up is still blocked in the kernel or still holds the lock; for tests.</summary>
     internal static bool HasAbandonedKernelWait(string lockPath) =>
@@ -224,6 +384,12 @@ public sealed class FileLock : IStoreLock
         bool gateHeld = true;
         try
         {
+            if (gate.Reclaim() is { } kept)
+            {
+                // Our own lock, released within the burst and not yet let go: take it back as it is (the holder
+                // line still names this process).
+                return new FileLock(full, gate, kept);
+            }
             KernelLockWait? wait = null;
             if (gate.Pending is { } pending && (timeout != TimeSpan.Zero || pending.State == KernelLockWait.Dropped))
             {
@@ -243,8 +409,12 @@ public sealed class FileLock : IStoreLock
             {
                 owned = LockFd.Open(full, dir);
                 int raw = (int)owned.DangerousGetHandle();
-                if (timeout != TimeSpan.Zero) LetOtherWaitersIn(gate, raw, infinite ? long.MaxValue : start + (long)(timeout.TotalSeconds * Stopwatch.Frequency));
-                if (TrySetLock(raw, full)) return Held(full, gate, ref owned);
+                long now = Stopwatch.GetTimestamp();
+                bool retake = IsRetake(gate, now);
+                if (retake) Volatile.Write(ref gate.LastQuickRequest, now);
+                if (retake && timeout != TimeSpan.Zero)
+                    retake = !LetOtherWaitersIn(gate, raw, infinite ? long.MaxValue : start + (long)(timeout.TotalSeconds * Stopwatch.Frequency));
+                if (TrySetLock(raw, full)) return Held(full, gate, ref owned, retake);
                 Volatile.Write(ref gate.LastContended, Stopwatch.GetTimestamp());
 
                 if (!infinite && Stopwatch.GetElapsedTime(start) >= timeout)
@@ -265,7 +435,7 @@ public sealed class FileLock : IStoreLock
                     // Nobody can stop this wait: block in the kernel on this thread.
                     Interlocked.Increment(ref gate.KernelWaits);
                     SetLockBlocking(raw, full);
-                    return Held(full, gate, ref owned);
+                    return Held(full, gate, ref owned, retake: false);
                 }
 
                 wait = new KernelLockWait(owned, full);
@@ -312,7 +482,7 @@ public sealed class FileLock : IStoreLock
             }
 
             if (wait.State == KernelLockWait.Failed) throw Posix.Error("fcntl(F_OFD_SETLKW)", full, wait.Errno);
-            return Held(full, gate, ref owned);
+            return Held(full, gate, ref owned, retake: false);
         }
         catch
         {
@@ -322,26 +492,40 @@ public sealed class FileLock : IStoreLock
         }
     }
 
-    /// <summary>See <see cref="HandOffWindowTicks"/>: gives waiters of other processes the lock first after our own release.</summary>
-    private static void LetOtherWaitersIn(Gate gate, int fd, long deadline)
+    /// <summary>True when a request at <paramref name="now"/> re-takes this process's own release of a moment ago (see <see cref="BurstTicks"/>).</summary>
+    private static bool IsRetake(Gate gate, long now)
+    {
+        long released = Volatile.Read(ref gate.LastRelease);
+        return released != 0 && now - released < HandOffWindowTicks;
+    }
+
+    /// <summary>
+    /// See <see cref="HandOffWindowTicks"/>: for a re-take after the burst, when there was recent contention, gives
+    /// waiters of other processes the lock first. True when it did (the burst is over), false when the re-take may go
+    /// ahead within the burst or without contention.
+    /// </summary>
+    private static bool LetOtherWaitersIn(Gate gate, int fd, long deadline)
     {
         long released = Volatile.Read(ref gate.LastRelease);
         long contended = Volatile.Read(ref gate.LastContended);
-        if (released == 0 || contended == 0) return;
+        if (contended == 0) return false;
         long now = Stopwatch.GetTimestamp();
-        if (now - released >= HandOffWindowTicks || now - contended >= ContentionMemoryTicks) return;
+        if (now - contended >= ContentionMemoryTicks || InBurst(gate, now)) return false;
         deadline = Math.Min(deadline, released + HandOffWindowTicks);
         var step = new Posix.Timespec { tv_sec = 0, tv_nsec = HandOffStepNs };
         while (Stopwatch.GetTimestamp() < deadline)
         {
             Posix.Nanosleep(step, 0);
             var lk = WholeFile(Posix.F_WRLCK);
-            if (Posix.FcntlLock(fd, Posix.F_OFD_GETLK, ref lk) != 0 || lk.l_type != Posix.F_UNLCK) return;
+            if (Posix.FcntlLock(fd, Posix.F_OFD_GETLK, ref lk) != 0 || lk.l_type != Posix.F_UNLCK) break;
         }
+        return true;
     }
 
-    private static FileLock Held(string full, Gate gate, ref LockFd? owned)
+    /// <summary>The lock is ours: a re-take within the burst keeps the run of holds going, anything else starts one.</summary>
+    private static FileLock Held(string full, Gate gate, ref LockFd? owned, bool retake)
     {
+        if (!retake) Volatile.Write(ref gate.StreakStart, Stopwatch.GetTimestamp());
         var fd = owned!;
         WriteHolderLine((int)fd.DangerousGetHandle());
         var held = new FileLock(full, gate, fd);
@@ -417,8 +601,7 @@ public sealed class FileLock : IStoreLock
     // Python never reads or writes the file's content.
     private static unsafe void WriteHolderLine(int fd)
     {
-        string line = string.Create(CultureInfo.InvariantCulture,
-            $"{Environment.ProcessId}@{Environment.MachineName} since {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
+        string line = string.Create(CultureInfo.InvariantCulture, $"{HolderName.Value} since {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}");
         int length = Math.Max(HolderRecordBytes, Encoding.UTF8.GetByteCount(line) + 1);
         Span<byte> record = length <= 512 ? stackalloc byte[length] : new byte[length];
         record.Fill((byte)' ');

@@ -110,4 +110,100 @@ public class FileLockWaitTests
         // measured by benchmark W8 (longest single wait), not asserted here; the rounds stop at its first win.
         Assert.True(waiterFirst >= 1, $"the blocked waiter never got the lock first in {rounds} rounds");
     }
+
+    [Fact]
+    public void A_single_use_after_contention_releases_at_once()
+    {
+        using var dir = new TempDir();
+        string lk = dir.File(".once.lk");
+        var probe = RawLockProbe.Hold(lk);
+        var releaser = new Thread(() => { Thread.Sleep(20); probe.Dispose(); });
+        releaser.Start();
+        var mine = FileLock.Acquire(lk, Long); // contended: waited for the probe
+        releaser.Join();
+        mine.Dispose();
+        // No quick re-request came before: nothing is deferred, another open file description gets the lock now.
+        Assert.Equal(0, FileLock.DeferredReleasesOf(lk));
+        Assert.True(RawLockProbe.TryLockAndUnlock(lk));
+    }
+
+    [Fact]
+    public void A_loop_under_contention_defers_its_releases_and_a_deferred_release_ends_by_itself()
+    {
+        using var dir = new TempDir();
+        string lk = dir.File(".burst.lk");
+        var probe = RawLockProbe.Hold(lk);
+        var releaser = new Thread(() => { Thread.Sleep(20); probe.Dispose(); });
+        releaser.Start();
+        var mine = FileLock.Acquire(lk, Long);
+        releaser.Join();
+
+        // A loop of cycles right after contention: within the burst a release is deferred and the next request takes
+        // the lock back. Rounds until one release was deferred (a loaded machine may let a burst pass in between).
+        bool deferred = false;
+        for (int round = 0; round < 500 && !deferred; round++)
+        {
+            int before = FileLock.DeferredReleasesOf(lk);
+            mine.Dispose();
+            deferred = FileLock.DeferredReleasesOf(lk) > before;
+            if (deferred) break;
+            mine = FileLock.Acquire(lk, Long);
+            Assert.True(mine.IsHeld);
+        }
+        Assert.True(deferred, "no release was deferred in a loop of re-requests under contention");
+        Assert.False(mine.IsHeld);
+
+        // Nobody of this process asks again: the deferred release must end by itself and free the lock for others.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        bool free = false;
+        while (!free && DateTime.UtcNow < deadline)
+        {
+            free = RawLockProbe.TryLockAndUnlock(lk);
+            if (!free) Thread.Sleep(1);
+        }
+        Assert.True(free, "a deferred release was never ended");
+        Assert.False(LockProbe.OfLockFile(lk).Held);
+        using var again = FileLock.Acquire(lk, Tiny);
+        Assert.True(again.IsHeld);
+    }
+
+    [Fact]
+    public void A_tight_loop_of_cycles_lets_a_waiter_blocked_in_the_kernel_in()
+    {
+        using var dir = new TempDir();
+        string lk = dir.File(".loop.lk");
+        var probe = RawLockProbe.Hold(lk);
+        var releaser = new Thread(() => { Thread.Sleep(20); probe.Dispose(); });
+        releaser.Start();
+        var mine = FileLock.Acquire(lk, Long); // contended, as in a busy multi-process loop
+        releaser.Join();
+
+        int got = 0, cyclesNotHeld = 0;
+        var waiterReady = new ManualResetEventSlim();
+        var waiter = new Thread(() =>
+        {
+            waiterReady.Set();
+            using var held = RawLockProbe.HoldBlocking(lk); // another open file description: "another process"
+            Volatile.Write(ref got, 1);
+        });
+        waiter.Start();
+        waiterReady.Wait();
+        Thread.Sleep(20); // let the waiter block in the kernel
+
+        // Read-modify-write cycles back to back, bursts included, until the waiter got in once (at most 20 s).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        int cycles = 0;
+        while (Volatile.Read(ref got) == 0 && DateTime.UtcNow < deadline)
+        {
+            mine.Dispose();
+            mine = FileLock.Acquire(lk, Long);
+            if (!LockProbe.OfLockFile(lk).Held) cyclesNotHeld++; // never: this process holds it here
+            cycles++;
+        }
+        mine.Dispose();
+        waiter.Join();
+        Assert.Equal(1, got);
+        Assert.True(cycles > 0);
+        Assert.Equal(0, cyclesNotHeld);
+    }
 }
