@@ -844,6 +844,11 @@ public sealed class PostgresEntryStore : IEntryStore
     /// </summary>
     private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic, bool durable, EntryEncoder? encoder)
     {
+        if (_side is null && T.Partition is null && !deleteAll && rows.Count <= InsertRowLimit)
+        {
+            WriteInOneStatement(deleted, rows, optimistic, durable);
+            return true;
+        }
         long newGeneration = _generation;
         ulong xid = 0;
         bool committing = false, inTransaction = false, committed = false;
@@ -963,6 +968,125 @@ public sealed class PostgresEntryStore : IEntryStore
         _generation = _side is null ? newGeneration : 0;
         Exists = true;
         return true;
+    }
+
+    /// <summary>
+    /// A push of few rows to a single server in two round trips of one statement each: the generation bump, the
+    /// deletes and the upserts in one statement (its transaction's BEGIN rides along), then COMMIT. Npgsql writes a
+    /// one-statement command on the caller's thread, where a batch of several has its later statements written from
+    /// the thread pool. A store whose lock this push releases (<see cref="IStoreLock.ReleaseWithNextWrite"/>) turns its
+    /// session lock into a transaction lock in the same statement, once every write of it has succeeded, so the
+    /// COMMIT itself releases the lock: never before the push is visible, and without a round trip of its own.
+    /// </summary>
+    private void WriteInOneStatement(List<byte[]> deleted, List<Row> rows, bool checkGeneration, bool durable)
+    {
+        long newGeneration = _generation;
+        ulong xid = 0;
+        bool committing = false, committed = false, swapped = false;
+        var held = _lock;
+        var pinned = held?.Connection;
+        bool unlockWithCommit = pinned is not null && held!.ReleaseRequested;
+        var c = pinned ?? OpenConnection();
+        NpgsqlTransaction? tx = null;
+        try
+        {
+            tx = c.BeginTransaction();
+            var written = new HashSet<byte[]>(rows.Select(r => r.Key), ByteKeyComparer.Instance);
+            using var cmd = new NpgsqlCommand { Connection = c, Transaction = tx };
+            string P(object? value, NpgsqlDbType type)
+            {
+                cmd.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value, NpgsqlDbType = type });
+                return "$" + cmd.Parameters.Count.ToString(CultureInfo.InvariantCulture);
+            }
+            string id = P(Identifier, NpgsqlDbType.Text);
+            string bumpValues = $"VALUES ({id}, {P(_storeClass, NpgsqlDbType.Text)}, {P(Kind == EntryStoreKind.Npz ? "npz" : "pickle", NpgsqlDbType.Text)}, 1)";
+            string check = checkGeneration ? $"WHERE s.generation = {P(_generation, NpgsqlDbType.Bigint)}" : "";
+            string gone = P(deleted.Where(k => !written.Contains(k)).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            string keys = P(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            string seqs = P(rows.Select(r => r.Seq).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
+            string pkeys = P(rows.Select(r => r.PKey).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            string entries = P(rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            // Durable = false: the commit returns before the server has flushed its log, as a file push that skips fsync.
+            string extra = (durable ? "" : ", set_config('synchronous_commit', 'off', true)")
+                + (unlockWithCommit ? $", pg_advisory_xact_lock({P(held!.Key, NpgsqlDbType.Bigint)}), pg_advisory_unlock($" + cmd.Parameters.Count.ToString(CultureInfo.InvariantCulture) + ")" : "");
+            // The select list is computed only after the joined counts have run every write to its end, so the lock
+            // changes hands (session to transaction) only when nothing of the statement can fail any more.
+            cmd.CommandText = $"""
+                WITH bump AS (
+                  INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) {bumpValues}
+                  ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                  {check}
+                  RETURNING generation),
+                gone AS (DELETE FROM {T.Entries} WHERE identifier = {id} AND key = ANY({gone}) RETURNING 1),
+                put AS (
+                  INSERT INTO {T.Entries} (identifier, key, seq, pkey, entry)
+                  SELECT {id}, k, s, p, e FROM unnest({keys}, {seqs}, {pkeys}, {entries}) AS u(k, s, p, e)
+                  ON CONFLICT (identifier, key) DO UPDATE SET seq = EXCLUDED.seq, pkey = EXCLUDED.pkey, entry = EXCLUDED.entry
+                  RETURNING 1)
+                SELECT b.generation, pg_current_xact_id()::text{extra}
+                FROM bump b, (SELECT count(*) FROM gone) g, (SELECT count(*) FROM put) u
+                """;
+            using (var r = cmd.ExecuteReader())
+            {
+                if (!r.Read())
+                {
+                    r.Close();
+                    tx.Rollback();
+                    tx = null;
+                    throw new StoreConflictException(Location, _generation, CurrentGeneration(c));
+                }
+                newGeneration = r.GetInt64(0);
+                xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
+                swapped = unlockWithCommit;
+            }
+            if (checkGeneration && newGeneration != _generation + 1)
+                throw new StoreConflictException(Location, _generation, newGeneration - 1);
+            BeforeCommit?.Invoke(c);
+            committing = true;
+            tx.Commit();
+            committed = true;
+        }
+        catch (StoreConflictException)
+        {
+            throw;
+        }
+        catch (Exception e) when (committing && (e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException
+                                                  || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken)))
+        {
+            // The commit went out but its answer did not come back: ask the server what became of it.
+            tx = null;
+            ResolveUnknownCommit(xid, newGeneration, e);
+            committed = true;
+        }
+        catch (PostgresException e)
+        {
+            throw new IOException($"{Location}: the BT database {Db.Description} refused the push: {e.MessageText} ({e.SqlState}); nothing was written", e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed during the push: {e.Message}; nothing was written (the server rolls back an unfinished transaction)", e);
+        }
+        finally
+        {
+            if (tx is not null && !committed && c.FullState == System.Data.ConnectionState.Open)
+            {
+                try
+                {
+                    tx.Rollback();
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+                {
+                    // The session is unusable: the server ends the transaction with it.
+                }
+            }
+            tx?.Dispose();
+            if (pinned is null) c.Dispose();
+            // A lock handed to the transaction went with its rollback: the store does not hold it any more.
+            if (swapped && !committed) held!.ReleasedByWrite();
+        }
+        if (committed && held is not null && (swapped || held.ReleaseRequested)) held.ReleasedByWrite();
+        _generation = newGeneration;
+        Exists = true;
     }
 
     /// <summary>Ends an open transaction without writing, where the connection still works (a broken one has ended it already).</summary>

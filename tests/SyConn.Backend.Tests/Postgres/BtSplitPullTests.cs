@@ -1,5 +1,6 @@
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Postgres;
+using SyConn.Backend.Python;
 using SyConn.Backend.Storage;
 using SyConn.Backend.Stores;
 
@@ -144,5 +145,44 @@ public sealed class BtSplitPullTests
         Assert.Equal(1L, BtTestDatabase.Scalar("SELECT generation FROM syconn.stores WHERE identifier = $1", id));
         using var back = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options());
         foreach (var (k, v) in data) Assert.Equal(v, back[k].ToArray<long>());
+    }
+
+    [SkippableFact]
+    public void A_locked_push_of_a_few_keys_releases_the_lock_with_its_commit_and_a_conflicting_one_writes_nothing_and_keeps_it()
+    {
+        string address = "bt:" + _prefix + "onestatement";
+        var locked = BtTestDatabase.Options(StoreOptions.Writable);
+        var tryOnce = BtTestDatabase.Options(StoreOptions.Writable with { Timeout = 0 });
+        using (var first = AttributeDict.Open(address, locked))
+        {
+            ((PyDict)first[0])["n"] = 1L;
+            ((PyDict)first[1])["n"] = 1L;
+            first.Push();
+            Assert.False(first.HoldsLock);
+        }
+        using (var next = AttributeDict.Open(address, tryOnce)) // the lock is free right after the commit
+        {
+            next.Remove(1);
+            ((PyDict)next[2])["n"] = 2L;
+            next.Push();
+        }
+
+        // A locked store meets an unlocked writer's push: conflict, nothing written, and the lock is still held.
+        var a = AttributeDict.Open(address, locked);
+        Assert.True(a.HoldsLock);
+        using (var sneak = AttributeDict.Open(address, BtTestDatabase.Options(StoreOptions.Writable with { DisableLocking = true })))
+        {
+            ((PyDict)sneak[0])["n"] = 50L;
+            sneak.Push();
+        }
+        ((PyDict)a[0])["n"] = 2L;
+        Assert.Throws<StoreConflictException>(() => a.Push());
+        Assert.True(a.HoldsLock);
+        Assert.Throws<StorageLockTimeoutException>(() => AttributeDict.Open(address, tryOnce));
+        a.Dispose();
+        using var after = AttributeDict.Open(address, tryOnce);
+        Assert.Equal([(StoreKey)0, 2], after.Keys);
+        Assert.Equal(50L, ((PyDict)after[0])["n"]);
+        Assert.Equal(3L, BtTestDatabase.Scalar("SELECT generation FROM syconn.stores WHERE identifier = $1", address[3..]));
     }
 }
