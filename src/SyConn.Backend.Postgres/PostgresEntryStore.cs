@@ -14,16 +14,17 @@ namespace SyConn.Backend.Postgres;
 /// typed store works on it unchanged and converting between files and BT is lossless.
 /// </summary>
 /// <remarks>
-/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store with one statement (one snapshot, so
-/// a read-only pull sees one consistent state and needs no lock) and unpickles each entry as it arrives
-/// (bytes inside an entry, such as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a
-/// damaged row fails the pull, naming its key. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
+/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store in one snapshot (so a read-only pull
+/// sees one consistent state and needs no lock) and unpickles each entry as it arrives (bytes inside an entry, such
+/// as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a damaged row fails the pull, naming
+/// its key. A big store is read on two connections sharing one exported snapshot, each reading and decoding half
+/// of the rows; a small one, and a locked pull, in one statement. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
 /// <see cref="TryRead"/> reads one row. Consistency of the lazy mode: each read sees the latest committed push at the
 /// time of that read. A store that holds its lock (a writable store with locking) sees only its own pushes, so the
 /// series is consistent; a read-only or unlocked lazy store may see keys of different pushes, and keys pushed after
 /// the pull are not listed.</para>
 /// <para><b>Push.</b> <see cref="WriteChanges"/> writes only the changed and removed keys and bumps the store's
-/// generation, in one transaction: few rows in one statement, many through binary COPY. A key keeps its place in the
+/// generation, in one transaction: few rows in one statement, many through binary COPY (pickled while it streams). A key keeps its place in the
 /// store's order when it is changed; new keys follow. A push either commits whole or leaves the previous content.
 /// When the connection is lost while the commit is under way, the outcome is read back from the server
 /// (<c>pg_xact_status</c> of the push's transaction, and the generation), never guessed.</para>
@@ -150,8 +151,9 @@ public sealed class PostgresEntryStore : IEntryStore
             prefetched = null;
             if (raw is null)
             {
-                if (_lazy || _side is not null || _lock?.Connection is not null) Run(c => raw = LoadOne(c, _lazy));
-                else raw = LoadSplit();
+                bool mayBeSplit = !_lazy && _side is null && _lock?.Connection is null;
+                Run(c => raw = LoadOne(c, _lazy, mayBeSplit));
+                if (raw!.Big && !raw.Moved) raw = LoadSplit();
             }
             if (!raw!.Moved)
             {
@@ -165,15 +167,23 @@ public sealed class PostgresEntryStore : IEntryStore
     }
 
     /// <summary>What a pull read: its rows (decoded, or with their pickled entries still to decode), generation and marks.</summary>
-    private sealed record RawLoad(List<(Row Row, byte[]? Entry)> Rows, long Generation, bool Exists, bool Moved, bool Decoded);
+    /// <remarks><c>Big</c>: the statement found the store big enough to pull on two connections, and returned none of its rows.</remarks>
+    private sealed record RawLoad(List<(Row Row, byte[]? Entry)> Rows, long Generation, bool Exists, bool Moved, bool Decoded, bool Big = false);
 
-    /// <summary>The pull in one statement on <paramref name="c"/>, decoding each entry as it arrives.</summary>
-    private RawLoad LoadOne(NpgsqlConnection c, bool lazy)
+    /// <summary>
+    /// The pull in one statement on <paramref name="c"/>, decoding each entry as it arrives. With
+    /// <paramref name="mayBeSplit"/>, the statement first looks at the sizes of the first rows (from the row headers, no
+    /// entry is read): a big store returns a mark instead of its rows, and is then pulled in halves (<see cref="LoadSplit"/>).
+    /// </summary>
+    private RawLoad LoadOne(NpgsqlConnection c, bool lazy, bool mayBeSplit = false)
     {
-        using var batch = new NpgsqlBatch(c) { BatchCommands = { LoadCommand(lazy) } };
+        using var batch = new NpgsqlBatch(c) { BatchCommands = { LoadCommand(lazy, mayBeSplit ? $" AND NOT {BigProbe}" : "", mayBeSplit) } };
         using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
         return ReadLoad(r, decode: !lazy);
     }
+
+    /// <summary>True when the store's first <see cref="SplitProbeRows"/> rows hold at least <see cref="SplitPullBytes"/> bytes of entries.</summary>
+    private string BigProbe => $"(SELECT coalesce(sum(octet_length(p.entry)), 0) >= {SplitPullBytes} FROM (SELECT entry FROM {T.Entries} WHERE identifier = $1 LIMIT {SplitProbeRows}) p)";
 
     /// <summary>A store whose first <see cref="SplitProbeRows"/> entries hold at least this many bytes is pulled on two connections.</summary>
     internal const long SplitPullBytes = 1 << 20;
@@ -186,29 +196,26 @@ public sealed class PostgresEntryStore : IEntryStore
 
     /// <summary>
     /// A pull of a big store on two connections that share one snapshot, each reading and decoding half of the rows
-    /// (alternate places in the store's order) as they stream. The first runs in a REPEATABLE READ transaction,
-    /// exports its snapshot and learns in the same round trip whether the store is big enough to split; the second
-    /// imports that snapshot (<c>SET TRANSACTION SNAPSHOT</c>), so both halves are the same state of the store. A small
-    /// store is read whole by the first, in the same round trip. Should the first transaction end before the second
-    /// imported its snapshot (the half streamed faster than a connection opened), the pull is redone in one statement.
+    /// (alternate places in the store's order) as they stream. The first runs in a REPEATABLE READ transaction and
+    /// exports its snapshot; the second imports it (<c>SET TRANSACTION SNAPSHOT</c>), so both halves, and the
+    /// generation, are one state of the store. Should the first transaction end before the second imported its
+    /// snapshot (the half streamed faster than a connection opened), the pull is redone in one statement.
     /// </summary>
     private RawLoad LoadSplit()
     {
-        string probe = $"(SELECT coalesce(sum(octet_length(p.entry)), 0) >= {SplitPullBytes} FROM (SELECT entry FROM {T.Entries} WHERE identifier = $1 LIMIT {SplitProbeRows}) p)";
         RawLoad? first = null;
         Task<RawLoad?>? second = null;
         try
         {
             Run(c =>
             {
-                var load = LoadCommand(lazy: false, $" AND (seq % 2 = 0 OR NOT {probe})");
                 using var batch = new NpgsqlBatch(c)
                 {
                     BatchCommands =
                     {
                         new NpgsqlBatchCommand("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-                        new NpgsqlBatchCommand($"SELECT pg_export_snapshot(), {probe}") { Parameters = { new() { Value = Identifier } } },
-                        load,
+                        new NpgsqlBatchCommand("SELECT pg_export_snapshot()"),
+                        LoadCommand(lazy: false, " AND seq % 2 = 0"),
                         new NpgsqlBatchCommand("COMMIT"),
                     },
                 };
@@ -216,7 +223,7 @@ public sealed class PostgresEntryStore : IEntryStore
                 using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
                 r.Read();
                 string snapshot = r.GetString(0);
-                if (r.GetBoolean(1)) second = Task.Factory.StartNew(() => LoadSecondHalf(snapshot), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                second = Task.Factory.StartNew(() => LoadSecondHalf(snapshot), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 r.NextResult();
                 first = ReadLoad(r, decode: true);
                 while (r.NextResult()) { }
@@ -227,8 +234,7 @@ public sealed class PostgresEntryStore : IEntryStore
             // Whatever happened to the first half, the second is not left running.
             if (second is not null && first is null) try { second.Wait(); } catch (AggregateException) { }
         }
-        if (second is null) return first!;
-        var rest = second.GetAwaiter().GetResult();
+        var rest = second!.GetAwaiter().GetResult();
         if (rest is null) return LoadOneRun();
         first!.Rows.AddRange(rest.Rows);
         return first;
@@ -289,9 +295,9 @@ public sealed class PostgresEntryStore : IEntryStore
     /// The pull's statement. One statement is one snapshot: the generation, the partition's moved mark and every row
     /// are read consistently in a single round trip, without a transaction of their own.
     /// </summary>
-    private NpgsqlBatchCommand LoadCommand(bool lazy, string entryFilter = "")
+    private NpgsqlBatchCommand LoadCommand(bool lazy, string entryFilter = "", bool markBig = false)
     {
-        var cmd = new NpgsqlBatchCommand(LoadSql(lazy, entryFilter));
+        var cmd = new NpgsqlBatchCommand(LoadSql(lazy, entryFilter, markBig));
         cmd.Parameters.Add(new() { Value = Identifier });
         if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
         if (T.Partition is int part) cmd.Parameters.Add(new() { Value = part });
@@ -303,7 +309,7 @@ public sealed class PostgresEntryStore : IEntryStore
     {
         var rows = new List<(Row, byte[]?)>();
         long generation = 0;
-        bool exists = false, moved = false, sawState = false;
+        bool exists = false, moved = false, sawState = false, big = false;
         while (r.Read())
         {
             switch (r.GetInt32(0))
@@ -311,6 +317,9 @@ public sealed class PostgresEntryStore : IEntryStore
                 case 0:
                     exists = true;
                     generation = r.GetInt64(2);
+                    break;
+                case 3:
+                    big = true;
                     break;
                 case 1:
                     sawState = true;
@@ -329,7 +338,7 @@ public sealed class PostgresEntryStore : IEntryStore
                     break;
             }
         }
-        return new RawLoad(rows, generation, exists, moved || (T.Partition is not null && !sawState), decode);
+        return new RawLoad(rows, generation, exists, moved || (T.Partition is not null && !sawState), decode, big);
     }
 
     /// <summary>Decodes what is left of a pull's rows (checking each row's key) and makes them the store's view.</summary>
@@ -354,14 +363,16 @@ public sealed class PostgresEntryStore : IEntryStore
 
     /// <summary>
     /// The pull's single statement: rows tagged 0 (the store's generation), 1 (the partition's moved mark, on a
-    /// partitioned layout) and 2 (an entry: key, seq, pickled key and, unless lazy, the pickled entry).
+    /// partitioned layout), 2 (an entry: key, seq, pickled key and, unless lazy, the pickled entry) and, with
+    /// <paramref name="markBig"/>, 3 (the store is big: its entries are not returned, they are pulled in halves).
     /// </summary>
-    private string LoadSql(bool lazy, string entryFilter = "")
+    private string LoadSql(bool lazy, string entryFilter = "", bool markBig = false)
     {
         string entry = lazy ? "NULL::bytea" : "entry";
         var parts = new List<string>();
         if (_side is null) parts.Add($"SELECT 0, NULL::bytea, generation, NULL::bytea, NULL::bytea FROM {T.Stores} WHERE identifier = $1");
         if (T.Partition is not null) parts.Add($"SELECT 1, NULL::bytea, (moved::int)::int8, NULL::bytea, NULL::bytea FROM syconn.partition_state WHERE part = ${(_side is null ? 2 : 3)}");
+        if (markBig) parts.Add($"SELECT 3, NULL::bytea, 1::int8, NULL::bytea, NULL::bytea WHERE {BigProbe}");
         parts.Add(_side is null
             ? $"SELECT 2, key, seq, pkey, {entry} FROM {T.Entries} WHERE identifier = $1{entryFilter}"
             : $"SELECT 2, key, seq, pkey, {entry} FROM {T.Side} WHERE identifier = $1 AND side = $2");
