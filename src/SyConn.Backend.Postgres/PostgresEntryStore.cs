@@ -14,16 +14,17 @@ namespace SyConn.Backend.Postgres;
 /// typed store works on it unchanged and converting between files and BT is lossless.
 /// </summary>
 /// <remarks>
-/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store with one statement (one snapshot, so
-/// a read-only pull sees one consistent state and needs no lock) and unpickles each entry as it arrives
-/// (bytes inside an entry, such as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a
-/// damaged row fails the pull, naming its key. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
+/// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store in one snapshot (so a read-only pull
+/// sees one consistent state and needs no lock) and unpickles each entry as it arrives (bytes inside an entry, such
+/// as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a damaged row fails the pull, naming
+/// its key. A big store is read on two connections sharing one exported snapshot, each reading and decoding half
+/// of the rows; a small one, and a locked pull, in one statement. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
 /// <see cref="TryRead"/> reads one row. Consistency of the lazy mode: each read sees the latest committed push at the
 /// time of that read. A store that holds its lock (a writable store with locking) sees only its own pushes, so the
 /// series is consistent; a read-only or unlocked lazy store may see keys of different pushes, and keys pushed after
 /// the pull are not listed.</para>
 /// <para><b>Push.</b> <see cref="WriteChanges"/> writes only the changed and removed keys and bumps the store's
-/// generation, in one transaction: few rows in one statement, many through binary COPY. A key keeps its place in the
+/// generation, in one transaction: few rows in one statement, many through binary COPY (pickled while it streams). A key keeps its place in the
 /// store's order when it is changed; new keys follow. A push either commits whole or leaves the previous content.
 /// When the connection is lost while the commit is under way, the outcome is read back from the server
 /// (<c>pg_xact_status</c> of the push's transaction, and the generation), never guessed.</para>
@@ -150,12 +151,9 @@ public sealed class PostgresEntryStore : IEntryStore
             prefetched = null;
             if (raw is null)
             {
-                Run(c =>
-                {
-                    using var batch = new NpgsqlBatch(c) { BatchCommands = { LoadCommand(_lazy) } };
-                    using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-                    raw = ReadLoad(r);
-                });
+                bool mayBeSplit = !_lazy && _side is null && _lock?.Connection is null;
+                Run(c => raw = LoadOne(c, _lazy, mayBeSplit));
+                if (raw!.Big && !raw.Moved) raw = LoadSplit();
             }
             if (!raw!.Moved)
             {
@@ -168,27 +166,150 @@ public sealed class PostgresEntryStore : IEntryStore
         }
     }
 
-    /// <summary>What one pull statement returned, undecoded.</summary>
-    private sealed record RawLoad(List<(byte[] Key, long Seq, byte[] PKey, byte[]? Entry)> Rows, long Generation, bool Exists, bool Moved);
+    /// <summary>What a pull read: its rows (decoded, or with their pickled entries still to decode), generation and marks.</summary>
+    /// <remarks><c>Big</c>: the statement found the store big enough to pull on two connections, and returned none of its rows.</remarks>
+    private sealed record RawLoad(List<(Row Row, byte[]? Entry)> Rows, long Generation, bool Exists, bool Moved, bool Decoded, bool Big = false);
+
+    /// <summary>
+    /// The pull in one statement on <paramref name="c"/>, decoding each entry as it arrives. With
+    /// <paramref name="mayBeSplit"/>, the statement first looks at the sizes of the first rows (from the row headers, no
+    /// entry is read): a big store returns a mark instead of its rows, and is then pulled in halves (<see cref="LoadSplit"/>).
+    /// </summary>
+    private RawLoad LoadOne(NpgsqlConnection c, bool lazy, bool mayBeSplit = false)
+    {
+        using var batch = new NpgsqlBatch(c) { BatchCommands = { LoadCommand(lazy, mayBeSplit ? $" AND NOT {BigProbe}" : "", mayBeSplit) } };
+        using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+        return ReadLoad(r, decode: !lazy);
+    }
+
+    /// <summary>True when the store's first <see cref="SplitProbeRows"/> rows hold at least <see cref="SplitPullBytes"/> bytes of entries.</summary>
+    private string BigProbe => $"(SELECT coalesce(sum(octet_length(p.entry)), 0) >= {SplitPullBytes} FROM (SELECT entry FROM {T.Entries} WHERE identifier = $1 LIMIT {SplitProbeRows}) p)";
+
+    /// <summary>A store whose first <see cref="SplitProbeRows"/> entries hold at least this many bytes is pulled on two connections.</summary>
+    internal const long SplitPullBytes = 1 << 20;
+
+    /// <summary>How many rows the split decision looks at (their sizes are read from the row headers, no entry is read).</summary>
+    private const int SplitProbeRows = 4096;
+
+    /// <summary>Sees (and may replace) the snapshot the second connection of a split pull imports (tests only).</summary>
+    internal Func<string, string>? SnapshotToImport { get; set; }
+
+    /// <summary>
+    /// A pull of a big store on two connections that share one snapshot, each reading and decoding half of the rows
+    /// (alternate places in the store's order) as they stream. The first runs in a REPEATABLE READ transaction and
+    /// exports its snapshot; the second imports it (<c>SET TRANSACTION SNAPSHOT</c>), so both halves, and the
+    /// generation, are one state of the store. Should the first transaction end before the second imported its
+    /// snapshot (the half streamed faster than a connection opened), the pull is redone in one statement.
+    /// </summary>
+    private RawLoad LoadSplit()
+    {
+        RawLoad? first = null;
+        Task<RawLoad?>? second = null;
+        try
+        {
+            Run(c =>
+            {
+                using var batch = new NpgsqlBatch(c)
+                {
+                    BatchCommands =
+                    {
+                        new NpgsqlBatchCommand("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+                        new NpgsqlBatchCommand("SELECT pg_export_snapshot()"),
+                        LoadCommand(lazy: false, " AND seq % 2 = 0"),
+                        new NpgsqlBatchCommand("COMMIT"),
+                    },
+                };
+                // (Npgsql's reader passes over statements without rows: it starts at the export's row.)
+                using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                r.Read();
+                string snapshot = r.GetString(0);
+                second = Task.Factory.StartNew(() => LoadSecondHalf(snapshot), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                r.NextResult();
+                first = ReadLoad(r, decode: true);
+                while (r.NextResult()) { }
+            });
+        }
+        finally
+        {
+            // Whatever happened to the first half, the second is not left running.
+            if (second is not null && first is null) try { second.Wait(); } catch (AggregateException) { }
+        }
+        var rest = second!.GetAwaiter().GetResult();
+        if (rest is null) return LoadOneRun();
+        first!.Rows.AddRange(rest.Rows);
+        return first;
+    }
+
+    private RawLoad LoadOneRun()
+    {
+        RawLoad? raw = null;
+        Run(c => raw = LoadOne(c, lazy: false));
+        return raw!;
+    }
+
+    /// <summary>The second half of a split pull, in the exported snapshot; null when that snapshot had ended already.</summary>
+    private RawLoad? LoadSecondHalf(string snapshot)
+    {
+        if (!snapshot.All(ch => char.IsAsciiHexDigit(ch) || ch == '-'))
+            throw new InvalidDataException($"{Location}: the server exported a snapshot named '{snapshot}', which is not a snapshot identifier");
+        if (SnapshotToImport is { } replace) snapshot = replace(snapshot);
+        using var c = OpenConnection();
+        try
+        {
+            using var batch = new NpgsqlBatch(c)
+            {
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+                    new NpgsqlBatchCommand($"SET TRANSACTION SNAPSHOT '{snapshot}'"),
+                    new NpgsqlBatchCommand(_side is null
+                        ? $"SELECT 2, key, seq, pkey, entry FROM {T.Entries} WHERE identifier = $1 AND seq % 2 = 1"
+                        : throw new InvalidOperationException("side data is not pulled in halves")) { Parameters = { new() { Value = Identifier } } },
+                    new NpgsqlBatchCommand("COMMIT"),
+                },
+            };
+            RawLoad? half = null;
+            try
+            {
+                using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                half = ReadLoad(r, decode: true);
+                while (r.NextResult()) { }
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidParameterValue or PostgresErrorCodes.ObjectNotInPrerequisiteState)
+            {
+                return null; // "invalid snapshot identifier": the exporting transaction has ended
+            }
+            return half;
+        }
+        catch (PostgresException e)
+        {
+            throw new IOException($"{Location}: the BT database {Db.Description} refused: {e.MessageText} ({e.SqlState})", e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new IOException($"{Location}: the BT database {Db.Description} cannot be reached (the connection failed: {e.Message})", e);
+        }
+    }
 
     /// <summary>
     /// The pull's statement. One statement is one snapshot: the generation, the partition's moved mark and every row
     /// are read consistently in a single round trip, without a transaction of their own.
     /// </summary>
-    private NpgsqlBatchCommand LoadCommand(bool lazy)
+    private NpgsqlBatchCommand LoadCommand(bool lazy, string entryFilter = "", bool markBig = false)
     {
-        var cmd = new NpgsqlBatchCommand(LoadSql(lazy));
+        var cmd = new NpgsqlBatchCommand(LoadSql(lazy, entryFilter, markBig));
         cmd.Parameters.Add(new() { Value = Identifier });
         if (_side is not null) cmd.Parameters.Add(new() { Value = _side });
         if (T.Partition is int part) cmd.Parameters.Add(new() { Value = part });
         return cmd;
     }
 
-    private RawLoad ReadLoad(NpgsqlDataReader r)
+    /// <summary>Reads a pull's result; with <paramref name="decode"/>, each entry is unpickled as it arrives (its key checked first).</summary>
+    private RawLoad ReadLoad(NpgsqlDataReader r, bool decode)
     {
-        var rows = new List<(byte[], long, byte[], byte[]?)>();
+        var rows = new List<(Row, byte[]?)>();
         long generation = 0;
-        bool exists = false, moved = false, sawState = false;
+        bool exists = false, moved = false, sawState = false, big = false;
         while (r.Read())
         {
             switch (r.GetInt32(0))
@@ -197,28 +318,41 @@ public sealed class PostgresEntryStore : IEntryStore
                     exists = true;
                     generation = r.GetInt64(2);
                     break;
+                case 3:
+                    big = true;
+                    break;
                 case 1:
                     sawState = true;
                     moved |= r.GetInt64(2) != 0;
                     break;
                 default:
-                    rows.Add((r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetFieldValue<byte[]>(3), r.IsDBNull(4) ? null : r.GetFieldValue<byte[]>(4)));
+                    var row = new Row(r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetFieldValue<byte[]>(3), null);
+                    if (!decode)
+                    {
+                        rows.Add((row, r.IsDBNull(4) ? null : r.GetFieldValue<byte[]>(4)));
+                        break;
+                    }
+                    var keyObject = CheckedKey(row);
+                    row.Value = Unpickle(r.IsDBNull(4) ? [] : r.GetFieldValue<byte[]>(4), StoreKey.FromPython(keyObject));
+                    rows.Add((row, null));
                     break;
             }
         }
-        return new RawLoad(rows, generation, exists, moved || (T.Partition is not null && !sawState));
+        return new RawLoad(rows, generation, exists, moved || (T.Partition is not null && !sawState), decode, big);
     }
 
-    /// <summary>Decodes a pull's rows (checking each row's key) and makes them the store's view.</summary>
+    /// <summary>Decodes what is left of a pull's rows (checking each row's key) and makes them the store's view.</summary>
     private void Apply(RawLoad raw)
     {
         _loaded = true;
         var rows = new Dictionary<byte[], Row>(raw.Rows.Count, ByteKeyComparer.Instance);
-        foreach (var (key, seq, pkey, entry) in raw.Rows)
+        foreach (var (row, entry) in raw.Rows)
         {
-            var row = new Row(key, seq, pkey, null);
-            var keyObject = CheckedKey(row);
-            if (!_lazy) row.Value = Unpickle(entry ?? [], StoreKey.FromPython(keyObject));
+            if (!raw.Decoded)
+            {
+                var keyObject = CheckedKey(row);
+                if (!_lazy) row.Value = Unpickle(entry ?? [], StoreKey.FromPython(keyObject));
+            }
             rows[row.Key] = row;
         }
         _rows = rows;
@@ -229,16 +363,18 @@ public sealed class PostgresEntryStore : IEntryStore
 
     /// <summary>
     /// The pull's single statement: rows tagged 0 (the store's generation), 1 (the partition's moved mark, on a
-    /// partitioned layout) and 2 (an entry: key, seq, pickled key and, unless lazy, the pickled entry).
+    /// partitioned layout), 2 (an entry: key, seq, pickled key and, unless lazy, the pickled entry) and, with
+    /// <paramref name="markBig"/>, 3 (the store is big: its entries are not returned, they are pulled in halves).
     /// </summary>
-    private string LoadSql(bool lazy)
+    private string LoadSql(bool lazy, string entryFilter = "", bool markBig = false)
     {
         string entry = lazy ? "NULL::bytea" : "entry";
         var parts = new List<string>();
         if (_side is null) parts.Add($"SELECT 0, NULL::bytea, generation, NULL::bytea, NULL::bytea FROM {T.Stores} WHERE identifier = $1");
         if (T.Partition is not null) parts.Add($"SELECT 1, NULL::bytea, (moved::int)::int8, NULL::bytea, NULL::bytea FROM syconn.partition_state WHERE part = ${(_side is null ? 2 : 3)}");
+        if (markBig) parts.Add($"SELECT 3, NULL::bytea, 1::int8, NULL::bytea, NULL::bytea WHERE {BigProbe}");
         parts.Add(_side is null
-            ? $"SELECT 2, key, seq, pkey, {entry} FROM {T.Entries} WHERE identifier = $1"
+            ? $"SELECT 2, key, seq, pkey, {entry} FROM {T.Entries} WHERE identifier = $1{entryFilter}"
             : $"SELECT 2, key, seq, pkey, {entry} FROM {T.Side} WHERE identifier = $1 AND side = $2");
         return string.Join(" UNION ALL ", parts);
     }
@@ -321,7 +457,8 @@ public sealed class PostgresEntryStore : IEntryStore
         ArgumentNullException.ThrowIfNull(removed);
         ArgumentNullException.ThrowIfNull(changed);
         ArgumentNullException.ThrowIfNull(options);
-        // Everything is encoded before the first byte goes out, so an entry that cannot be stored writes nothing.
+        // An entry that cannot be stored writes nothing: few rows are pickled before the first byte goes out, many while
+        // the COPY streams, inside the push's transaction (see EncodeEntries).
         var deleted = new List<byte[]>(removed.Count + changed.Count);
         foreach (var k in removed) deleted.Add(BtKey.Encode(k));
         var removedKeys = deleted.Count == 0 ? null : new HashSet<byte[]>(deleted, ByteKeyComparer.Instance);
@@ -335,8 +472,8 @@ public sealed class PostgresEntryStore : IEntryStore
             bool known = _rows.TryGetValue(key, out var old) && removedKeys?.Contains(key) != true;
             rows.Add(new Row(key, known ? old!.Seq : seq++, known ? old!.PKey : Pickle.Dump(k, options.PickleProtocol), null) { Value = v, WrittenKey = k });
         }
-        EncodeEntries(rows, options);
-        Write(deleteAll: false, deleted, rows, options);
+        using (var encoder = EncodeEntries(rows, options))
+            Write(deleteAll: false, deleted, rows, options, encoder);
         foreach (var k in deleted) _rows.Remove(k);
         foreach (var row in rows)
         {
@@ -365,8 +502,8 @@ public sealed class PostgresEntryStore : IEntryStore
             seen[key] = row;
             rows.Add(row);
         }
-        EncodeEntries(rows, options);
-        Write(deleteAll: true, [], rows, options);
+        using (var encoder = EncodeEntries(rows, options))
+            Write(deleteAll: true, [], rows, options, encoder);
         foreach (var row in rows) row.Written(_lazy);
         _rows = seen;
         _nextSeq = rows.Count;
@@ -385,7 +522,7 @@ public sealed class PostgresEntryStore : IEntryStore
         ThrowIfSide();
         try
         {
-            var l = BtLock.Acquire(Db, Identifier, options, ct, PrefetchCommand(), r => _prefetched = ReadLoad(r));
+            var l = BtLock.Acquire(Db, Identifier, options, ct, PrefetchCommand(), r => _prefetched = ReadLoad(r, decode: false));
             _lock = l;
             return l;
         }
@@ -401,7 +538,7 @@ public sealed class PostgresEntryStore : IEntryStore
         ThrowIfSide();
         try
         {
-            var l = await BtLock.AcquireAsync(Db, Identifier, options, ct, PrefetchCommand(), r => _prefetched = ReadLoad(r)).ConfigureAwait(false);
+            var l = await BtLock.AcquireAsync(Db, Identifier, options, ct, PrefetchCommand(), r => _prefetched = ReadLoad(r, decode: false)).ConfigureAwait(false);
             _lock = l;
             return l;
         }
@@ -490,29 +627,90 @@ public sealed class PostgresEntryStore : IEntryStore
     }
 
     /// <summary>
-    /// Pickles every row's entry before anything is sent (so an entry that cannot be stored writes nothing), on all
-    /// cores when there are many; the first failing row, in the rows' order, is the one reported.
+    /// Pickles the rows' entries. A push of few rows (one INSERT) has them all pickled before anything is sent, so an
+    /// entry that cannot be stored writes nothing. A push through COPY pickles them on background threads while the
+    /// COPY streams the ones already done, in the rows' order (the returned encoder); an entry that cannot be stored
+    /// then fails the COPY, and its transaction, so again nothing is written. Either way the first failing row, in the
+    /// rows' order, is the one reported.
     /// </summary>
-    private void EncodeEntries(List<Row> rows, StoreOptions options)
+    private EntryEncoder? EncodeEntries(List<Row> rows, StoreOptions options)
     {
-        if (rows.Count < 64 || Environment.ProcessorCount == 1)
+        if (rows.Count <= InsertRowLimit)
         {
             foreach (var row in rows) row.Entry = Encode(row.WrittenKey!, row.Value!, options);
-            return;
+            return null;
         }
-        var errors = new Exception?[rows.Count];
-        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        return new EntryEncoder(rows, row => Encode(row.WrittenKey!, row.Value!, options), Math.Clamp(Environment.ProcessorCount - 1, 1, 4));
+    }
+
+    /// <summary>
+    /// Pickles rows on background threads, each taking the next row not yet taken, so rows finish in about their order;
+    /// <see cref="Get"/> waits for one. Disposing stops the threads after their current row.
+    /// </summary>
+    private sealed class EntryEncoder : IDisposable
+    {
+        private readonly List<Row> _rows;
+        private readonly Func<Row, byte[]> _encode;
+        private readonly Exception?[] _errors;
+        private readonly bool[] _done;
+        private readonly object _gate = new();
+        private readonly Task[] _workers;
+        private int _next = -1;
+        private volatile bool _stop;
+
+        public EntryEncoder(List<Row> rows, Func<Row, byte[]> encode, int workers)
         {
-            try
+            _rows = rows;
+            _encode = encode;
+            _errors = new Exception?[rows.Count];
+            _done = new bool[rows.Count];
+            _workers = new Task[workers];
+            for (int w = 0; w < workers; w++)
+                _workers[w] = Task.Factory.StartNew(Work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+
+        private void Work()
+        {
+            while (!_stop)
             {
-                rows[i].Entry = Encode(rows[i].WrittenKey!, rows[i].Value!, options);
+                int i = Interlocked.Increment(ref _next);
+                if (i >= _rows.Count) return;
+                byte[]? bytes = null;
+                Exception? error = null;
+                try
+                {
+                    bytes = _encode(_rows[i]);
+                }
+                catch (Exception e)
+                {
+                    error = e; // reported when the COPY reaches this row
+                }
+                lock (_gate)
+                {
+                    _rows[i].Entry = bytes;
+                    _errors[i] = error;
+                    _done[i] = true;
+                    Monitor.PulseAll(_gate);
+                }
             }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        }
+
+        /// <summary>Row <paramref name="i"/>'s pickled entry, once it is done; rethrows what its pickling threw.</summary>
+        public byte[] Get(int i)
+        {
+            lock (_gate)
             {
-                errors[i] = e;
+                while (!_done[i]) Monitor.Wait(_gate);
+                if (_errors[i] is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                return _rows[i].Entry!;
             }
-        });
-        if (Array.Find(errors, e => e is not null) is { } first) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+        }
+
+        public void Dispose()
+        {
+            _stop = true;
+            Task.WaitAll(_workers);
+        }
     }
 
     private byte[] Encode(object key, object entry, StoreOptions options)
@@ -619,7 +817,7 @@ public sealed class PostgresEntryStore : IEntryStore
     }
 
     /// <summary>One push in one transaction: bump the generation (checking it in optimistic mode), delete, insert.</summary>
-    private void Write(bool deleteAll, List<byte[]> deleted, List<Row> rows, StoreOptions options)
+    private void Write(bool deleteAll, List<byte[]> deleted, List<Row> rows, StoreOptions options, EntryEncoder? encoder)
     {
         // An optimistic push checks that nobody pushed since the pull; so does a locked one, which catches a writer that
         // did not lock (an optimistic or unlocked one) instead of overwriting its push. Only an unlocked push does not.
@@ -627,7 +825,7 @@ public sealed class PostgresEntryStore : IEntryStore
             throw new IOException($"{Location}: the connection that held the store's lock broke, so the lock is gone and another writer may have pushed; nothing was written: pull again");
         // (A locked store that never pulled, such as a conversion's destination, has no pulled generation to keep.)
         bool checkGeneration = _side is null && (options.Optimistic || (_loaded && _lock is { IsHeld: true }));
-        for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration, options.Durable); attempt++)
+        for (int attempt = 0; !TryWrite(deleteAll, deleted, rows, checkGeneration, options.Durable, encoder); attempt++)
         {
             // The store's partition moved to another shard after this store was routed: follow it. The copy there
             // carries the generation, so checking it keeps an optimistic or a locked push from overwriting a newer one.
@@ -655,8 +853,13 @@ public sealed class PostgresEntryStore : IEntryStore
     /// transaction is opened with the first batch and committed with the last; a store whose lock is to be released
     /// by this push (<see cref="IStoreLock.ReleaseWithNextWrite"/>) unlocks in the commit's round trip.
     /// </summary>
-    private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic, bool durable)
+    private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic, bool durable, EntryEncoder? encoder)
     {
+        if (_side is null && T.Partition is null && !deleteAll && rows.Count <= InsertRowLimit)
+        {
+            WriteInOneStatement(deleted, rows, optimistic, durable);
+            return true;
+        }
         long newGeneration = _generation;
         ulong xid = 0;
         bool committing = false, inTransaction = false, committed = false;
@@ -735,7 +938,7 @@ public sealed class PostgresEntryStore : IEntryStore
                 if (optimistic && newGeneration != _generation + 1)
                     throw new StoreConflictException(Location, _generation, newGeneration - 1);
             }
-            if (rows.Count > InsertRowLimit) Copy(c, rows);
+            if (rows.Count > InsertRowLimit) Copy(c, rows, encoder);
             BeforeCommit?.Invoke(c);
             committing = true;
             using (var commit = new NpgsqlBatch(c))
@@ -778,6 +981,125 @@ public sealed class PostgresEntryStore : IEntryStore
         return true;
     }
 
+    /// <summary>
+    /// A push of few rows to a single server in two round trips of one statement each: the generation bump, the
+    /// deletes and the upserts in one statement (its transaction's BEGIN rides along), then COMMIT. Npgsql writes a
+    /// one-statement command on the caller's thread, where a batch of several has its later statements written from
+    /// the thread pool. A store whose lock this push releases (<see cref="IStoreLock.ReleaseWithNextWrite"/>) turns its
+    /// session lock into a transaction lock in the same statement, once every write of it has succeeded, so the
+    /// COMMIT itself releases the lock: never before the push is visible, and without a round trip of its own.
+    /// </summary>
+    private void WriteInOneStatement(List<byte[]> deleted, List<Row> rows, bool checkGeneration, bool durable)
+    {
+        long newGeneration = _generation;
+        ulong xid = 0;
+        bool committing = false, committed = false, swapped = false;
+        var held = _lock;
+        var pinned = held?.Connection;
+        bool unlockWithCommit = pinned is not null && held!.ReleaseRequested;
+        var c = pinned ?? OpenConnection();
+        NpgsqlTransaction? tx = null;
+        try
+        {
+            tx = c.BeginTransaction();
+            var written = new HashSet<byte[]>(rows.Select(r => r.Key), ByteKeyComparer.Instance);
+            using var cmd = new NpgsqlCommand { Connection = c, Transaction = tx };
+            string P(object? value, NpgsqlDbType type)
+            {
+                cmd.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value, NpgsqlDbType = type });
+                return "$" + cmd.Parameters.Count.ToString(CultureInfo.InvariantCulture);
+            }
+            string id = P(Identifier, NpgsqlDbType.Text);
+            string bumpValues = $"VALUES ({id}, {P(_storeClass, NpgsqlDbType.Text)}, {P(Kind == EntryStoreKind.Npz ? "npz" : "pickle", NpgsqlDbType.Text)}, 1)";
+            string check = checkGeneration ? $"WHERE s.generation = {P(_generation, NpgsqlDbType.Bigint)}" : "";
+            string gone = P(deleted.Where(k => !written.Contains(k)).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            string keys = P(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            string seqs = P(rows.Select(r => r.Seq).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
+            string pkeys = P(rows.Select(r => r.PKey).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            string entries = P(rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            // Durable = false: the commit returns before the server has flushed its log, as a file push that skips fsync.
+            string extra = (durable ? "" : ", set_config('synchronous_commit', 'off', true)")
+                + (unlockWithCommit ? $", pg_advisory_xact_lock({P(held!.Key, NpgsqlDbType.Bigint)}), pg_advisory_unlock($" + cmd.Parameters.Count.ToString(CultureInfo.InvariantCulture) + ")" : "");
+            // The select list is computed only after the joined counts have run every write to its end, so the lock
+            // changes hands (session to transaction) only when nothing of the statement can fail any more.
+            cmd.CommandText = $"""
+                WITH bump AS (
+                  INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) {bumpValues}
+                  ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                  {check}
+                  RETURNING generation),
+                gone AS (DELETE FROM {T.Entries} WHERE identifier = {id} AND key = ANY({gone}) RETURNING 1),
+                put AS (
+                  INSERT INTO {T.Entries} (identifier, key, seq, pkey, entry)
+                  SELECT {id}, k, s, p, e FROM unnest({keys}, {seqs}, {pkeys}, {entries}) AS u(k, s, p, e)
+                  ON CONFLICT (identifier, key) DO UPDATE SET seq = EXCLUDED.seq, pkey = EXCLUDED.pkey, entry = EXCLUDED.entry
+                  RETURNING 1)
+                SELECT b.generation, pg_current_xact_id()::text{extra}
+                FROM bump b, (SELECT count(*) FROM gone) g, (SELECT count(*) FROM put) u
+                """;
+            using (var r = cmd.ExecuteReader())
+            {
+                if (!r.Read())
+                {
+                    r.Close();
+                    tx.Rollback();
+                    tx = null;
+                    throw new StoreConflictException(Location, _generation, CurrentGeneration(c));
+                }
+                newGeneration = r.GetInt64(0);
+                xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
+                swapped = unlockWithCommit;
+            }
+            if (checkGeneration && newGeneration != _generation + 1)
+                throw new StoreConflictException(Location, _generation, newGeneration - 1);
+            BeforeCommit?.Invoke(c);
+            committing = true;
+            tx.Commit();
+            committed = true;
+        }
+        catch (StoreConflictException)
+        {
+            throw;
+        }
+        catch (Exception e) when (committing && (e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException
+                                                  || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken)))
+        {
+            // The commit went out but its answer did not come back: ask the server what became of it.
+            tx = null;
+            ResolveUnknownCommit(xid, newGeneration, e);
+            committed = true;
+        }
+        catch (PostgresException e)
+        {
+            throw new IOException($"{Location}: the BT database {Db.Description} refused the push: {e.MessageText} ({e.SqlState}); nothing was written", e);
+        }
+        catch (NpgsqlException e)
+        {
+            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed during the push: {e.Message}; nothing was written (the server rolls back an unfinished transaction)", e);
+        }
+        finally
+        {
+            if (tx is not null && !committed && c.FullState == System.Data.ConnectionState.Open)
+            {
+                try
+                {
+                    tx.Rollback();
+                }
+                catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+                {
+                    // The session is unusable: the server ends the transaction with it.
+                }
+            }
+            tx?.Dispose();
+            if (pinned is null) c.Dispose();
+            // A lock handed to the transaction went with its rollback: the store does not hold it any more.
+            if (swapped && !committed) held!.ReleasedByWrite();
+        }
+        if (committed && held is not null && (swapped || held.ReleaseRequested)) held.ReleasedByWrite();
+        _generation = newGeneration;
+        Exists = true;
+    }
+
     /// <summary>Ends an open transaction without writing, where the connection still works (a broken one has ended it already).</summary>
     private static void Rollback(NpgsqlConnection c)
     {
@@ -793,20 +1115,23 @@ public sealed class PostgresEntryStore : IEntryStore
         }
     }
 
-    private void Copy(NpgsqlConnection c, List<Row> rows)
+    /// <summary>Streams the rows through binary COPY, each as soon as its entry is pickled.</summary>
+    private void Copy(NpgsqlConnection c, List<Row> rows, EntryEncoder? encoder)
     {
         using var w = c.BeginBinaryImport(_side is null
             ? $"COPY {T.Entries} (identifier, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)"
             : $"COPY {T.Side} (identifier, side, key, seq, pkey, entry) FROM STDIN (FORMAT BINARY)");
-        foreach (var row in rows)
+        for (int i = 0; i < rows.Count; i++)
         {
+            var row = rows[i];
+            byte[] entry = encoder?.Get(i) ?? row.Entry!;
             w.StartRow();
             w.Write(Identifier, NpgsqlDbType.Text);
             if (_side is not null) w.Write(_side, NpgsqlDbType.Text);
             w.Write(row.Key, NpgsqlDbType.Bytea);
             w.Write(row.Seq, NpgsqlDbType.Bigint);
             w.Write(row.PKey, NpgsqlDbType.Bytea);
-            w.Write(row.Entry!, NpgsqlDbType.Bytea);
+            w.Write(entry, NpgsqlDbType.Bytea);
         }
         w.Complete();
     }

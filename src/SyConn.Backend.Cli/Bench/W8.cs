@@ -132,13 +132,93 @@ internal static class W8
                 }
         }, t, progress, "w8 (bt)");
         var parallel = ParallelRuns(reps, progress, "w8 (bt)", () => server.Settle("syconn.entries", "syconn.stores"),
-            durable => ParallelRun("bt:bench/w8/counter", 4, perProcess, durable, server.ConnectionString));
+            durable => BtParallelRun("bt:bench/w8/counter", 4, perProcess, durable, server.ConnectionString));
         var perCycle = new JsonObject();
         foreach (var p in new[] { "seq_f100_locked_total", "seq_f100_unlocked_total", "seq_f1_locked_total", "seq_f1_unlocked_total" })
             foreach (var suffix in new[] { "", "_nosync" })
                 perCycle[(p + suffix).Replace("_total", "_ms_per_cycle", StringComparison.Ordinal)] = Math.Round(t.Median(p + suffix) / cycles * 1e3, 4);
         return BtWorkloads.BtLine("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["stores"] = new JsonArray("bt:bench/w8/seq_f100", "bt:bench/w8/seq_f1", "bt:bench/w8/counter") }, t,
             new JsonObject(), server, perCycle, new JsonObject { ["parallel"] = parallel });
+    }
+
+    /// <summary>The environment variable that makes a bt <c>_w8-worker</c> wait at the start line (<see cref="BtParallelRun"/>).</summary>
+    private const string BtBarrierVariable = "SYCONN_W8_START_BARRIER";
+
+    /// <summary>
+    /// The 4-process run on bt, timed as the reference harness times its own (<c>_w8_parallel</c>: the workers are
+    /// started, then released together, and the clock runs from the release to the last worker's end): each worker
+    /// starts, warms up, says <c>ready</c> and waits for <c>go</c> on its standard input. <c>wall_s</c> is that time;
+    /// <c>wall_with_start_s</c> also counts starting the processes and their warm-up, as the file run's <c>wall_s</c>.
+    /// </summary>
+    private static JsonObject BtParallelRun(string path, int processes, int perProcess, bool durable, string connectionString)
+    {
+        var writable = StoreOptions.Writable with { ConnectionString = connectionString };
+        using (var init = CompressedStorage.Open(path, writable))
+        {
+            init[0] = NdArray.Create(new long[] { 0 });
+            init.Push();
+        }
+        var started = Stopwatch.StartNew();
+        var (file, prefix) = SelfProcess.Command();
+        var procs = new List<Process>();
+        foreach (var _ in Enumerable.Range(0, processes))
+        {
+            var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+            foreach (var a in prefix) psi.ArgumentList.Add(a);
+            foreach (var a in new[] { "_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync", "--bt", connectionString })
+                psi.ArgumentList.Add(a);
+            psi.Environment[BtBarrierVariable] = "1";
+            procs.Add(Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}"));
+        }
+        var errors = procs.Select(p => p.StandardError.ReadToEndAsync()).ToList();
+        foreach (var (p, i) in procs.Select((p, i) => (p, i)))
+        {
+            string? line = p.StandardOutput.ReadLine();
+            if (line != "ready")
+            {
+                foreach (var q in procs) q.StandardInput.Close();
+                throw new InvalidOperationException($"w8 worker {i} did not get ready (said '{line}'): {errors[i].GetAwaiter().GetResult()}");
+            }
+        }
+        var sw = Stopwatch.StartNew();
+        foreach (var p in procs)
+        {
+            p.StandardInput.WriteLine("go");
+            p.StandardInput.Flush();
+        }
+        double maxWait = 0;
+        var outputs = procs.Select(p => p.StandardOutput.ReadToEndAsync()).ToList();
+        foreach (var (p, i) in procs.Select((p, i) => (p, i)))
+        {
+            string output = outputs[i].GetAwaiter().GetResult();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"w8 worker failed (exit {p.ExitCode}): {errors[i].GetAwaiter().GetResult()}");
+            var o = JsonNode.Parse(output)!;
+            maxWait = Math.Max(maxWait, (double)o["max_wait_s"]!);
+        }
+        double wall = sw.Elapsed.TotalSeconds;
+        double withStart = started.Elapsed.TotalSeconds;
+        using var r = CompressedStorage.Open(path, StoreOptions.Default with { ConnectionString = connectionString });
+        long final = r[0].ToArray<long>()[0];
+        long expected = (long)processes * perProcess;
+        return new JsonObject
+        {
+            ["wall_s"] = Math.Round(wall, 4),
+            ["wall_with_start_s"] = Math.Round(withStart, 4),
+            ["final_counter"] = final,
+            ["expected"] = expected,
+            ["lost_updates"] = expected - final,
+            ["max_wait_s"] = Math.Round(maxWait, 6),
+        };
+    }
+
+    /// <summary>In a bt worker started by <see cref="BtParallelRun"/>: says <c>ready</c> and waits for the start.</summary>
+    private static void BtStartBarrier(TextWriter stdout)
+    {
+        if (Environment.GetEnvironmentVariable(BtBarrierVariable) != "1") return;
+        stdout.WriteLine("ready");
+        stdout.Flush();
+        if (Console.In.ReadLine() != "go") throw new InvalidOperationException("w8 worker: the runner did not say go");
     }
 
     /// <summary>The 4-process runs, durable (<c>locked</c>) and not (<c>locked_nosync</c>), <paramref name="reps"/> of each.</summary>
@@ -265,6 +345,7 @@ internal static class W8
     {
         var opts = new StoreOptions { ReadOnly = false, DisableLocking = false, Durable = durable, Timeout = 600, ConnectionString = connectionString };
         WarmUp(opts);
+        if (connectionString is not null) BtStartBarrier(stdout);
         double maxWait = 0;
         int longWaits = 0;
         for (int i = 0; i < n; i++)
