@@ -109,17 +109,21 @@ public sealed class PickleDictIndexTests : IDisposable
     }
 
     [Fact]
-    public void A_repeated_key_keeps_its_first_place_and_takes_the_last_value()
+    public void Fuzz_input_1360824_a_repeated_key_is_read_whole_so_its_first_value_is_checked()
     {
-        // PROTO 4, EMPTY_DICT, MARK, 1: 10, 2: 20, 1: 30, SETITEMS, STOP
+        // PROTO 4, EMPTY_DICT, MARK, 1: 10, 2: 20, 1: 30, SETITEMS, STOP: Python keeps 1: 30 in the first place, but
+        // reads (and would refuse a damaged) 10 too; by key, 10 would never be read.
         byte[] bytes = [0x80, 4, (byte)'}', (byte)'(', (byte)'K', 1, (byte)'K', 10, (byte)'K', 2, (byte)'K', 20, (byte)'K', 1, (byte)'K', 30, (byte)'u', (byte)'.'];
-        var whole = (PyDict)Formats.Pickle.Pickle.Load(bytes);
-        var index = PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "dup");
-        Assert.NotNull(index);
-        Assert.Equal(whole.Keys, index.Keys);
-        Assert.True(index.TryGetValue(1L, out var v));
-        Assert.Equal(whole[1L], v);
-        Assert.Equal(30L, v);
+        Assert.Null(PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "dup"));
+        var path = Path.Combine(_dir, "dup.pkl");
+        File.WriteAllBytes(path, bytes);
+        using var ad = new AttributeDict(path);
+        Assert.Equal(new object[] { 1L, 2L }, ad.Keys.Select(k => k.PythonValue));
+        Assert.Equal(30L, ad[1L]);
+        // The same file with the first value damaged (an invalid UTF-8 str) is refused.
+        byte[] bad = [0x80, 4, (byte)'}', (byte)'(', (byte)'K', 1, 0x8c, 2, 0xc3, 0x28, (byte)'K', 2, (byte)'K', 20, (byte)'K', 1, (byte)'K', 30, (byte)'u', (byte)'.'];
+        File.WriteAllBytes(path, bad);
+        Assert.Throws<InvalidDataException>(() => new AttributeDict(path));
     }
 
     // Regression inputs of the pickle-index fuzz harness (PickleDictIndexFuzzTests), reduced by hand.

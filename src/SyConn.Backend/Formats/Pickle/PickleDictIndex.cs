@@ -435,16 +435,11 @@ internal sealed class PickleDictIndex
             if (!ReferenceEquals(key, plain)) Share(scan.KeyMemo[i], scan.ValueMemo[i], cross);
             if (Unhashable(key) is { } bad)
                 throw new InvalidDataException($"{_source ?? "pickle"}: unhashable dict key or member of type {PickleReader.TypeName(bad)} at byte offset {ks}");
+            // A repeated key (CPython's pickler never writes one) would leave the first value unread, though
+            // Python reads it, and refuses the file if it is damaged: such a file is read whole.
+            if (!_lookup.TryAdd(key, i)) return false;
+            _keys[i] = key;
             int slot = i;
-            if (_lookup.TryGetValue(key, out int first))
-            {
-                slot = first; // a repeated key keeps its first place and takes the later value, as a Python dict
-            }
-            else
-            {
-                _lookup.Add(key, i);
-                _keys[i] = key;
-            }
             _start[slot] = vs;
             _end[slot] = ve;
             _memoBase[slot] = scan.ValueMemo[i];
