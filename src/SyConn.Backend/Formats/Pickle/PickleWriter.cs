@@ -1050,7 +1050,8 @@ internal sealed class PickleWriter
 /// memo, so two things keep those misses off the common path: a bit filter (two bits per key, 1/16 full at most,
 /// small enough to stay in the core's cache) answers "never seen" without a probe, and new keys wait in a list
 /// written in order and go into the table in batches (independent inserts, whose misses the core overlaps),
-/// when a lookup needs the table or the list is full. Not thread-safe.
+/// when a lookup needs the table or the list is full; keys found before are answered from a small cache of hits
+/// first, so the few objects every entry repeats do not empty that list each time. Not thread-safe.
 /// </summary>
 internal sealed class IdentityMemo
 {
@@ -1077,6 +1078,11 @@ internal sealed class IdentityMemo
 
     private readonly Slot[] _pending = new Slot[PendingBatch];
     private int _pendingCount;
+
+    // Keys found before (the dict keys and dtype strings every entry repeats), direct-mapped by hash: a repeat is
+    // answered here without emptying the pending list into the table for it.
+    private const int HitCacheSize = 64;
+    private readonly Slot[] _hits = new Slot[HitCacheSize];
 
     /// <summary>An empty memo with room for about <paramref name="expected"/> entries before it grows.</summary>
     public IdentityMemo(int expected = 0)
@@ -1105,8 +1111,16 @@ internal sealed class IdentityMemo
             value = 0;
             return false;
         }
+        ref var hit = ref _hits[(int)(hash & (HitCacheSize - 1))];
+        if (ReferenceEquals(hit.Key, key))
+        {
+            value = hit.Value;
+            return true;
+        }
         if (_pendingCount > 0) FlushPending();
-        return Probe(key, hash, out value);
+        if (!Probe(key, hash, out value)) return false;
+        hit = new Slot { Key = key, Value = value, Hash = hash };
+        return true;
     }
 
     /// <summary>Sets the index of <paramref name="key"/> (adds it, or replaces the index it had).</summary>
@@ -1116,6 +1130,8 @@ internal sealed class IdentityMemo
         uint hash = (uint)RuntimeHelpers.GetHashCode(key);
         if (MayContain(hash))
         {
+            ref var hit = ref _hits[(int)(hash & (HitCacheSize - 1))];
+            if (ReferenceEquals(hit.Key, key)) hit.Value = value;
             if (_pendingCount > 0) FlushPending();
             if (Replace(key, hash, value)) return;
         }
