@@ -94,7 +94,7 @@ public static class Pickle
     /// an intermediate copy. The bytes are those of the other overloads. Returns the number of bytes written.
     /// </summary>
     /// <param name="value">A value of the Python value model; it must not change while this runs.</param>
-    /// <param name="file">A handle open for writing (its file position is not used).</param>
+    /// <param name="file">A handle of a regular file open for writing (positional writes: its file position is neither used nor moved).</param>
     /// <param name="offset">Where the pickle starts in the file.</param>
     /// <param name="protocol">2 to 5.</param>
     /// <inheritdoc cref="Dump(object?, int)" path="/exception"/>
