@@ -40,14 +40,12 @@ internal sealed class FileOutput(SafeFileHandle handle, long offset = 0) : IGath
     /// <summary>Where the next write goes (the bytes written so far, when starting at 0).</summary>
     public long Offset { get; private set; } = offset;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Write(ReadOnlySpan<byte> data)
     {
         RandomAccess.Write(handle, data, Offset);
         Offset += data.Length;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Write(IReadOnlyList<ReadOnlyMemory<byte>> pieces, long totalBytes)
     {
         if (pieces.Count <= MaxVectors)
@@ -74,13 +72,11 @@ internal sealed class FileOutput(SafeFileHandle handle, long offset = 0) : IGath
 
 internal sealed class StreamOutput(Stream stream) : IPickleOutput
 {
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Write(ReadOnlySpan<byte> data) => stream.Write(data);
 }
 
 internal sealed class BufferWriterOutput(IBufferWriter<byte> writer) : IPickleOutput
 {
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Write(ReadOnlySpan<byte> data) => writer.Write(data);
 }
 
@@ -155,7 +151,6 @@ internal sealed class PickleWriter
 
     // ---------------------------------------------------------------- output and framing
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Ensure(int n)
     {
         if (_buf.Length - _len >= n) return;
@@ -165,7 +160,6 @@ internal sealed class PickleWriter
         Array.Resize(ref _buf, (int)want);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void StartFrameIfNeeded()
     {
         if (_framing && _frameStart < 0)
@@ -176,7 +170,6 @@ internal sealed class PickleWriter
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteByte(byte b)
     {
         StartFrameIfNeeded();
@@ -184,7 +177,6 @@ internal sealed class PickleWriter
         _buf[_len++] = b;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Write(ReadOnlySpan<byte> data)
     {
         StartFrameIfNeeded();
@@ -193,7 +185,6 @@ internal sealed class PickleWriter
         _len += data.Length;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteOpU8(byte op, byte arg)
     {
         StartFrameIfNeeded();
@@ -203,7 +194,6 @@ internal sealed class PickleWriter
         _len += 2;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteOpU32(byte op, uint arg)
     {
         StartFrameIfNeeded();
@@ -216,7 +206,6 @@ internal sealed class PickleWriter
     /// <summary>The length of the open frame's content: what the buffer holds after its header, plus the external payloads in it.</summary>
     private long FrameLength => _len - _frameStart - 9 + _frameExternal;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CommitFrame()
     {
         if (!_framing || _frameStart < 0) return;
@@ -242,7 +231,6 @@ internal sealed class PickleWriter
     /// output gets every finished frame; a gather output gets runs of about <see cref="GatherBatch"/> bytes, and
     /// everything when <paramref name="force"/> is set.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Flush(bool force)
     {
         if (_out is null || _frameStart >= 0) return;
@@ -256,7 +244,6 @@ internal sealed class PickleWriter
         _len = 0;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FlushPieces()
     {
         CutBufferPiece();
@@ -281,7 +268,6 @@ internal sealed class PickleWriter
         _pendingExternal = 0;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CutBufferPiece()
     {
         if (_pieceStart < _len) _pieces.Add(new Piece(default, _pieceStart, _len - _pieceStart));
@@ -289,7 +275,6 @@ internal sealed class PickleWriter
     }
 
     /// <summary>Gather mode: <paramref name="payload"/> follows the bytes written so far, without being copied.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddExternal(ReadOnlyMemory<byte> payload)
     {
         CutBufferPiece();
@@ -299,7 +284,6 @@ internal sealed class PickleWriter
     }
 
     /// <summary>CPython's check at the start of every save(): close a frame once it reached the target size.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void OpcodeBoundary()
     {
         if (_framing)
@@ -310,7 +294,6 @@ internal sealed class PickleWriter
     }
 
     /// <summary>An opcode with a length header and a payload; payloads of 64 KiB or more go outside any frame.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteWithPayload(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
     {
         if (payload.Length < FrameTarget)
@@ -336,7 +319,6 @@ internal sealed class PickleWriter
     /// <see cref="WriteWithPayload(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> for a payload that stays unchanged until the
     /// pickle is written: a gather output gets it in place (the same bytes, in the same frames, without a copy).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteWithPayload(ReadOnlySpan<byte> header, ReadOnlyMemory<byte> payload)
     {
         if (_gather is null || payload.Length < GatherMin)
@@ -361,7 +343,6 @@ internal sealed class PickleWriter
 
     // ---------------------------------------------------------------- memo
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MemoPut(object key)
     {
         int idx = _memoCount++;
@@ -370,10 +351,8 @@ internal sealed class PickleWriter
     }
 
     /// <summary>Memoizes an object that cannot occur again (a fresh argument tuple or buffer): only the index is used up.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MemoFresh() => WriteMemoPut(_memoCount++);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MemoPutValue(int key)
     {
         int idx = _memoCount++;
@@ -381,7 +360,6 @@ internal sealed class PickleWriter
         WriteMemoPut(idx);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteMemoPut(int idx)
     {
         if (_proto >= 4) WriteByte(Op.Memoize);
@@ -389,7 +367,6 @@ internal sealed class PickleWriter
         else WriteOpU32(Op.LongBinPut, (uint)idx);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MemoGet(int idx)
     {
         if (idx < 256) WriteOpU8(Op.BinGet, (byte)idx);
@@ -404,7 +381,6 @@ internal sealed class PickleWriter
     /// one-byte bytes), or <see cref="NoValueKey"/> when the object is memoized by identity (dtypes too: which
     /// numpy dtype objects are shared depends on how the arrays were made, and the reader keeps the file's sharing).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ValueKey(object o) => o switch
     {
         string { Length: 0 } => 0,
@@ -414,7 +390,6 @@ internal sealed class PickleWriter
         _ => NoValueKey,
     };
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool TryMemoGet(object o, out int valueKey)
     {
         valueKey = ValueKey(o);
@@ -428,7 +403,6 @@ internal sealed class PickleWriter
         return false;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Memoize(object? o, int valueKey)
     {
         if (valueKey != NoValueKey) MemoPutValue(valueKey);
@@ -438,7 +412,6 @@ internal sealed class PickleWriter
 
     // ---------------------------------------------------------------- save
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Save(object? o)
     {
         OpcodeBoundary();
@@ -487,7 +460,6 @@ internal sealed class PickleWriter
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveInt(long v)
     {
         if (v >= 0 && v <= 0xFF) { WriteOpU8(Op.BinInt1, (byte)v); return; }
@@ -519,7 +491,6 @@ internal sealed class PickleWriter
         Write(bytes);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveFloat(double d)
     {
         StartFrameIfNeeded();
@@ -529,7 +500,6 @@ internal sealed class PickleWriter
         _len += 9;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveStr(string s, int valueKey)
     {
         int max = s.Length * 3;
@@ -552,7 +522,6 @@ internal sealed class PickleWriter
     /// Writes a bytes object; <paramref name="memoKey"/> is memoized after it (by value when <paramref name="valueKey"/>
     /// is set; a null key stands for a fresh object that cannot occur again: only its memo index is used up).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveBytes(ReadOnlyMemory<byte> data, object? memoKey, int valueKey)
     {
         if (_proto < 3)
@@ -578,7 +547,6 @@ internal sealed class PickleWriter
         Memoize(memoKey, valueKey);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteBytesOpcode(ReadOnlyMemory<byte> data)
     {
         Span<byte> header = stackalloc byte[9];
@@ -604,7 +572,6 @@ internal sealed class PickleWriter
         MemoPut(ba);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteByteArray8(ReadOnlyMemory<byte> data)
     {
         Span<byte> header = stackalloc byte[9];
@@ -613,7 +580,6 @@ internal sealed class PickleWriter
         WriteWithPayload(header, data);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveTuple(PyTuple t)
     {
         int n = t.Count;
@@ -656,7 +622,6 @@ internal sealed class PickleWriter
         MemoFresh();
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveList(PyList l)
     {
         WriteByte(Op.EmptyList);
@@ -664,7 +629,6 @@ internal sealed class PickleWriter
         WriteListItems(l);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteListItems(IReadOnlyList<object?> l)
     {
         int n = l.Count;
@@ -689,7 +653,6 @@ internal sealed class PickleWriter
         } while (total < n);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveDict(PyDict d)
     {
         WriteByte(Op.EmptyDict);
@@ -723,7 +686,6 @@ internal sealed class PickleWriter
     }
 
     /// <summary>CPython's generic batching of dict items (dict subclasses): one item uses SETITEM.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteDictItemsGeneric(PyDict d)
     {
         int n = d.Count;
@@ -856,7 +818,6 @@ internal sealed class PickleWriter
 
     // ---------------------------------------------------------------- globals
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveGlobal(string module, string name)
     {
         OpcodeBoundary();
@@ -913,7 +874,6 @@ internal sealed class PickleWriter
 
     // ---------------------------------------------------------------- numpy
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveDType(DType dt, int valueKey)
     {
         SaveGlobal("numpy", "dtype");
@@ -951,7 +911,6 @@ internal sealed class PickleWriter
         return [3L, order, null, null, null, elsize, align, flags];
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveScalar(NpScalar sc)
     {
         SaveGlobal("numpy.core.multiarray", "scalar");
@@ -974,7 +933,6 @@ internal sealed class PickleWriter
         MemoPut(sc);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveArray(NdArray a)
     {
         bool fortran = a.Order == ArrayOrder.F && !a.IsCContiguous;
@@ -1024,7 +982,6 @@ internal sealed class PickleWriter
     }
 
     /// <summary>The shape tuple, as <c>SaveArgs(dims...)</c> writes it, without boxing the dimensions.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SaveShape(NdArray a)
     {
         var shape = a.Shape;
@@ -1102,7 +1059,6 @@ internal sealed class IdentityMemo
     /// <summary>The number of keys.</summary>
     public int Count => _keys;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryGetValue(object key, out int value)
     {
         uint hash = (uint)RuntimeHelpers.GetHashCode(key);
@@ -1124,7 +1080,6 @@ internal sealed class IdentityMemo
     }
 
     /// <summary>Sets the index of <paramref name="key"/> (adds it, or replaces the index it had).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Set(object key, int value)
     {
         uint hash = (uint)RuntimeHelpers.GetHashCode(key);
@@ -1147,7 +1102,7 @@ internal sealed class IdentityMemo
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong FilterHash(uint hash) => hash * 0x9E3779B97F4A7C15UL;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool MayContain(uint hash)
     {
         ulong h = FilterHash(hash);
@@ -1158,7 +1113,6 @@ internal sealed class IdentityMemo
         return (f[a >> 6] & (1UL << (int)a)) != 0 && (f[b >> 6] & (1UL << (int)b)) != 0;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddToFilter(uint hash)
     {
         ulong h = FilterHash(hash);
@@ -1169,7 +1123,6 @@ internal sealed class IdentityMemo
         _filter[b >> 6] |= 1UL << (int)b;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void GrowFilter()
     {
         _filter = new ulong[_filter.Length * 2];
@@ -1182,7 +1135,6 @@ internal sealed class IdentityMemo
 
     // ---------------------------------------------------------------- table
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FlushPending()
     {
         for (int i = 0; i < _pendingCount; i++)
@@ -1194,7 +1146,6 @@ internal sealed class IdentityMemo
         _pendingCount = 0;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Probe(object key, uint hash, out int value)
     {
         var slots = _slots;
@@ -1215,7 +1166,6 @@ internal sealed class IdentityMemo
         return false;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Replace(object key, uint hash, int value)
     {
         var slots = _slots;
@@ -1235,7 +1185,6 @@ internal sealed class IdentityMemo
     }
 
     /// <summary>Adds a key known not to be in the table.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Insert(object key, int value, uint hash)
     {
         if (_count >= _limit) Grow();
@@ -1255,7 +1204,6 @@ internal sealed class IdentityMemo
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Index(uint hash, int shift) => (int)(hash * 0x9E3779B1u >> shift);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Grow()
     {
         var old = _slots;
