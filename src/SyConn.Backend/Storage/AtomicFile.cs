@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
 
 namespace SyConn.Backend.Storage;
 
@@ -83,6 +84,39 @@ public static class AtomicFile
                 writer(fs);
                 if (durable) fs.Flush(flushToDisk: true);
                 else fs.Flush();
+            }
+        }
+        catch
+        {
+            DeleteQuietly(temp);
+            throw;
+        }
+        Commit(temp, target, durable, overwrite);
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="path"/> with what <paramref name="writer"/> writes through the handle it gets, with
+    /// positional writes (<see cref="RandomAccess"/>) from offset 0 on: no stream buffer sits between the writer's
+    /// data and the file, so a writer that gathers its pieces hands them to the kernel as they are. The file is as
+    /// long as the furthest byte written. If the writer throws, the target is left untouched and the temp file deleted.
+    /// </summary>
+    /// <param name="path">The target file; its folder must exist.</param>
+    /// <param name="writer">Writes the new content; it must not close the handle.</param>
+    /// <param name="durable">fsync file and folder (default). False matches upstream: atomic, not durable.</param>
+    /// <param name="overwrite">Replace an existing target (default). False creates the file only if
+    /// <paramref name="path"/> does not exist (see the remarks of the class).</param>
+    /// <exception cref="IOException">Writing, renaming or syncing failed, or <paramref name="overwrite"/> is false and the target exists.</exception>
+    internal static void WritePositional(string path, Action<SafeFileHandle> writer, bool durable = true, bool overwrite = true)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        var target = Prepare(path, overwrite);
+        var (fs, temp) = CreateTemp(target, bufferSize: 0);
+        try
+        {
+            using (fs)
+            {
+                writer(fs.SafeFileHandle);
+                if (durable) fs.Flush(flushToDisk: true);
             }
         }
         catch

@@ -171,7 +171,8 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
     private void WriteFile(PyDict entries, StoreOptions options)
     {
         EnsureWritable();
-        AtomicFile.Write(Path, s => Pickle.Dump(entries, s, options.PickleProtocol), options.Durable);
+        // Positional writes of about 1 MiB straight from the entries' bytes: no stream buffer, no copy of the payloads.
+        AtomicFile.WritePositional(Path, h => Pickle.Dump(entries, h, 0, options.PickleProtocol), options.Durable);
         Exists = true;
     }
 

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text.Unicode;
+using Microsoft.Win32.SafeHandles;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Python;
 
@@ -12,6 +13,61 @@ namespace SyConn.Backend.Formats.Pickle;
 internal interface IPickleOutput
 {
     void Write(ReadOnlySpan<byte> data);
+}
+
+/// <summary>
+/// An output that takes a run of pieces at once: slices of the writer's buffer (opcodes, small values) and, between
+/// them, the payloads of bytes, bytearrays and arrays as the values hold them, so that those are not copied before
+/// they reach the file. The pieces are valid only during the call.
+/// </summary>
+internal interface IGatherOutput : IPickleOutput
+{
+    /// <summary>Writes <paramref name="pieces"/> in order; <paramref name="totalBytes"/> is the sum of their lengths.</summary>
+    void Write(IReadOnlyList<ReadOnlyMemory<byte>> pieces, long totalBytes);
+}
+
+/// <summary>
+/// Positional writes to a file, from <paramref name="offset"/> on: a run of pieces is one <c>pwritev</c> per
+/// <see cref="MaxVectors"/> pieces, so the payloads go from the values to the file with the kernel's copy only.
+/// </summary>
+internal sealed class FileOutput(SafeFileHandle handle, long offset = 0) : IGatherOutput
+{
+    /// <summary>Linux's IOV_MAX: the most pieces one <c>pwritev</c> takes.</summary>
+    public const int MaxVectors = 1024;
+
+    private readonly List<ReadOnlyMemory<byte>> _part = [];
+
+    /// <summary>Where the next write goes (the bytes written so far, when starting at 0).</summary>
+    public long Offset { get; private set; } = offset;
+
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        RandomAccess.Write(handle, data, Offset);
+        Offset += data.Length;
+    }
+
+    public void Write(IReadOnlyList<ReadOnlyMemory<byte>> pieces, long totalBytes)
+    {
+        if (pieces.Count <= MaxVectors)
+        {
+            RandomAccess.Write(handle, pieces, Offset);
+            Offset += totalBytes;
+            return;
+        }
+        for (int i = 0; i < pieces.Count; i += MaxVectors)
+        {
+            _part.Clear();
+            long n = 0;
+            for (int j = i; j < Math.Min(pieces.Count, i + MaxVectors); j++)
+            {
+                _part.Add(pieces[j]);
+                n += pieces[j].Length;
+            }
+            RandomAccess.Write(handle, _part, Offset);
+            Offset += n;
+        }
+        _part.Clear();
+    }
 }
 
 internal sealed class StreamOutput(Stream stream) : IPickleOutput
@@ -34,10 +90,23 @@ internal sealed class PickleWriter
     private const int FlushThreshold = 1 << 20;
     private const int BatchSize = 1000;
     private const int MaxRecursion = 3000;
+    // Gather mode: payloads from this size on are handed to the output in place instead of being copied into the
+    // buffer, and pieces are handed over in runs of about GatherBatch bytes (or MaxPieces pieces).
+    private const int GatherMin = 1024;
+    private const int GatherBatch = 1 << 20;
+    private const int MaxPieces = 512;
     private const string Latin1Name = "latin1";
 
     private readonly int _proto;
     private readonly IPickleOutput? _out;
+    private readonly IGatherOutput? _gather;
+    // Gather mode: the finished pieces not handed over yet (a range of _buf, or an external payload), where the bytes
+    // of _buf not yet cut into a piece start, the external bytes pending, and those inside the open frame.
+    private readonly List<Piece> _pieces = [];
+    private readonly List<ReadOnlyMemory<byte>> _run = [];
+    private int _pieceStart;
+    private long _pendingExternal;
+    private long _frameExternal;
     private byte[] _buf = new byte[4096];
     private int _len;
     private int _frameStart = -1;
@@ -59,7 +128,11 @@ internal sealed class PickleWriter
             throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "pickle protocols 2 to 5 are supported");
         _proto = protocol;
         _out = output;
+        _gather = output as IGatherOutput;
     }
+
+    /// <summary>A piece of output in gather mode: <see cref="Start"/>/<see cref="Length"/> in the buffer, or (Start -1) an external payload.</summary>
+    private readonly record struct Piece(ReadOnlyMemory<byte> External, int Start, int Length);
 
     /// <summary>Writes the whole pickle; with no output the bytes stay in the buffer (see <see cref="ToArray"/>).</summary>
     public void Dump(object? value)
@@ -71,7 +144,7 @@ internal sealed class PickleWriter
         WriteByte(Op.Stop);
         CommitFrame();
         _framing = false;
-        Flush();
+        Flush(force: true);
     }
 
     public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
@@ -130,10 +203,13 @@ internal sealed class PickleWriter
         _len += 5;
     }
 
+    /// <summary>The length of the open frame's content: what the buffer holds after its header, plus the external payloads in it.</summary>
+    private long FrameLength => _len - _frameStart - 9 + _frameExternal;
+
     private void CommitFrame()
     {
         if (!_framing || _frameStart < 0) return;
-        int frameLen = _len - _frameStart - 9;
+        long frameLen = FrameLength;
         if (frameLen >= 4)
         {
             _buf[_frameStart] = Op.Frame;
@@ -141,18 +217,70 @@ internal sealed class PickleWriter
         }
         else
         {
-            _buf.AsSpan(_frameStart + 9, frameLen).CopyTo(_buf.AsSpan(_frameStart));
+            // Too short for a frame: no external payload is in it (those are longer), so it is all in the buffer.
+            _buf.AsSpan(_frameStart + 9, (int)frameLen).CopyTo(_buf.AsSpan(_frameStart));
             _len -= 9;
         }
         _frameStart = -1;
-        Flush();
+        _frameExternal = 0;
+        Flush(force: false);
     }
 
-    private void Flush()
+    /// <summary>
+    /// Hands finished bytes to the output (never inside an open frame, whose header is not written yet). A stream
+    /// output gets every finished frame; a gather output gets runs of about <see cref="GatherBatch"/> bytes, and
+    /// everything when <paramref name="force"/> is set.
+    /// </summary>
+    private void Flush(bool force)
     {
-        if (_out is null || _frameStart >= 0 || _len == 0) return;
+        if (_out is null || _frameStart >= 0) return;
+        if (_gather is not null)
+        {
+            if (force || _len + _pendingExternal >= GatherBatch || _pieces.Count >= MaxPieces) FlushPieces();
+            return;
+        }
+        if (_len == 0) return;
         _out.Write(_buf.AsSpan(0, _len));
         _len = 0;
+    }
+
+    private void FlushPieces()
+    {
+        CutBufferPiece();
+        if (_pieces.Count == 0) return;
+        long total = 0;
+        foreach (var p in _pieces)
+        {
+            _run.Add(p.Start < 0 ? p.External : _buf.AsMemory(p.Start, p.Length));
+            total += p.Length;
+        }
+        try
+        {
+            _gather!.Write(_run, total);
+        }
+        finally
+        {
+            _run.Clear();
+        }
+        _pieces.Clear();
+        _len = 0;
+        _pieceStart = 0;
+        _pendingExternal = 0;
+    }
+
+    private void CutBufferPiece()
+    {
+        if (_pieceStart < _len) _pieces.Add(new Piece(default, _pieceStart, _len - _pieceStart));
+        _pieceStart = _len;
+    }
+
+    /// <summary>Gather mode: <paramref name="payload"/> follows the bytes written so far, without being copied.</summary>
+    private void AddExternal(ReadOnlyMemory<byte> payload)
+    {
+        CutBufferPiece();
+        _pieces.Add(new Piece(payload, -1, payload.Length));
+        _pendingExternal += payload.Length;
+        if (_frameStart >= 0) _frameExternal += payload.Length;
     }
 
     /// <summary>CPython's check at the start of every save(): close a frame once it reached the target size.</summary>
@@ -160,9 +288,9 @@ internal sealed class PickleWriter
     {
         if (_framing)
         {
-            if (_frameStart >= 0 && _len - _frameStart - 9 >= FrameTarget) CommitFrame();
+            if (_frameStart >= 0 && FrameLength >= FrameTarget) CommitFrame();
         }
-        else if (_len >= FlushThreshold) Flush();
+        else if (_len + _pendingExternal >= FlushThreshold) Flush(force: _gather is not null);
     }
 
     /// <summary>An opcode with a length header and a payload; payloads of 64 KiB or more go outside any frame.</summary>
@@ -180,11 +308,37 @@ internal sealed class PickleWriter
         Write(header);
         if (_out is not null)
         {
-            Flush();
+            Flush(force: true);
             _out.Write(payload);
         }
         else Write(payload);
         _framing = framing;
+    }
+
+    /// <summary>
+    /// <see cref="WriteWithPayload(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> for a payload that stays unchanged until the
+    /// pickle is written: a gather output gets it in place (the same bytes, in the same frames, without a copy).
+    /// </summary>
+    private void WriteWithPayload(ReadOnlySpan<byte> header, ReadOnlyMemory<byte> payload)
+    {
+        if (_gather is null || payload.Length < GatherMin)
+        {
+            WriteWithPayload(header, payload.Span);
+            return;
+        }
+        if (payload.Length < FrameTarget)
+        {
+            Write(header);
+            AddExternal(payload);
+            return;
+        }
+        CommitFrame();
+        bool framing = _framing;
+        _framing = false;
+        Write(header);
+        AddExternal(payload);
+        _framing = framing;
+        Flush(force: false);
     }
 
     // ---------------------------------------------------------------- memo
@@ -285,7 +439,7 @@ internal sealed class PickleWriter
             switch (o)
             {
                 case string s: SaveStr(s, valueKey); break;
-                case PyBytes pb: SaveBytes(pb.Data.Span, pb, valueKey); break;
+                case PyBytes pb: SaveBytes(pb.Data, pb, valueKey); break;
                 case PyByteArray ba: SaveByteArray(ba); break;
                 case PyTuple t: SaveTuple(t); break;
                 case PyList l: SaveList(l); break;
@@ -368,7 +522,7 @@ internal sealed class PickleWriter
     /// Writes a bytes object; <paramref name="memoKey"/> is memoized after it (by value when <paramref name="valueKey"/>
     /// is set; a null key stands for a fresh object that cannot occur again: only its memo index is used up).
     /// </summary>
-    private void SaveBytes(ReadOnlySpan<byte> data, object? memoKey, int valueKey)
+    private void SaveBytes(ReadOnlyMemory<byte> data, object? memoKey, int valueKey)
     {
         if (_proto < 3)
         {
@@ -381,7 +535,8 @@ internal sealed class PickleWriter
             {
                 SaveGlobal("_codecs", "encode");
                 var chars = new char[data.Length];
-                for (int i = 0; i < chars.Length; i++) chars[i] = (char)data[i];
+                var span = data.Span;
+                for (int i = 0; i < chars.Length; i++) chars[i] = (char)span[i];
                 SaveArgs(new string(chars), Latin1Name);
             }
             WriteByte(Op.Reduce);
@@ -392,7 +547,7 @@ internal sealed class PickleWriter
         Memoize(memoKey, valueKey);
     }
 
-    private void WriteBytesOpcode(ReadOnlySpan<byte> data)
+    private void WriteBytesOpcode(ReadOnlyMemory<byte> data)
     {
         Span<byte> header = stackalloc byte[9];
         int hl;
@@ -406,7 +561,7 @@ internal sealed class PickleWriter
     {
         if (_proto >= 5)
         {
-            WriteByteArray8(ba.Data.Span);
+            WriteByteArray8(ba.Data);
             MemoPut(ba);
             return;
         }
@@ -417,7 +572,7 @@ internal sealed class PickleWriter
         MemoPut(ba);
     }
 
-    private void WriteByteArray8(ReadOnlySpan<byte> data)
+    private void WriteByteArray8(ReadOnlyMemory<byte> data)
     {
         Span<byte> header = stackalloc byte[9];
         header[0] = Op.ByteArray8;
@@ -787,8 +942,8 @@ internal sealed class PickleWriter
             OpcodeBoundary();
             WriteByte(Op.Mark);
             OpcodeBoundary();
-            if ((ArrayHints.Get(a) & ArrayHint.ReadOnly) != 0) WriteBytesOpcode(a.Data.Span);
-            else WriteByteArray8(a.Data.Span);
+            if ((ArrayHints.Get(a) & ArrayHint.ReadOnly) != 0) WriteBytesOpcode(a.Data);
+            else WriteByteArray8(a.Data);
             MemoFresh();
             Save(a.DType);
             SaveShape(a);
@@ -847,22 +1002,44 @@ internal sealed class PickleWriter
 /// <summary>
 /// The writer's memo: object identity to memo index, an open-addressing table (linear probing, power-of-two
 /// size, at most 5/8 full) of key/index pairs side by side, so that a probe touches one cache line. With the
-/// millions of objects of a store file the table is far bigger than the caches and every lookup is a cache
-/// miss; a Dictionary with a reference comparer costs two or three (bucket, entry, and its growth rehashes
-/// through both). Not thread-safe.
+/// millions of objects of a store file the table is far bigger than the caches and every probe is a cache
+/// miss (a Dictionary with a reference comparer costs two or three). Most objects of a store are new to the
+/// memo, so two things keep those misses off the common path: a bit filter (two bits per key, 1/16 full at most,
+/// small enough to stay in the core's cache) answers "never seen" without a probe, and new keys wait in a list
+/// written in order and go into the table in batches (independent inserts, whose misses the core overlaps),
+/// when a lookup needs the table or the list is full; keys found before are answered from a small cache of hits
+/// first, so the few objects every entry repeats do not empty that list each time. Not thread-safe.
 /// </summary>
 internal sealed class IdentityMemo
 {
+    // The identity hash is kept beside the key: reading it again from the object would touch the object, which
+    // by the time the table is filled or grown has long left the cache.
     private struct Slot
     {
         public object? Key;
         public int Value;
+        public uint Hash;
     }
+
+    private const int PendingBatch = 4096;
 
     private Slot[] _slots;
     private int _count;
     private int _limit;
     private int _shift;
+
+    private ulong[] _filter;
+    private int _filterShift;
+    private int _filterLimit;
+    private int _keys;
+
+    private readonly Slot[] _pending = new Slot[PendingBatch];
+    private int _pendingCount;
+
+    // Keys found before (the dict keys and dtype strings every entry repeats), direct-mapped by hash: a repeat is
+    // answered here without emptying the pending list into the table for it.
+    private const int HitCacheSize = 64;
+    private readonly Slot[] _hits = new Slot[HitCacheSize];
 
     /// <summary>An empty memo with room for about <paramref name="expected"/> entries before it grows.</summary>
     public IdentityMemo(int expected = 0)
@@ -872,13 +1049,108 @@ internal sealed class IdentityMemo
         _slots = new Slot[size];
         _limit = size / 8 * 5;
         _shift = 32 - BitOperations.Log2((uint)size);
+        int bits = 1 << 16;
+        while (bits < (1 << 30) && bits / 16 < expected) bits <<= 1;
+        _filter = new ulong[bits / 64];
+        _filterLimit = bits / 16;
+        _filterShift = 64 - BitOperations.Log2((uint)bits);
     }
+
+    /// <summary>The number of keys.</summary>
+    public int Count => _keys;
 
     public bool TryGetValue(object key, out int value)
     {
+        uint hash = (uint)RuntimeHelpers.GetHashCode(key);
+        if (!MayContain(hash))
+        {
+            value = 0;
+            return false;
+        }
+        ref var hit = ref _hits[(int)(hash & (HitCacheSize - 1))];
+        if (ReferenceEquals(hit.Key, key))
+        {
+            value = hit.Value;
+            return true;
+        }
+        if (_pendingCount > 0) FlushPending();
+        if (!Probe(key, hash, out value)) return false;
+        hit = new Slot { Key = key, Value = value, Hash = hash };
+        return true;
+    }
+
+    /// <summary>Sets the index of <paramref name="key"/> (adds it, or replaces the index it had).</summary>
+    public void Set(object key, int value)
+    {
+        uint hash = (uint)RuntimeHelpers.GetHashCode(key);
+        if (MayContain(hash))
+        {
+            ref var hit = ref _hits[(int)(hash & (HitCacheSize - 1))];
+            if (ReferenceEquals(hit.Key, key)) hit.Value = value;
+            if (_pendingCount > 0) FlushPending();
+            if (Replace(key, hash, value)) return;
+        }
+        else AddToFilter(hash);
+        if (_pendingCount == PendingBatch) FlushPending();
+        _pending[_pendingCount++] = new Slot { Key = key, Value = value, Hash = hash };
+        _keys++;
+        if (_keys > _filterLimit) GrowFilter();
+    }
+
+    // ---------------------------------------------------------------- filter
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong FilterHash(uint hash) => hash * 0x9E3779B97F4A7C15UL;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool MayContain(uint hash)
+    {
+        ulong h = FilterHash(hash);
+        var f = _filter;
+        int shift = _filterShift;
+        ulong a = h >> shift;
+        ulong b = (h << (64 - shift)) >> shift;
+        return (f[a >> 6] & (1UL << (int)a)) != 0 && (f[b >> 6] & (1UL << (int)b)) != 0;
+    }
+
+    private void AddToFilter(uint hash)
+    {
+        ulong h = FilterHash(hash);
+        int shift = _filterShift;
+        ulong a = h >> shift;
+        ulong b = (h << (64 - shift)) >> shift;
+        _filter[a >> 6] |= 1UL << (int)a;
+        _filter[b >> 6] |= 1UL << (int)b;
+    }
+
+    private void GrowFilter()
+    {
+        _filter = new ulong[_filter.Length * 2];
+        _filterShift--;
+        _filterLimit *= 2;
+        foreach (var s in _slots)
+            if (s.Key is not null) AddToFilter(s.Hash);
+        for (int i = 0; i < _pendingCount; i++) AddToFilter(_pending[i].Hash);
+    }
+
+    // ---------------------------------------------------------------- table
+
+    private void FlushPending()
+    {
+        for (int i = 0; i < _pendingCount; i++)
+        {
+            ref var p = ref _pending[i];
+            Insert(p.Key!, p.Value, p.Hash);
+            p.Key = null;
+        }
+        _pendingCount = 0;
+    }
+
+    private bool Probe(object key, uint hash, out int value)
+    {
         var slots = _slots;
         int mask = slots.Length - 1;
-        int i = Hash(key, _shift);
+        int i = Index(hash, _shift);
         while (true)
         {
             ref var s = ref slots[i];
@@ -894,36 +1166,43 @@ internal sealed class IdentityMemo
         return false;
     }
 
-    /// <summary>Sets the index of <paramref name="key"/> (adds it, or replaces the index it had).</summary>
-    public void Set(object key, int value)
+    private bool Replace(object key, uint hash, int value)
     {
-        if (_count >= _limit) Grow();
         var slots = _slots;
         int mask = slots.Length - 1;
-        int i = Hash(key, _shift);
+        int i = Index(hash, _shift);
         while (true)
         {
             ref var s = ref slots[i];
-            if (s.Key is null)
-            {
-                s.Key = key;
-                s.Value = value;
-                _count++;
-                return;
-            }
+            if (s.Key is null) return false;
             if (ReferenceEquals(s.Key, key))
             {
                 s.Value = value;
-                return;
+                return true;
             }
             i = (i + 1) & mask;
         }
     }
 
+    /// <summary>Adds a key known not to be in the table.</summary>
+    private void Insert(object key, int value, uint hash)
+    {
+        if (_count >= _limit) Grow();
+        var slots = _slots;
+        int mask = slots.Length - 1;
+        int i = Index(hash, _shift);
+        while (slots[i].Key is not null) i = (i + 1) & mask;
+        ref var s = ref slots[i];
+        s.Key = key;
+        s.Value = value;
+        s.Hash = hash;
+        _count++;
+    }
+
     // Fibonacci hashing: the top bits of the product depend on all bits of the identity hash code, whose
     // low bits alone are poorly distributed (they come from a linear congruential generator).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Hash(object key, int shift) => (int)((uint)RuntimeHelpers.GetHashCode(key) * 0x9E3779B1u >> shift);
+    private static int Index(uint hash, int shift) => (int)(hash * 0x9E3779B1u >> shift);
 
     private void Grow()
     {
@@ -934,7 +1213,7 @@ internal sealed class IdentityMemo
         foreach (var e in old)
         {
             if (e.Key is null) continue;
-            int i = Hash(e.Key, shift);
+            int i = Index(e.Hash, shift);
             while (slots[i].Key is not null) i = (i + 1) & mask;
             slots[i] = e;
         }

@@ -1,0 +1,269 @@
+using Microsoft.Win32.SafeHandles;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Formats.Pickle;
+using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+using SyConn.Backend.Tests.Infrastructure;
+using PickleApi = SyConn.Backend.Formats.Pickle.Pickle;
+
+namespace SyConn.Backend.Tests.Pickle;
+
+/// <summary>
+/// The positional file writer (<see cref="PickleApi.Dump(object?, SafeFileHandle, long, int)"/>, what a store push
+/// uses): payloads go to the file in place, in runs of pieces, and the bytes must be those of the buffered writer
+/// (which the fixture tests hold to CPython's) for every fixture, protocol and payload size.
+/// </summary>
+public class PickleFileWriterTests
+{
+    private static byte[] DumpToFile(object? value, int protocol, long offset = 0)
+    {
+        using var dir = new TempDir();
+        string p = dir.File("out.pkl");
+        long written;
+        using (var h = File.OpenHandle(p, FileMode.CreateNew, FileAccess.ReadWrite))
+        {
+            if (offset > 0) RandomAccess.Write(h, new byte[offset], 0);
+            written = PickleApi.Dump(value, h, offset, protocol);
+        }
+        var bytes = File.ReadAllBytes(p);
+        Assert.Equal(offset + written, bytes.LongLength);
+        return bytes[(int)offset..];
+    }
+
+    private static byte[] DumpToStream(object? value, int protocol)
+    {
+        using var ms = new MemoryStream();
+        PickleApi.Dump(value, ms, protocol);
+        return ms.ToArray();
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(PickleFixtureTests.All), MemberType = typeof(PickleFixtureTests))]
+    public void Every_fixture_is_written_as_the_buffered_writer_writes_it(string name)
+    {
+        var file = PickleFixtureTests.Read(name);
+        var value = PickleApi.Load(file, sourceName: name);
+        foreach (int protocol in new[] { 2, 3, 4, 5 })
+        {
+            var expected = PickleApi.Dump(value, protocol);
+            Assert.Equal(expected, DumpToFile(value, protocol));
+            Assert.Equal(expected, DumpToStream(value, protocol));
+        }
+        if (PickleFixtureTests.ByteExact.Contains(name)) Assert.Equal(file, DumpToFile(value, file[1])); // PROTO n opens the file
+    }
+
+    /// <summary>Payload sizes around every threshold of the writer: copied or handed over in place (1 KiB), inside
+    /// or outside a frame (64 KiB), and larger than one run of pieces (1 MiB).</summary>
+    public static readonly int[] Sizes = [0, 1, 2, 255, 256, 1023, 1024, 1025, 4000, 65535, 65536, 65537, 200_000, (1 << 20) - 1, 1 << 20, 3_000_001];
+
+    private static byte[] Pattern(int n, int seed)
+    {
+        var b = new byte[n];
+        new Random(seed).NextBytes(b);
+        return b;
+    }
+
+    /// <summary>A store-like dict: every kind of payload of every size, a slice of a larger buffer among them.</summary>
+    private static PyDict Payloads()
+    {
+        var d = new PyDict();
+        int k = 0;
+        foreach (int n in Sizes)
+        {
+            var big = Pattern(n + 7, n);
+            d[(long)k++] = new PyBytes(big.AsMemory(3, n)); // a slice: offsets into a larger array must be kept
+            d[(long)k++] = new PyByteArray(Pattern(n, n + 1));
+            var arr = NdArray.Wrap(Pattern(n, n + 2), n);
+            d[(long)k++] = new PyList { arr, "text", new PyTuple((long)n, 3.5) };
+            var ro = NdArray.Wrap(Pattern(n, n + 3), n);
+            ArrayHints.Set(ro, ArrayHint.ReadOnly);
+            d[(long)k++] = new PyDict { ["arr"] = new PyList { ro }, ["dt"] = "<u1" };
+        }
+        return d;
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void Payloads_of_every_size_give_the_same_bytes(int protocol)
+    {
+        var value = Payloads();
+        var expected = PickleApi.Dump(value, protocol);
+        Assert.Equal(expected, DumpToFile(value, protocol));
+        Assert.Equal(expected, DumpToFile(value, protocol, offset: 4099));
+    }
+
+    /// <summary>Thousands of entries with payloads just above the in-place size: runs of more pieces than one pwritev takes.</summary>
+    [Fact]
+    public void Many_pieces_per_run_give_the_same_bytes()
+    {
+        var d = new PyDict();
+        for (int i = 0; i < 5000; i++) d[(long)i] = new PyList { new PyBytes(Pattern(1024 + (i % 3), i)) };
+        var expected = PickleApi.Dump(d, 5);
+        var actual = DumpToFile(d, 5);
+        Assert.Equal(expected, actual);
+        var back = (PyDict)PickleApi.Load(actual);
+        Assert.Equal(5000, back.Count);
+        Assert.Equal(Pattern(1025, 4999), ((PyBytes)((PyList)back[4999L])[0]!).Data.ToArray());
+    }
+
+    [Fact]
+    public void File_output_splits_runs_longer_than_the_vector_limit()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("v.bin");
+        var pieces = new List<ReadOnlyMemory<byte>>();
+        var expected = new MemoryStream();
+        for (int i = 0; i < FileOutput.MaxVectors * 2 + 17; i++)
+        {
+            var b = Pattern(1 + (i % 50), i);
+            pieces.Add(b);
+            expected.Write(b);
+        }
+        using (var h = File.OpenHandle(p, FileMode.CreateNew, FileAccess.Write))
+        {
+            var output = new FileOutput(h, 5);
+            output.Write("head"u8);
+            output.Write(pieces, pieces.Sum(x => (long)x.Length));
+            Assert.Equal(5 + 4 + expected.Length, output.Offset);
+        }
+        var bytes = File.ReadAllBytes(p);
+        Assert.Equal("head"u8.ToArray(), bytes[5..9]);
+        Assert.Equal(expected.ToArray(), bytes[9..]);
+    }
+
+    /// <summary>
+    /// Objects shared between entries far apart (after thousands of new objects, so after the memo's batched inserts
+    /// and the growth of its filter) are written once and referred to after, as CPython's memo does: loading keeps the sharing.
+    /// </summary>
+    [Fact]
+    public void Shared_objects_far_apart_are_memoized()
+    {
+        var shared = new PyList { new PyBytes(Pattern(3000, 1)), "s" };
+        var sharedBytes = new PyBytes(Pattern(2000, 2));
+        var d = new PyDict();
+        for (int i = 0; i < 30_000; i++)
+        {
+            var entry = new PyList { new PyBytes(Pattern(8, i)), new PyDict { ["x"] = (long)i } };
+            if (i % 7000 == 3) { entry.Add(shared); entry.Add(sharedBytes); }
+            d[(long)i] = entry;
+        }
+        var bytes = DumpToFile(d, 5);
+        Assert.Equal(PickleApi.Dump(d, 5), bytes);
+        var back = (PyDict)PickleApi.Load(bytes);
+        var first = (PyList)back[3L];
+        foreach (long i in new long[] { 7003, 14003, 21003, 28003 })
+        {
+            var e = (PyList)back[i];
+            Assert.Same(first[2], e[2]);
+            Assert.Same(first[3], e[3]);
+        }
+        Assert.NotSame(((PyList)back[0L])[1], ((PyList)back[1L])[1]);
+    }
+
+    [Fact]
+    public void Identity_memo_agrees_with_a_reference_dictionary()
+    {
+        var memo = new IdentityMemo();
+        var oracle = new Dictionary<object, int>(ReferenceEqualityComparer.Instance);
+        var objects = new List<object>();
+        var rng = new Random(12);
+        for (int step = 0; step < 200_000; step++)
+        {
+            int op = rng.Next(10);
+            if (op < 5 || objects.Count == 0)
+            {
+                var o = new object();
+                objects.Add(o);
+                Assert.False(memo.TryGetValue(o, out _));
+                memo.Set(o, step);
+                oracle[o] = step;
+            }
+            else if (op < 9)
+            {
+                var o = objects[rng.Next(objects.Count)];
+                Assert.True(memo.TryGetValue(o, out int v));
+                Assert.Equal(oracle[o], v);
+            }
+            else
+            {
+                var o = objects[rng.Next(objects.Count)];
+                memo.Set(o, -step);
+                oracle[o] = -step;
+            }
+        }
+        Assert.Equal(oracle.Count, memo.Count);
+        foreach (var (o, v) in oracle)
+        {
+            Assert.True(memo.TryGetValue(o, out int got));
+            Assert.Equal(v, got);
+        }
+    }
+
+    [Fact]
+    public void A_failed_write_leaves_the_old_file_and_no_temp_file()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("s.pkl");
+        var old = PickleApi.Dump(new PyDict { [1L] = "old" });
+        AtomicFile.Write(p, old);
+        // Megabytes are written before the value that cannot be pickled is reached.
+        var d = new PyDict();
+        for (int i = 0; i < 8; i++) d[(long)i] = new PyBytes(Pattern(1 << 20, i));
+        d[99L] = new PyList { new object() };
+        Assert.Throws<ArgumentException>(() => AtomicFile.WritePositional(p, h => PickleApi.Dump(d, h), durable: false));
+        Assert.Throws<IOException>(() => AtomicFile.WritePositional(p, h =>
+        {
+            PickleApi.Dump(new PyDict { [1L] = new PyBytes(Pattern(3 << 20, 5)) }, h);
+            throw new IOException("disk full (simulated)");
+        }));
+        Assert.Equal(old, File.ReadAllBytes(p));
+        Assert.Empty(Directory.GetFiles(dir.Path, ".s.pkl.tmp.*"));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Positional_atomic_write_replaces_the_file(bool durable)
+    {
+        using var dir = new TempDir();
+        string p = dir.File("r.pkl");
+        AtomicFile.Write(p, new byte[10_000], durable);
+        var value = Payloads();
+        AtomicFile.WritePositional(p, h => PickleApi.Dump(value, h), durable);
+        Assert.Equal(PickleApi.Dump(value), File.ReadAllBytes(p));
+        AtomicFile.WritePositional(p, h => RandomAccess.Write(h, "ab"u8, 0), durable);
+        Assert.Equal("ab"u8.ToArray(), File.ReadAllBytes(p)); // as long as what was written, not as the old file
+        Assert.Throws<IOException>(() => AtomicFile.WritePositional(p, _ => { }, durable, overwrite: false));
+        Assert.Empty(Directory.GetFiles(dir.Path, ".r.pkl.tmp.*"));
+    }
+
+    /// <summary>A typed store's push writes through the positional writer: the file is what the buffered writer makes of its dict.</summary>
+    [Fact]
+    public void A_store_push_writes_the_bytes_of_its_dict()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("c.pkl");
+        var rng = new Random(3);
+        var items = new List<KeyValuePair<StoreKey, NdArray>>();
+        foreach (int rows in new[] { 0, 1, 40, 3000, 30_000, 200_000 })
+        {
+            var v = new long[rows * 3];
+            for (int i = 0; i < v.Length; i++) v[i] = rng.Next(1000);
+            items.Add(KeyValuePair.Create((StoreKey)(long)rows, NdArray.Wrap(v, rows, 3)));
+        }
+        using (var cs = new CompressedStorage(p, StoreOptions.Writable with { Durable = false }))
+        {
+            cs.Update(items);
+            cs.Push();
+        }
+        var bytes = File.ReadAllBytes(p);
+        var tree = PickleApi.Load(bytes);
+        Assert.Equal(PickleApi.Dump(tree), bytes);
+        using var back = new CompressedStorage(p);
+        foreach (var (k, v) in items) Assert.Equal(v.Data.ToArray(), back[k].Data.ToArray());
+    }
+}
