@@ -10,7 +10,7 @@ using PickleApi = SyConn.Backend.Formats.Pickle.Pickle;
 namespace SyConn.Backend.Tests.Pickle;
 
 /// <summary>
-/// The positional file writer (<see cref="PickleApi.Dump(object?, SafeFileHandle, long, int)"/>, what a store push
+/// The positional file writer (<see cref="PickleFile.Dump(object?, SafeFileHandle, long, int)"/>, what a store push
 /// uses): payloads go to the file in place, in runs of pieces, and the bytes must be those of the buffered writer
 /// (which the fixture tests hold to CPython's) for every fixture, protocol and payload size.
 /// </summary>
@@ -24,7 +24,7 @@ public class PickleFileWriterTests
         using (var h = File.OpenHandle(p, FileMode.CreateNew, FileAccess.ReadWrite))
         {
             if (offset > 0) RandomAccess.Write(h, new byte[offset], 0);
-            written = PickleApi.Dump(value, h, offset, protocol);
+            written = PickleFile.Dump(value, h, offset, protocol);
         }
         var bytes = File.ReadAllBytes(p);
         Assert.Equal(offset + written, bytes.LongLength);
@@ -214,10 +214,10 @@ public class PickleFileWriterTests
         var d = new PyDict();
         for (int i = 0; i < 8; i++) d[(long)i] = new PyBytes(Pattern(1 << 20, i));
         d[99L] = new PyList { new object() };
-        Assert.Throws<ArgumentException>(() => AtomicFile.WritePositional(p, h => PickleApi.Dump(d, h), durable: false));
+        Assert.Throws<ArgumentException>(() => AtomicFile.WritePositional(p, h => PickleFile.Dump(d, h), durable: false));
         Assert.Throws<IOException>(() => AtomicFile.WritePositional(p, h =>
         {
-            PickleApi.Dump(new PyDict { [1L] = new PyBytes(Pattern(3 << 20, 5)) }, h);
+            PickleFile.Dump(new PyDict { [1L] = new PyBytes(Pattern(3 << 20, 5)) }, h);
             throw new IOException("disk full (simulated)");
         }));
         Assert.Equal(old, File.ReadAllBytes(p));
@@ -233,7 +233,7 @@ public class PickleFileWriterTests
         string p = dir.File("r.pkl");
         AtomicFile.Write(p, new byte[10_000], durable);
         var value = Payloads();
-        AtomicFile.WritePositional(p, h => PickleApi.Dump(value, h), durable);
+        AtomicFile.WritePositional(p, h => PickleFile.Dump(value, h), durable);
         Assert.Equal(PickleApi.Dump(value), File.ReadAllBytes(p));
         AtomicFile.WritePositional(p, h => RandomAccess.Write(h, "ab"u8, 0), durable);
         Assert.Equal("ab"u8.ToArray(), File.ReadAllBytes(p)); // as long as what was written, not as the old file

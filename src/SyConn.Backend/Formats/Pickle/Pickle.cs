@@ -1,5 +1,4 @@
 using System.Buffers;
-using Microsoft.Win32.SafeHandles;
 
 namespace SyConn.Backend.Formats.Pickle;
 
@@ -91,21 +90,18 @@ public static class Pickle
     }
 
     /// <summary>
-    /// Writes <paramref name="value"/> as a pickle to the file behind <paramref name="file"/> from <paramref name="offset"/> on,
-    /// with positional writes of about 1 MiB whose payloads (bytes, bytearrays, arrays) go from the values to the file without
-    /// an intermediate copy. The bytes are those of the other overloads. Returns the number of bytes written.
+    /// Writes <paramref name="value"/> as a pickle to <paramref name="output"/>, which takes runs of pieces: the payloads
+    /// of bytes, bytearrays and arrays (1 KiB and more) are handed over as the values hold them, without a copy. The
+    /// bytes are those of the other overloads.
     /// </summary>
     /// <param name="value">A value of the Python value model; it must not change while this runs.</param>
-    /// <param name="file">A handle of a regular file open for writing (positional writes: its file position is neither used nor moved).</param>
-    /// <param name="offset">Where the pickle starts in the file.</param>
+    /// <param name="output">The destination (a file's positional writer, see Storage.PickleFile).</param>
     /// <param name="protocol">2 to 5.</param>
     /// <inheritdoc cref="Dump(object?, int)" path="/exception"/>
-    internal static long Dump(object? value, SafeFileHandle file, long offset = 0, int protocol = HighestProtocol)
+    internal static void Dump(object? value, IGatherOutput output, int protocol = HighestProtocol)
     {
-        ArgumentNullException.ThrowIfNull(file);
-        var output = new FileOutput(file, offset);
+        ArgumentNullException.ThrowIfNull(output);
         new PickleWriter(protocol, output).Dump(value);
-        return output.Offset - offset;
     }
 
     /// <summary>Writes <paramref name="value"/> as a pickle to <paramref name="writer"/>.</summary>

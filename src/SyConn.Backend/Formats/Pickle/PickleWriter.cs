@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text.Unicode;
-using Microsoft.Win32.SafeHandles;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Python;
 
@@ -24,50 +23,6 @@ internal interface IGatherOutput : IPickleOutput
 {
     /// <summary>Writes <paramref name="pieces"/> in order; <paramref name="totalBytes"/> is the sum of their lengths.</summary>
     void Write(IReadOnlyList<ReadOnlyMemory<byte>> pieces, long totalBytes);
-}
-
-/// <summary>
-/// Positional writes to a file, from <paramref name="offset"/> on: a run of pieces is one <c>pwritev</c> per
-/// <see cref="MaxVectors"/> pieces, so the payloads go from the values to the file with the kernel's copy only.
-/// </summary>
-internal sealed class FileOutput(SafeFileHandle handle, long offset = 0) : IGatherOutput
-{
-    /// <summary>Linux's IOV_MAX: the most pieces one <c>pwritev</c> takes.</summary>
-    public const int MaxVectors = 1024;
-
-    private readonly List<ReadOnlyMemory<byte>> _part = [];
-
-    /// <summary>Where the next write goes (the bytes written so far, when starting at 0).</summary>
-    public long Offset { get; private set; } = offset;
-
-    public void Write(ReadOnlySpan<byte> data)
-    {
-        RandomAccess.Write(handle, data, Offset);
-        Offset += data.Length;
-    }
-
-    public void Write(IReadOnlyList<ReadOnlyMemory<byte>> pieces, long totalBytes)
-    {
-        if (pieces.Count <= MaxVectors)
-        {
-            RandomAccess.Write(handle, pieces, Offset);
-            Offset += totalBytes;
-            return;
-        }
-        for (int i = 0; i < pieces.Count; i += MaxVectors)
-        {
-            _part.Clear();
-            long n = 0;
-            for (int j = i; j < Math.Min(pieces.Count, i + MaxVectors); j++)
-            {
-                _part.Add(pieces[j]);
-                n += pieces[j].Length;
-            }
-            RandomAccess.Write(handle, _part, Offset);
-            Offset += n;
-        }
-        _part.Clear();
-    }
 }
 
 internal sealed class StreamOutput(Stream stream) : IPickleOutput
