@@ -154,6 +154,7 @@ internal sealed class PickleDictIndex
         }
     }
 
+    [System.Runtime.CompilerServices.SkipLocalsInit] // the stack arrays are written before they are read
     private int FindItemCore(ReadOnlySpan<byte> span, int entry, string name, ref int valueStart, ref int valueEnd, ref int valueMemo)
     {
         const int MaxItems = 64;
