@@ -953,8 +953,7 @@ public sealed class PostgresEntryStore : IEntryStore
         {
             throw;
         }
-        catch (Exception e) when (committing && (e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException
-                                                  || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken)))
+        catch (Exception e) when (committing && CommitOutcomeUnknown(e, c))
         {
             // The commit went out but its answer did not come back: ask the server what became of it.
             inTransaction = false;
@@ -1061,8 +1060,7 @@ public sealed class PostgresEntryStore : IEntryStore
         {
             throw;
         }
-        catch (Exception e) when (committing && (e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException
-                                                  || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken)))
+        catch (Exception e) when (committing && CommitOutcomeUnknown(e, c))
         {
             // The commit went out but its answer did not come back: ask the server what became of it.
             tx = null;
@@ -1141,6 +1139,14 @@ public sealed class PostgresEntryStore : IEntryStore
         using var cmd = new NpgsqlCommand($"SELECT generation FROM {T.Stores} WHERE identifier = $1", c) { Parameters = { new() { Value = Identifier } } };
         return cmd.ExecuteScalar() is long g ? g : 0;
     }
+
+    /// <summary>
+    /// True when a COMMIT that went out failed in a way that says nothing of its outcome: the connection broke (a
+    /// client-side Npgsql error, an I/O error, a disposed socket, or a server error on a connection left broken).
+    /// </summary>
+    private static bool CommitOutcomeUnknown(Exception e, NpgsqlConnection c) =>
+        e is NpgsqlException and not PostgresException or IOException or ObjectDisposedException
+        || e is PostgresException && c.FullState.HasFlag(System.Data.ConnectionState.Broken);
 
     /// <summary>
     /// After a commit whose answer was lost: reconnects (waiting up to a minute for the server to come back) and asks
