@@ -109,6 +109,21 @@ public sealed class PickleDictIndexTests : IDisposable
     }
 
     [Fact]
+    public void Fuzz_input_2750338_an_opcode_that_wraps_the_dict_itself_is_not_taken_for_its_entries()
+    {
+        // ({1: 2},): TUPLE1 after the last SETITEMS makes the top level a tuple.
+        byte[] top = [0x80, 4, (byte)'}', (byte)'(', (byte)'K', 1, (byte)'K', 2, (byte)'u', 0x85, (byte)'.'];
+        Assert.IsType<PyTuple>(Formats.Pickle.Pickle.Load(top));
+        Assert.Null(PickleDictIndex.TryBuild(top, PickleReadOptions.Default, "wrapped"));
+        // {1: ({'a': 1},)}: the value is a tuple holding a dict, not a dict; its item 'a' is not an attribute.
+        byte[] value = [0x80, 4, (byte)'}', (byte)'(', (byte)'K', 1, (byte)'}', (byte)'(', 0x8c, 1, (byte)'a', (byte)'K', 1, (byte)'u', 0x85, (byte)'u', (byte)'.'];
+        var index = PickleDictIndex.TryBuild(value, PickleReadOptions.Default, "wrapped-value");
+        Assert.NotNull(index);
+        Assert.Equal(PickleDictIndex.AttributeRead.NotADict, index.ReadAttributeTransient(1L, "a", out var whole));
+        Assert.IsType<PyTuple>(whole);
+    }
+
+    [Fact]
     public void Fuzz_input_1360824_a_repeated_key_is_read_whole_so_its_first_value_is_checked()
     {
         // PROTO 4, EMPTY_DICT, MARK, 1: 10, 2: 20, 1: 30, SETITEMS, STOP: Python keeps 1: 30 in the first place, but

@@ -200,8 +200,9 @@ internal sealed class PickleDictIndex
                     markMemo[mp] = memo;
                     mp++;
                     continue;
+                // As in the file scan: nothing but SETITEM(S) of its items may touch the value's dict (index 0).
                 case Op.Tuple or Op.List or Op.Dict or Op.FrozenSet:
-                    if (mp == 0) return -1;
+                    if (mp == 0 || markSp[mp - 1] < 1) return -1;
                     mp--;
                     sp = markSp[mp];
                     start[sp] = markPos[mp];
@@ -209,18 +210,18 @@ internal sealed class PickleDictIndex
                     sp++;
                     continue;
                 case Op.Tuple1:
-                    if (sp < 1) return -1;
+                    if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 1)) return -1;
                     continue;
                 case Op.Tuple2 or Op.Reduce or Op.Build or Op.NewObj or Op.StackGlobal or Op.Append:
-                    if (sp < 2) return -1;
+                    if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 2)) return -1;
                     sp--;
                     continue;
                 case Op.Tuple3:
-                    if (sp < 3) return -1;
+                    if (sp < 4 || (mp > 0 && markSp[mp - 1] > sp - 3)) return -1;
                     sp -= 2;
                     continue;
                 case Op.SetItem:
-                    if (sp < 3) return -1;
+                    if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return -1;
                     if (sp == 3 && mp == 0 && KeyIs(span, start[1], name, memoBase, putItem) is var one && one != 0)
                     {
                         if (one < 0) return -1;
@@ -233,8 +234,8 @@ internal sealed class PickleDictIndex
                 {
                     if (mp == 0) return -1;
                     int m = markSp[--mp];
-                    if (m < 1) return -1;
-                    if (op == Op.SetItems && m == 1 && mp == 0)
+                    if (m < 1 || (m == 1 && (op != Op.SetItems || mp != 0))) return -1;
+                    if (m == 1)
                     {
                         if (((sp - m) & 1) != 0) return -1;
                         for (int k = m; k < sp; k += 2)
@@ -712,27 +713,29 @@ internal sealed class PickleDictIndex
                         markMemo[mp] = memo;
                         mp++;
                         continue;
+                    // Below, an opcode that would consume or change the dict itself (stack index 0) other than by
+                    // SETITEM(S) of its entries makes the top level something else: such a pickle is read whole.
                     case Op.Tuple or Op.List or Op.Dict or Op.FrozenSet:
                     {
-                        if (mp == 0) return false;
+                        if (mp == 0 || markSp[mp - 1] < 1) return false;
                         mp--;
                         sp = markSp[mp];
                         PushItem(markPos[mp], markMemo[mp], ref start, ref memoAt);
                         continue;
                     }
                     case Op.Tuple1:
-                        if (sp < 1 || (mp > 0 && markSp[mp - 1] > sp - 1)) return false;
+                        if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 1)) return false;
                         continue;
                     case Op.Tuple2 or Op.Reduce or Op.Build or Op.NewObj or Op.StackGlobal:
-                        if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 2)) return false;
+                        if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 2)) return false;
                         sp--;
                         continue;
                     case Op.Tuple3:
-                        if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return false;
+                        if (sp < 4 || (mp > 0 && markSp[mp - 1] > sp - 3)) return false;
                         sp -= 2;
                         continue;
                     case Op.Append:
-                        if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 2)) return false;
+                        if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 2)) return false;
                         sp--;
                         continue;
                     case Op.SetItem:
@@ -745,8 +748,8 @@ internal sealed class PickleDictIndex
                     {
                         if (mp == 0) return false;
                         int m = markSp[--mp];
-                        if (m < 1) return false;
-                        if (op == Op.SetItems && m == 1 && mp == 0)
+                        if (m < 1 || (m == 1 && (op != Op.SetItems || mp != 0))) return false;
+                        if (m == 1)
                         {
                             if (((sp - m) & 1) != 0) return false;
                             for (int i = m; i < sp; i += 2)
