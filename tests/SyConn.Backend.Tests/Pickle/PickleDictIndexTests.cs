@@ -193,6 +193,25 @@ public sealed class PickleDictIndexTests : IDisposable
     }
 
     [Fact]
+    public void A_damaged_value_in_a_big_store_fails_a_push_with_the_reader_error_not_an_aggregate()
+    {
+        var path = Path.Combine(_dir, "damaged-big.pkl");
+        var root = new PyDict();
+        for (long k = 0; k < 2000; k++) root[k] = new PyDict { ["x"] = new PyBytes(new byte[400]), ["n"] = k }; // batches big enough to be read on both cores
+        root[1500L] = new PyDict { ["y"] = NdArray.Create(new long[] { 1, 2 }) };
+        var bytes = Formats.Pickle.Pickle.Dump(root);
+        // Only key 1500 names numpy's _frombuffer: misspell it (same length), a global the reader refuses.
+        int at = IndexOf(bytes, "_frombuffer"u8.ToArray());
+        bytes[at + "_frombuffe".Length] = (byte)'x';
+        File.WriteAllBytes(path, bytes);
+        using var ad = new AttributeDict(path, new StoreOptions { ReadOnly = false });
+        ad[5000L] = new PyDict();
+        var e = Assert.Throws<InvalidDataException>(() => ad.Push());
+        Assert.Contains("key 1500", e.Message);
+        Assert.Equal(bytes, File.ReadAllBytes(path));
+    }
+
+    [Fact]
     public void Reads_from_several_threads_return_one_object_per_key()
     {
         var path = Path.Combine(_dir, "threads.pkl");

@@ -368,10 +368,21 @@ internal sealed class PickleDictIndex
                 if (_keys[i] is not null) Value(i);
             return;
         }
+        // A damaged value fails the read as it would one key at a time: the first in key order, not an AggregateException.
+        var errors = new Exception?[to - from];
         Parallel.For(from, to, i =>
         {
-            if (_keys[i] is not null) Value(i);
+            try
+            {
+                if (_keys[i] is not null) Value(i);
+            }
+            catch (Exception e)
+            {
+                errors[i - from] = e;
+            }
         });
+        foreach (var e in errors)
+            if (e is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
     }
 
     private object Value(int i)
