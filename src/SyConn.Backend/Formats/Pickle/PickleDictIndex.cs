@@ -39,6 +39,7 @@ internal sealed class PickleDictIndex
     private readonly Dictionary<object, int> _lookup;
     private readonly Dictionary<long, (object Value, int Height)> _shared;
     private readonly ulong[] _refetched;
+    private readonly ulong[] _crossFetched;
     private PickleReader? _spare;
     private readonly long _maxStoreBytes;
     private long _storeBytes;
@@ -58,6 +59,7 @@ internal sealed class PickleDictIndex
         _lookup = new Dictionary<object, int>(n, PyEquality.Comparer);
         _shared = [];
         _refetched = scan.Refetched;
+        _crossFetched = scan.CrossFetched;
     }
 
     /// <summary>Number of keys.</summary>
@@ -68,8 +70,7 @@ internal sealed class PickleDictIndex
     {
         get
         {
-            for (int i = 0; i < _keys.Length; i++)
-                if (_keys[i] is { } k) yield return k;
+            foreach (var k in _keys) yield return k;
         }
     }
 
@@ -126,12 +127,12 @@ internal sealed class PickleDictIndex
             switch (FindItem(i, name, out int vs, out int ve, out int vm))
             {
                 case 1:
-                    result = ReadRange(i, vs, ve, vm, keep: false);
+                    result = ReadRange(i, vs, ve, vm, kept: false);
                     return AttributeRead.Found;
                 case 0:
                     return AttributeRead.NoAttribute;
             }
-            whole = ReadRange(i, _start[i], _end[i], _memoBase[i], keep: false);
+            whole = ReadRange(i, _start[i], _end[i], _memoBase[i], kept: false);
         }
         return ItemOf(whole, name, out result);
     }
@@ -336,7 +337,7 @@ internal sealed class PickleDictIndex
             int to = Math.Min(_keys.Length, from + Batch);
             ReadAhead(from, to);
             for (int i = from; i < to; i++)
-                if (_keys[i] is { } k) yield return KeyValuePair.Create(k, Value(i));
+                yield return KeyValuePair.Create(_keys[i], Value(i));
         }
     }
 
@@ -346,7 +347,7 @@ internal sealed class PickleDictIndex
         ReadAhead(0, _keys.Length);
         var d = new PyDict(_lookup.Count);
         for (int i = 0; i < _keys.Length; i++)
-            if (_keys[i] is { } k) d.Add(k, Value(i));
+            d.Add(_keys[i], Value(i));
         return d;
     }
 
@@ -356,7 +357,7 @@ internal sealed class PickleDictIndex
         long bytes = 0;
         for (int i = from; i < to; i++)
         {
-            if (Volatile.Read(ref _values[i]) is null && _keys[i] is not null)
+            if (Volatile.Read(ref _values[i]) is null)
             {
                 pending++;
                 bytes += _end[i] - _start[i];
@@ -365,7 +366,7 @@ internal sealed class PickleDictIndex
         if (pending < 16 || bytes < 64 * 1024 || Environment.ProcessorCount < 2)
         {
             for (int i = from; i < to; i++)
-                if (_keys[i] is not null) Value(i);
+                Value(i);
             return;
         }
         // A damaged value fails the read as it would one key at a time: the first in key order, not an AggregateException.
@@ -374,7 +375,7 @@ internal sealed class PickleDictIndex
         {
             try
             {
-                if (_keys[i] is not null) Value(i);
+                Value(i);
             }
             catch (Exception e)
             {
@@ -389,13 +390,15 @@ internal sealed class PickleDictIndex
     {
         var v = Volatile.Read(ref _values[i]);
         if (v is not null) return v;
-        var read = ReadRange(i, _start[i], _end[i], _memoBase[i], keep: false, kept: true);
+        var read = ReadRange(i, _start[i], _end[i], _memoBase[i], kept: true);
         return Interlocked.CompareExchange(ref _values[i], read, null) ?? read;
     }
 
     // kept: the value read is kept by the index, so its payload counts toward the store's limit
     // (ReadLimits.MaxStoreBytes); a value read for one look is only held to that limit by itself.
-    private object ReadRange(int entry, int start, int end, int memoBase, bool keep, bool kept = false)
+    // shareTo: while the index is built, the memo entries the range put (memoBase up to shareTo) that other ranges
+    // fetch are copied into the shared memo.
+    private object ReadRange(int entry, int start, int end, int memoBase, bool kept, int shareTo = -1)
     {
         var reader = Interlocked.Exchange(ref _spare, null) ?? new PickleReader(_data, _options, _source);
         try
@@ -403,8 +406,9 @@ internal sealed class PickleDictIndex
             reader.MaxMaterializedBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
             var v = reader.RunRange(start, end, memoBase, _shared, _refetched);
             if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
-            if (keep) _lastReader = reader;
-            else Volatile.Write(ref _spare, reader);
+            for (int m = memoBase; m < shareTo; m++)
+                if ((_crossFetched[m >> 6] & (1UL << (m & 63))) != 0 && reader.TryGetRangeMemo(m, out var e)) _shared[m] = e;
+            Volatile.Write(ref _spare, reader);
             return v;
         }
         catch (InvalidDataException e)
@@ -413,9 +417,6 @@ internal sealed class PickleDictIndex
             throw new InvalidDataException($"{_source ?? "pickle"}, {where}: {e.Message}", e);
         }
     }
-
-    // Set by ReadRange(keep: true) during construction, so the memo entries the range put can be copied out.
-    private PickleReader? _lastReader;
 
     /// <summary>
     /// Indexes <paramref name="data"/>, or returns null when it is not a plain dict pickle whose values can be read
@@ -437,71 +438,27 @@ internal sealed class PickleDictIndex
     private bool Fill(Scan scan)
     {
         var span = _data.Span;
-        int n = scan.Entries;
-        // Which ranges put objects that other ranges fetch: read those while building, in file order.
-        var cross = scan.CrossFetched;
-        for (int i = 0; i < n; i++)
+        // Keys, and the values that put objects other ranges fetch, are read while building, in file order.
+        for (int i = 0; i < scan.Entries; i++)
         {
             int ks = scan.KeyStart[i], vs = scan.ValueStart[i], ve = scan.ValueEnd[i];
             object key = TryPlainInt(span, ks, vs, out var plain) ? plain
-                : ReadRange(i, ks, vs, scan.KeyMemo[i], keep: true);
-            if (!ReferenceEquals(key, plain)) Share(scan.KeyMemo[i], scan.ValueMemo[i], cross);
-            if (Unhashable(key) is { } bad)
+                : ReadRange(i, ks, vs, scan.KeyMemo[i], kept: false, shareTo: scan.ValueMemo[i]);
+            if (PickleReader.UnhashableMember(key) is { } bad)
                 throw new InvalidDataException($"{_source ?? "pickle"}: unhashable dict key or member of type {PickleReader.TypeName(bad)} at byte offset {ks}");
             // A repeated key (CPython's pickler never writes one) would leave the first value unread, though
             // Python reads it, and refuses the file if it is damaged: such a file is read whole.
             if (!_lookup.TryAdd(key, i)) return false;
             _keys[i] = key;
-            int slot = i;
-            _start[slot] = vs;
-            _end[slot] = ve;
-            _memoBase[slot] = scan.ValueMemo[i];
-            _values[slot] = null;
-            if (scan.IsDefiner(i))
-            {
-                _values[slot] = ReadRange(slot, vs, ve, scan.ValueMemo[i], keep: true, kept: true);
-                Share(scan.ValueMemo[i], scan.ValueMemoEnd[i], cross);
-            }
+            _start[i] = vs;
+            _end[i] = ve;
+            _memoBase[i] = scan.ValueMemo[i];
+            if (scan.IsDefiner(i)) _values[i] = ReadRange(i, vs, ve, scan.ValueMemo[i], kept: true, shareTo: scan.ValueMemoEnd[i]);
         }
         // Values that share a mutable object cannot be read one by one.
         foreach (var (_, (v, _)) in _shared)
             if (!Immutable(v, 0)) return false;
         return true;
-    }
-
-    private void Share(int memoFrom, int memoTo, ulong[] cross)
-    {
-        var reader = _lastReader;
-        _lastReader = null;
-        if (reader is null) return;
-        for (int m = memoFrom; m < memoTo; m++)
-        {
-            if ((cross[m >> 6] & (1UL << (m & 63))) == 0) continue;
-            if (reader.TryGetRangeMemo(m, out var e)) _shared[m] = e;
-        }
-        Volatile.Write(ref _spare, reader);
-    }
-
-    /// <summary>The first member of a key that Python cannot hash (the key itself, or inside its tuples), or null.</summary>
-    private static object? Unhashable(object key)
-    {
-        var pending = new Stack<object>();
-        HashSet<object>? seen = null;
-        pending.Push(key);
-        while (pending.Count > 0)
-        {
-            var m0 = pending.Pop();
-            switch (m0)
-            {
-                case PyList or PyDict or PyByteArray or Arrays.NdArray or PySet { IsFrozen: false }:
-                    return m0;
-                case PyTuple { Count: > 0 } t:
-                    seen ??= new HashSet<object>(ReferenceEqualityComparer.Instance);
-                    if (seen.Add(t)) foreach (var m in t) pending.Push(m);
-                    break;
-            }
-        }
-        return null;
     }
 
     private static bool Immutable(object v, int depth) => v switch

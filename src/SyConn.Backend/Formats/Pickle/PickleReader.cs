@@ -273,26 +273,27 @@ internal sealed class PickleReader
 
     private void CheckHashable(object key)
     {
+        if (UnhashableMember(key) is { } bad) throw Error($"unhashable dict key or set member of type {TypeName(bad)}");
+    }
+
+    /// <summary>
+    /// The first part of <paramref name="key"/> that Python cannot hash (the key itself, or a member of its tuples),
+    /// or null. Tuples are walked without recursion and each once: a tuple key may be a few bytes of memo references
+    /// that stand for 2^n nested tuples.
+    /// </summary>
+    internal static object? UnhashableMember(object key)
+    {
         switch (key)
         {
             case PyList or PyDict or PyByteArray or NdArray or ArrayProxy:
             case PySet { IsFrozen: false }:
-                throw Error($"unhashable dict key or set member of type {TypeName(key)}");
-            case PyTuple t:
-                CheckHashableTuple(t);
-                break;
+                return key;
+            case not PyTuple { Count: > 0 }:
+                return null;
         }
-    }
-
-    /// <summary>
-    /// The members of a tuple key, walked without recursion and each tuple once: a tuple key may be a few bytes
-    /// of memo references that stand for 2^n nested tuples.
-    /// </summary>
-    private void CheckHashableTuple(PyTuple root)
-    {
         HashSet<object>? seen = null;
         var pending = new Stack<PyTuple>();
-        pending.Push(root);
+        pending.Push((PyTuple)key);
         while (pending.Count > 0)
         {
             foreach (var item in pending.Pop())
@@ -301,7 +302,7 @@ internal sealed class PickleReader
                 {
                     case PyList or PyDict or PyByteArray or NdArray or ArrayProxy:
                     case PySet { IsFrozen: false }:
-                        throw Error($"unhashable dict key or set member of type {TypeName(item)}");
+                        return item;
                     case PyTuple { Count: > 0 } inner:
                         seen ??= new HashSet<object>(ReferenceEqualityComparer.Instance);
                         if (seen.Add(inner)) pending.Push(inner);
@@ -309,6 +310,7 @@ internal sealed class PickleReader
                 }
             }
         }
+        return null;
     }
 
     internal static string TypeName(object? o) => o switch
