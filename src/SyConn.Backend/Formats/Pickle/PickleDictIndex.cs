@@ -52,9 +52,10 @@ internal sealed class PickleDictIndex
         _source = source;
         int n = scan.Entries;
         _keys = new object[n];
-        _start = new int[n];
-        _end = new int[n];
-        _memoBase = new int[n];
+        // The scan's arrays (sized for at least n entries) are the index's.
+        _start = scan.ValueStart;
+        _end = scan.ValueEnd;
+        _memoBase = scan.ValueMemo;
         _values = new object?[n];
         _lookup = new Dictionary<object, int>(n, PyEquality.Comparer);
         _shared = [];
@@ -450,9 +451,6 @@ internal sealed class PickleDictIndex
             // Python reads it, and refuses the file if it is damaged: such a file is read whole.
             if (!_lookup.TryAdd(key, i)) return false;
             _keys[i] = key;
-            _start[i] = vs;
-            _end[i] = ve;
-            _memoBase[i] = scan.ValueMemo[i];
             if (scan.IsDefiner(i)) _values[i] = ReadRange(i, vs, ve, scan.ValueMemo[i], kept: true, shareTo: scan.ValueMemoEnd[i]);
         }
         // Values that share a mutable object cannot be read one by one.
@@ -552,9 +550,13 @@ internal sealed class PickleDictIndex
         public int Entries;
         public int[] KeyStart = new int[64], ValueStart = new int[64], ValueEnd = new int[64];
         public int[] KeyMemo = new int[64], ValueMemo = new int[64], ValueMemoEnd = new int[64];
-        public ulong[] Refetched = [];
-        public ulong[] CrossFetched = [];
-        private bool[] _definer = [];
+        public ulong[] Refetched = new ulong[64];
+        public ulong[] CrossFetched = new ulong[64];
+        private bool[] _definer = new bool[64];
+        // Memo fetches not yet assigned to a range: those since the last batch of entries was closed.
+        private int[] _getPos = new int[256], _getIdx = new int[256];
+        private int _gets;
+        private int _resolvedEntries;
 
         public bool IsDefiner(int entry) => _definer[entry];
 
@@ -565,6 +567,7 @@ internal sealed class PickleDictIndex
                 int m = Entries * 2;
                 Array.Resize(ref KeyStart, m); Array.Resize(ref ValueStart, m); Array.Resize(ref ValueEnd, m);
                 Array.Resize(ref KeyMemo, m); Array.Resize(ref ValueMemo, m); Array.Resize(ref ValueMemoEnd, m);
+                Array.Resize(ref _definer, m);
             }
             KeyStart[Entries] = ks; KeyMemo[Entries] = km;
             ValueStart[Entries] = vs; ValueMemo[Entries] = vm;
@@ -599,10 +602,6 @@ internal sealed class PickleDictIndex
             var markMemo = new int[16];
             int mp = 0;
             int memo = 0;
-            var memoPos = new int[256];
-            var getPos = new int[256];
-            var getIdx = new int[256];
-            int gets = 0;
             bool root = false;
 
             void PushItem(int p, int m, ref int[] st, ref int[] ma)
@@ -634,14 +633,14 @@ internal sealed class PickleDictIndex
                     {
                         long idx = op == Op.BinGet ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
                         if (idx >= memo) return false;
-                        if (gets == getPos.Length)
+                        if (_gets == _getPos.Length)
                         {
-                            Array.Resize(ref getPos, gets * 2);
-                            Array.Resize(ref getIdx, gets * 2);
+                            Array.Resize(ref _getPos, _gets * 2);
+                            Array.Resize(ref _getIdx, _gets * 2);
                         }
-                        getPos[gets] = p;
-                        getIdx[gets] = (int)idx;
-                        gets++;
+                        _getPos[_gets] = p;
+                        _getIdx[_gets] = (int)idx;
+                        _gets++;
                         len = op == Op.BinGet ? 1 : 4;
                         break;
                     }
@@ -655,8 +654,7 @@ internal sealed class PickleDictIndex
                             if (idx != memo) return false; // only indices put in order, as CPython writes them
                         }
                         if (memo >= options.MaxMemoEntries) return false;
-                        if (memo == memoPos.Length) Array.Resize(ref memoPos, memo * 2);
-                        memoPos[memo++] = p;
+                        memo++;
                         pos += skip;
                         if (pos > span.Length) return false;
                         continue;
@@ -709,7 +707,10 @@ internal sealed class PickleDictIndex
                     case Op.SetItem:
                         if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return false;
                         if (sp == 3 && mp == 0)
+                        {
                             AddEntry(start[1], memoAt[1], start[2], memoAt[2], p, memo);
+                            if (!Resolve(memo)) return false;
+                        }
                         sp -= 2;
                         continue;
                     case Op.Appends or Op.SetItems or Op.AddItems:
@@ -726,6 +727,7 @@ internal sealed class PickleDictIndex
                                 AddEntry(start[i], memoAt[i], start[i + 1], memoAt[i + 1],
                                     last ? p : start[i + 2], last ? memo : memoAt[i + 2]);
                             }
+                            if (!Resolve(memo)) return false;
                         }
                         sp = m;
                         continue;
@@ -736,8 +738,8 @@ internal sealed class PickleDictIndex
                         else return false;
                         continue;
                     case Op.Stop:
-                        if (sp != 1 || mp != 0 || !root) return false;
-                        return Finish(memoPos, memo, getPos, getIdx, gets);
+                        if (sp != 1 || mp != 0 || !root || Entries == 0) return false; // no entries: nothing to gain
+                        return _gets == 0; // a fetch after the last entry fetches from the dict itself
                     default:
                         // Pushing one new item, or: PROTO again, DUP, POP_MARK, text memo opcodes, persistent ids,
                         // extensions, buffers, unknown.
@@ -751,42 +753,60 @@ internal sealed class PickleDictIndex
             }
         }
 
-        private bool Finish(int[] memoPos, int memoCount, int[] getPos, int[] getIdx, int gets)
+        // Assigns the memo fetches since the last batch to the ranges of the entries just closed (key i is range 2i,
+        // value i is range 2i+1, in file order) and notes those that fetch from another range. memoCount: the
+        // number of memo entries put so far. False if a fetch lies outside every range or fetches the dict itself.
+        private bool Resolve(int memoCount)
         {
-            if (Entries == 0) return false; // nothing to gain
-            // Ranges in file order: key i is range 2i, value i is range 2i+1 (entries are recorded in file order).
-            int ranges = Entries * 2;
-            int RangeStart(int r) => (r & 1) == 0 ? KeyStart[r >> 1] : ValueStart[r >> 1];
-            int RangeEnd(int r) => (r & 1) == 0 ? ValueStart[r >> 1] : ValueEnd[r >> 1];
-            // Where each memo index was put (-1: outside every key and value, i.e. the dict itself).
-            var defRange = new int[memoCount];
-            int r = 0;
-            for (int m = 0; m < memoCount; m++)
-            {
-                int p = memoPos[m];
-                while (r < ranges && RangeEnd(r) <= p) r++;
-                defRange[m] = r < ranges && RangeStart(r) <= p ? r : -1;
-            }
             int words = (memoCount + 63) >> 6;
-            Refetched = new ulong[words];
-            CrossFetched = new ulong[words];
-            _definer = new bool[Entries];
-            r = 0;
-            for (int g = 0; g < gets; g++)
+            if (words > Refetched.Length)
             {
-                int p = getPos[g], m = getIdx[g];
-                while (r < ranges && RangeEnd(r) <= p) r++;
-                int at = r < ranges && RangeStart(r) <= p ? r : -1;
-                int from = defRange[m];
-                if (from < 0 || at < 0) return false; // the dict itself, or something between the entries
-                Refetched[m >> 6] |= 1UL << (m & 63);
-                if (from != at)
-                {
-                    CrossFetched[m >> 6] |= 1UL << (m & 63);
-                    if ((from & 1) == 1) _definer[from >> 1] = true;
-                }
+                int n = Math.Max(words, Refetched.Length * 2);
+                Array.Resize(ref Refetched, n);
+                Array.Resize(ref CrossFetched, n);
             }
+            int r = _resolvedEntries * 2, ranges = Entries * 2;
+            for (int g = 0; g < _gets; g++)
+            {
+                int p = _getPos[g], m = _getIdx[g];
+                while (r < ranges && RangeEnd(r) <= p) r++;
+                if (r == ranges || RangeStart(r) > p) return false; // between the entries
+                Refetched[m >> 6] |= 1UL << (m & 63);
+                if (m >= MemoStart(r))
+                {
+                    if (m >= MemoEnd(r)) return false; // cannot be: the fetch comes after the put
+                    continue; // put and fetched by the same range
+                }
+                // Put by an earlier range: found once per memo index (a fetch of the same index from any other
+                // range is a crossing fetch of the same definer).
+                if ((CrossFetched[m >> 6] & (1UL << (m & 63))) != 0) continue;
+                int from = DefiningRange(m, r);
+                if (from < 0) return false; // the dict itself
+                CrossFetched[m >> 6] |= 1UL << (m & 63);
+                if ((from & 1) == 1) _definer[from >> 1] = true;
+            }
+            _gets = 0;
+            _resolvedEntries = Entries;
             return true;
+        }
+
+        private int RangeStart(int r) => (r & 1) == 0 ? KeyStart[r >> 1] : ValueStart[r >> 1];
+        private int RangeEnd(int r) => (r & 1) == 0 ? ValueStart[r >> 1] : ValueEnd[r >> 1];
+        private int MemoStart(int r) => (r & 1) == 0 ? KeyMemo[r >> 1] : ValueMemo[r >> 1];
+        private int MemoEnd(int r) => (r & 1) == 0 ? ValueMemo[r >> 1] : ValueMemoEnd[r >> 1];
+
+        // The range before `before` that put memo index m: memo indices are put in file order, so each range put
+        // the indices from the count at its start to the count at its end. -1: put outside every range.
+        private int DefiningRange(int m, int before)
+        {
+            int lo = 0, hi = before - 1; // the last range whose start count is <= m
+            while (lo < hi)
+            {
+                int mid = (lo + hi + 1) >> 1;
+                if (MemoStart(mid) <= m) lo = mid;
+                else hi = mid - 1;
+            }
+            return hi >= 0 && MemoStart(lo) <= m && m < MemoEnd(lo) ? lo : -1;
         }
     }
 }
