@@ -211,6 +211,65 @@ public sealed class PickleDictIndexTests : IDisposable
         Assert.Equal(bytes, File.ReadAllBytes(path));
     }
 
+    private static void WaitAheadIdle(PickleDictIndex index)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!index.AheadIdle && sw.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(5);
+        Assert.True(index.AheadIdle, "the read-ahead worker did not stop");
+    }
+
+    [Fact]
+    public void Keys_read_in_order_are_read_ahead_on_another_core_within_the_window()
+    {
+        var path = Path.Combine(_dir, "ahead.pkl");
+        var expected = WriteAttributeDicts(path, 20_000);
+        var index = PickleDictIndex.TryBuild(File.ReadAllBytes(path), PickleReadOptions.Default, path)!;
+        var keys = expected.Keys.ToArray();
+        int held0 = index.ValuesHeld; // the values that others fetch from, read while building
+        for (int i = 0; i < 100; i++) Assert.True(index.TryGetValue(keys[i], out _));
+        WaitAheadIdle(index);
+        int held = index.ValuesHeld - held0;
+        if (Environment.ProcessorCount >= 2) Assert.True(held > 100, $"nothing read ahead ({held} values held)");
+        Assert.True(held <= 100 + 4 + 4096 + 1, $"read ahead past the window: {held} values held");
+        // Random reads start no worker.
+        var idle = PickleDictIndex.TryBuild(File.ReadAllBytes(path), PickleReadOptions.Default, path)!;
+        var rng = new Random(3);
+        for (int i = 0; i < 200; i++) Assert.True(idle.TryGetValue(keys[rng.Next(keys.Length)], out _));
+        WaitAheadIdle(idle);
+        Assert.True(idle.ValuesHeld - held0 <= 200);
+        // Everything read in order, the worker racing the caller, equals what was written.
+        for (int i = 0; i < keys.Length; i++)
+        {
+            Assert.True(index.TryGetValue(keys[i], out var v));
+            if (i % 97 == 0) TypedJsonAssert.Equal(TypedJson.ToJson(expected[keys[i]]), TypedJson.ToJson(v), $"key {keys[i]}");
+        }
+        Assert.Equal(keys.Length, index.ValuesHeld);
+    }
+
+    [Fact]
+    public void A_damaged_value_met_while_reading_ahead_is_reported_by_the_callers_own_read()
+    {
+        var path = Path.Combine(_dir, "ahead-damaged.pkl");
+        var root = new PyDict();
+        for (long k = 0; k < 600; k++) root[k] = new PyDict { ["n"] = k, ["s"] = new string('x', (int)(k % 50)) };
+        root[300L] = new PyDict { ["y"] = NdArray.Create(new long[] { 1, 2 }) };
+        var bytes = Formats.Pickle.Pickle.Dump(root);
+        // Only key 300 names numpy's _frombuffer: misspell it (same length), a global the reader refuses.
+        int at = IndexOf(bytes, "_frombuffer"u8.ToArray());
+        bytes[at + "_frombuffe".Length] = (byte)'x';
+        var index = PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, path)!;
+        for (long k = 0; k < 300; k++) Assert.True(index.TryGetValue(k, out _));
+        WaitAheadIdle(index);
+        var e = Assert.Throws<InvalidDataException>(() => index.TryGetValue(300L, out _));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("key 300", e.Message);
+        for (long k = 301; k < 600; k++)
+        {
+            Assert.True(index.TryGetValue(k, out var v));
+            Assert.Equal(k, ((PyDict)v)["n"]);
+        }
+    }
+
     [Fact]
     public void Reads_from_several_threads_return_one_object_per_key()
     {

@@ -40,7 +40,11 @@ internal sealed class PickleDictIndex
     private readonly Dictionary<long, (object Value, int Height)> _shared;
     private readonly ulong[] _refetched;
     private readonly ulong[] _crossFetched;
-    private PickleReader? _spare;
+    // Readers kept for the next read: one per core of the usual two (a read on the calling thread, one ahead).
+    private PickleReader? _spare, _spare2;
+    // Reading ahead of a caller that reads key after key in dict order (see TryGetValue).
+    private int _lastRead = -2, _run, _aheadNext, _aheadBusy;
+    private volatile bool _aheadOff;
     private readonly long _maxStoreBytes;
     private long _storeBytes;
 
@@ -87,8 +91,64 @@ internal sealed class PickleDictIndex
             value = null;
             return false;
         }
+        if (i == _lastRead + 1)
+        {
+            if (++_run >= AheadAfter && !_aheadOff) ReadAheadOf(i);
+        }
+        else _run = 0;
+        _lastRead = i;
         value = Value(i);
         return true;
+    }
+
+    // Reading ahead: after AheadAfter keys read one after the other in dict order, a worker on another core reads
+    // the values that follow (from AheadLead past the caller's key, so the two rarely read the same value), at most
+    // AheadValues values or AheadBytes bytes of pickle past it. The values read are kept as if the caller had read
+    // them; a value the worker cannot read is left for the caller, whose read reports it.
+    private const int AheadAfter = 16, AheadLead = 4, AheadValues = 4096, AheadBytes = 4 << 20;
+
+    /// <summary>How many values are read and kept (for tests).</summary>
+    internal int ValuesHeld => _values.Count(v => v is not null);
+
+    /// <summary>Whether no worker is reading ahead (for tests).</summary>
+    internal bool AheadIdle => Volatile.Read(ref _aheadBusy) == 0;
+
+    private void ReadAheadOf(int cursor)
+    {
+        if (Environment.ProcessorCount < 2 || AheadDone(cursor) || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
+        ThreadPool.UnsafeQueueUserWorkItem(static index => index.AheadWorker(), this, preferLocal: false);
+    }
+
+    private bool AheadDone(int cursor)
+    {
+        int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
+        return next >= _keys.Length || next - cursor > AheadValues || _start[next] - _end[cursor] > AheadBytes;
+    }
+
+    private void AheadWorker()
+    {
+        while (true)
+        {
+            try
+            {
+                while (!_aheadOff)
+                {
+                    int cursor = Volatile.Read(ref _lastRead);
+                    if (cursor < 0 || AheadDone(cursor)) break;
+                    int next = Math.Max(_aheadNext, cursor + AheadLead);
+                    if (Volatile.Read(ref _values[next]) is null) Value(next);
+                    Volatile.Write(ref _aheadNext, next + 1);
+                }
+            }
+            catch (Exception e) when (e is InvalidDataException or NotSupportedException or OutOfMemoryException)
+            {
+                _aheadOff = true; // the caller's own read of that value reports it
+            }
+            Volatile.Write(ref _aheadBusy, 0);
+            // A caller that moved on while the worker was stopping found it busy: look again.
+            int c = Volatile.Read(ref _lastRead);
+            if (_aheadOff || c < 0 || AheadDone(c) || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
+        }
     }
 
     /// <summary>What <paramref name="value"/> (a value of the dict) says of its item <paramref name="name"/>.</summary>
@@ -401,7 +461,7 @@ internal sealed class PickleDictIndex
     // fetch are copied into the shared memo.
     private object ReadRange(int entry, int start, int end, int memoBase, bool kept, int shareTo = -1)
     {
-        var reader = Interlocked.Exchange(ref _spare, null) ?? new PickleReader(_data, _options, _source);
+        var reader = Interlocked.Exchange(ref _spare, null) ?? Interlocked.Exchange(ref _spare2, null) ?? new PickleReader(_data, _options, _source);
         try
         {
             reader.MaxMaterializedBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
@@ -409,7 +469,7 @@ internal sealed class PickleDictIndex
             if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
             for (int m = memoBase; m < shareTo; m++)
                 if ((_crossFetched[m >> 6] & (1UL << (m & 63))) != 0 && reader.TryGetRangeMemo(m, out var e)) _shared[m] = e;
-            Volatile.Write(ref _spare, reader);
+            if (Interlocked.CompareExchange(ref _spare, reader, null) is not null) Volatile.Write(ref _spare2, reader);
             return v;
         }
         catch (InvalidDataException e)
