@@ -67,7 +67,7 @@ public sealed class NdArray : IEquatable<NdArray>
     {
         ArgumentNullException.ThrowIfNull(dtype);
         DType = dtype;
-        _shape = shape.ToArray();
+        _shape = SharedShape(shape);
         Size = CheckedSize(_shape);
         if (dtype.Kind == 'O')
             throw new ArgumentException("object arrays are created with NdArray.FromObjects");
@@ -76,6 +76,23 @@ public sealed class NdArray : IEquatable<NdArray>
             throw new ArgumentException($"array data holds {data.Length} bytes; dtype {dtype.Str} and shape ({string.Join(", ", _shape)}) need {expect}");
         Data = data;
         Order = order;
+    }
+
+    // The shapes of the small arrays that fill attribute dicts ((3,), (2, 3), ...) are shared by every array of that
+    // shape (the shape array is never written), so millions of such arrays do not carry one shape array each.
+    private static readonly long[][] Shapes1 = new long[64][];
+    private static readonly long[][] Shapes2 = new long[16 * 16][];
+
+    private static long[] SharedShape(ReadOnlySpan<long> shape)
+    {
+        if (shape.Length == 1 && (ulong)shape[0] < 64)
+            return Volatile.Read(ref Shapes1[shape[0]]) ?? Interlocked.CompareExchange(ref Shapes1[shape[0]], shape.ToArray(), null) ?? Shapes1[shape[0]];
+        if (shape.Length == 2 && (ulong)shape[0] < 16 && (ulong)shape[1] < 16)
+        {
+            int k = (int)(shape[0] * 16 + shape[1]);
+            return Volatile.Read(ref Shapes2[k]) ?? Interlocked.CompareExchange(ref Shapes2[k], shape.ToArray(), null) ?? Shapes2[k];
+        }
+        return shape.Length == 0 ? [] : shape.ToArray();
     }
 
     /// <summary>The element array of an object array, for readers that fill or patch it before the array is handed out.</summary>

@@ -137,10 +137,12 @@ public static class PyEquality
 
     private sealed class KeyComparer : IEqualityComparer<object>
     {
-        public new bool Equals(object? x, object? y) => AreEqual(x, y);
+        // Most store keys are ints: those compare and hash without the general walk.
+        public new bool Equals(object? x, object? y) => x is long a && y is long b ? a == b : AreEqual(x, y);
 
         public int GetHashCode(object obj)
         {
+            if (obj is long l) return l.GetHashCode();
             Dictionary<object, int>? memo = null;
             return Hash(obj, 0, ref memo);
         }

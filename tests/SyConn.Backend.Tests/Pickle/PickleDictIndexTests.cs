@@ -95,6 +95,27 @@ public sealed class PickleDictIndexTests : IDisposable
         Assert.Equal(2, ((PyList)((PyDict)ad[2L])["l"]).Count);
     }
 
+    // numpy's _frombuffer reduced twice from one memoized arguments tuple: across two values (1: a, 2: a'), and
+    // within one value (1: [a, a']). The reader builds no tuple for a _frombuffer call whose arguments nobody fetches;
+    // these fetch them, so the tuple must be there.
+    [Theory]
+    [InlineData("80057d944b018c126e756d70792e636f72652e6e756d65726963948c0b5f66726f6d6275666665729493942896100000000000000000000000000000000100000000000000948c056e756d7079948c0564747970659493948c02693894898887945294284b038c013c944e4e4e4affffffff4affffffff4b007494624b0285948c01439474945294734b026803680f52732e", "{1: a, 2: a'}")]
+    [InlineData("80057d944b015d288c126e756d70792e636f72652e6e756d65726963948c0b5f66726f6d6275666665729493942896100000000000000000000000000000000100000000000000948c056e756d7079948c0564747970659493948c02693894898887945294284b038c013c944e4e4e4affffffff4affffffff4b007494624b0285948c014394749452946803680f5265732e", "{1: [a, a']}")]
+    public void Array_arguments_fetched_again_from_the_memo_are_kept(string hex, string shape)
+    {
+        var bytes = Convert.FromHexString(hex);
+        var whole = (PyDict)Formats.Pickle.Pickle.Load(bytes);
+        var arrays = whole.Values.SelectMany(v => v is PyList l ? l.Cast<object>() : [v]).Cast<NdArray>().ToList();
+        Assert.Equal(2, arrays.Count);
+        foreach (var a in arrays) Assert.Equal(new long[] { 0, 1 }, a.ToArray<long>());
+        if (PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, shape) is { } index)
+            foreach (var (k, v) in whole)
+            {
+                Assert.True(index.TryGetValue(k, out var got));
+                TypedJsonAssert.Equal(TypedJson.ToJson(v), TypedJson.ToJson(got), $"{shape}, key {k}");
+            }
+    }
+
     [Fact]
     public void A_value_holding_the_dict_itself_is_read_whole()
     {

@@ -682,17 +682,20 @@ internal sealed class PickleReader
                     Push(PyTuple.Empty, 0);
                     break;
                 case Op.Tuple1:
-                    MakeTuple(_sp - 1);
+                    if (!CallDirect(span, ref pos, _sp - 1)) MakeTuple(_sp - 1);
                     break;
                 case Op.Tuple2:
-                    MakeTuple(_sp - 2);
+                    if (!CallDirect(span, ref pos, _sp - 2)) MakeTuple(_sp - 2);
                     break;
                 case Op.Tuple3:
-                    MakeTuple(_sp - 3);
+                    if (!CallDirect(span, ref pos, _sp - 3)) MakeTuple(_sp - 3);
                     break;
                 case Op.Tuple:
-                    MakeTuple(PopMark());
+                {
+                    int m = PopMark();
+                    if (!CallDirect(span, ref pos, m)) MakeTuple(m);
                     break;
+                }
                 case Op.EmptyList:
                     Push(new PyList(), 1);
                     break;
@@ -928,6 +931,69 @@ internal sealed class PickleReader
         var a = new object[t.Count];
         for (int i = 0; i < a.Length; i++) a[i] = t[i];
         return a;
+    }
+
+    /// <summary>
+    /// The arguments tuple of numpy's <c>_frombuffer</c> or <c>scalar</c> (the tuple opcode just read, its items from
+    /// <paramref name="from"/>) that is reduced at once and never fetched from the memo (TUPLE, optional memo put,
+    /// REDUCE: how every array and numpy scalar of an attribute dict is written) is not built: the call reads the
+    /// items where they are on the stack, and <paramref name="pos"/> moves past the REDUCE. False, with nothing
+    /// changed, for anything else.
+    /// </summary>
+    private bool CallDirect(ReadOnlySpan<byte> span, ref int pos, int from)
+    {
+        if (from - 1 < _fence || from > _sp || _stack[from - 1] is not GlobalRef { Kind: GlobalKind.FromBuffer or GlobalKind.Scalar } g)
+            return false;
+        int q = pos;
+        long memoIndex = -1;
+        if (q < span.Length)
+        {
+            switch (span[q])
+            {
+                case Op.Memoize:
+                    memoIndex = _memoLen;
+                    q++;
+                    break;
+                case Op.BinPut when q + 1 < span.Length:
+                    memoIndex = span[q + 1];
+                    q += 2;
+                    break;
+                case Op.LongBinPut when q + 4 < span.Length:
+                    memoIndex = BinaryPrimitives.ReadUInt32LittleEndian(span[(q + 1)..]);
+                    q += 5;
+                    break;
+            }
+        }
+        if (q >= span.Length || span[q] != Op.Reduce || (memoIndex >= 0 && MemoKept(memoIndex))) return false;
+        for (int i = from; i < _sp; i++)
+            if (_stack[i] is GlobalRef or ArgTuple) return false;
+        for (int i = from; i < _sp; i++)
+            if (IsTemp(_stack[i])) _stack[i] = Resolve((PickleTemp)_stack[i]);
+        int n = _sp - from;
+        CountElements(n);
+        int h = CheckHeight(MaxHeight(from, _sp) + 1);
+        if (memoIndex >= 0)
+        {
+            _opPos = pos;
+            MemoPut(memoIndex, g, h); // counted, not kept (MemoKept said so)
+        }
+        _opPos = q;
+        _op = Op.Reduce;
+        ReadOnlySpan<object> args = _stack.AsSpan(from, n);
+        object result = g.Kind == GlobalKind.FromBuffer ? FromBuffer(g, args) : MakeScalar(g, args);
+        ClearTo(from - 1);
+        Push(result, Math.Max(1, h - 1));
+        pos = q + 1;
+        return true;
+    }
+
+    /// <summary>Whether a memo put of <paramref name="index"/> keeps its object (some later opcode may fetch it).</summary>
+    private bool MemoKept(long index)
+    {
+        if (index < 0 || index >= _opt.MaxMemoEntries) return true; // MemoPut reports it
+        if (_rangeMode)
+            return _refetched is null || ((ulong)index >> 6 < (ulong)_refetched.Length && (_refetched[index >> 6] & (1UL << (int)(index & 63))) != 0);
+        return _memoFilter is null || _memoFilter.Slot(index) >= 0;
     }
 
     private void MakeTuple(int from)
@@ -1241,8 +1307,8 @@ internal sealed class PickleReader
         }
     }
 
-    private InvalidDataException BadArgs(GlobalRef g, object[] args) =>
-        Error($"unexpected arguments for {g.FullName}: ({string.Join(", ", args.Select(TypeName))})");
+    private InvalidDataException BadArgs(GlobalRef g, ReadOnlySpan<object> args) =>
+        Error($"unexpected arguments for {g.FullName}: ({string.Join(", ", args.ToArray().Select(TypeName))})");
 
     private IEnumerable<object> Iterate(GlobalRef g, object arg)
     {
@@ -1453,7 +1519,7 @@ internal sealed class PickleReader
         }
     }
 
-    private NdArray FromBuffer(GlobalRef g, object[] args)
+    private NdArray FromBuffer(GlobalRef g, ReadOnlySpan<object> args)
     {
         if (args.Length is not (4 or 5)) throw BadArgs(g, args);
         bool readOnly;
@@ -1533,7 +1599,7 @@ internal sealed class PickleReader
         return new NdArray(dtype, outShape, dst);
     }
 
-    private NpScalar MakeScalar(GlobalRef g, object[] args)
+    private NpScalar MakeScalar(GlobalRef g, ReadOnlySpan<object> args)
     {
         if (args.Length is not (1 or 2) || Val(args[0]) is not DType dtype) throw BadArgs(g, args);
         if (dtype.Kind == 'O')
