@@ -266,4 +266,96 @@ public class PickleFileWriterTests
         using var back = new CompressedStorage(p);
         foreach (var (k, v) in items) Assert.Equal(v.Data.ToArray(), back[k].Data.ToArray());
     }
+    /// <summary>A gather output that keeps what it is given, checks that no two runs are written at once, and can fail
+    /// on a given run; each run takes a little while, so the pickler runs ahead of it.</summary>
+    private sealed class SlowOutput(int failOnRun = -1) : IGatherOutput
+    {
+        private int _busy;
+        public readonly MemoryStream Bytes = new();
+        public int Runs;
+        public bool Overlapped;
+
+        public void Write(ReadOnlySpan<byte> data)
+        {
+            Enter();
+            Bytes.Write(data);
+            Leave();
+        }
+
+        public void Write(IReadOnlyList<ReadOnlyMemory<byte>> pieces, long totalBytes)
+        {
+            Enter();
+            Thread.Sleep(2);
+            if (Runs == failOnRun)
+            {
+                Leave();
+                throw new IOException("disk full (test)");
+            }
+            long n = 0;
+            foreach (var p in pieces)
+            {
+                Bytes.Write(p.Span);
+                n += p.Length;
+            }
+            Assert.Equal(totalBytes, n);
+            Runs++;
+            Leave();
+        }
+
+        private void Enter()
+        {
+            if (Interlocked.Exchange(ref _busy, 1) != 0) Overlapped = true;
+        }
+
+        private void Leave() => Volatile.Write(ref _busy, 0);
+    }
+
+    private static PyDict ManyRuns(int n)
+    {
+        var d = new PyDict();
+        for (long k = 0; k < n; k++) d[k] = new PyList { new PyBytes(Pattern(3000 + (int)k, (int)k)), NdArray.Wrap(Pattern(70_000, (int)k + 1), 70_000), "x" };
+        return d;
+    }
+
+    [Fact]
+    public void Runs_written_while_the_pickler_goes_on_give_the_buffered_writers_bytes()
+    {
+        var value = ManyRuns(200);
+        foreach (int protocol in new[] { 2, 4, 5 })
+        {
+            var output = new SlowOutput();
+            PickleApi.Dump(value, output, protocol);
+            Assert.False(output.Overlapped, "two runs were written at once");
+            Assert.True(output.Runs > 3);
+            Assert.Equal(PickleApi.Dump(value, protocol), output.Bytes.ToArray());
+        }
+    }
+
+    [Fact]
+    public void A_run_that_fails_fails_the_dump_and_nothing_is_written_after_it_returns()
+    {
+        var output = new SlowOutput(failOnRun: 3);
+        var e = Assert.Throws<IOException>(() => PickleApi.Dump(ManyRuns(200), output, 5));
+        Assert.Contains("disk full", e.Message);
+        long length = output.Bytes.Length;
+        Thread.Sleep(50);
+        Assert.Equal(length, output.Bytes.Length);
+        Assert.False(output.Overlapped);
+    }
+
+    [Fact]
+    public void A_value_that_cannot_be_pickled_fails_the_dump_only_after_the_run_in_flight_is_written()
+    {
+        var value = ManyRuns(200);
+        value[999L] = new PyList { new Uri("http://example.org/") }; // not of the value model: fails after many runs
+        var output = new SlowOutput();
+        var e = Assert.Throws<ArgumentException>(() => PickleApi.Dump(value, output, 5));
+        Assert.Contains("System.Uri", e.Message);
+        int runs = output.Runs;
+        long length = output.Bytes.Length;
+        Thread.Sleep(50);
+        Assert.Equal(runs, output.Runs);
+        Assert.Equal(length, output.Bytes.Length);
+        Assert.True(runs > 3);
+    }
 }

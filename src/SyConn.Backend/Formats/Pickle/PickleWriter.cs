@@ -46,7 +46,9 @@ internal sealed class PickleWriter
     private const int BatchSize = 1000;
     private const int MaxRecursion = 3000;
     // Gather mode: payloads from this size on are handed to the output in place instead of being copied into the
-    // buffer, and pieces are handed over in runs of about GatherBatch bytes (or MaxPieces pieces).
+    // buffer, and pieces are handed over in runs of about GatherBatch bytes (or MaxPieces pieces). When runs are
+    // written on another thread, payloads below FrameTarget are copied: the copy overlaps the write, and a write of
+    // few long pieces runs at the speed of one buffer where hundreds of short ones cost the kernel about half again.
     private const int GatherMin = 1024;
     private const int GatherBatch = 1 << 20;
     private const int MaxPieces = 512;
@@ -58,7 +60,13 @@ internal sealed class PickleWriter
     // Gather mode: the finished pieces not handed over yet (a range of _buf, or an external payload), where the bytes
     // of _buf not yet cut into a piece start, the external bytes pending, and those inside the open frame.
     private readonly List<Piece> _pieces = [];
-    private readonly List<ReadOnlyMemory<byte>> _run = [];
+    private List<ReadOnlyMemory<byte>> _run = [], _runInFlight = [];
+    // Gather mode on two cores or more: a run is written on another thread while the pickler goes on in the other of
+    // two buffers (one write in flight at most; the pickle's last run is written on the calling thread).
+    private readonly bool _overlap;
+    private Task? _inFlight;
+    private byte[]? _spare;
+    private bool _last;
     private int _pieceStart;
     private long _pendingExternal;
     private long _frameExternal;
@@ -84,6 +92,7 @@ internal sealed class PickleWriter
         _proto = protocol;
         _out = output;
         _gather = output as IGatherOutput;
+        _overlap = _gather is not null && Environment.ProcessorCount >= 2;
     }
 
     /// <summary>A piece of output in gather mode: <see cref="Start"/>/<see cref="Length"/> in the buffer, or (Start -1) an external payload.</summary>
@@ -92,14 +101,34 @@ internal sealed class PickleWriter
     /// <summary>Writes the whole pickle; with no output the bytes stay in the buffer (see <see cref="ToArray"/>).</summary>
     public void Dump(object? value)
     {
-        WriteByte(Op.Proto);
-        WriteByte((byte)_proto);
-        if (_proto >= 4) _framing = true;
-        Save(value);
-        WriteByte(Op.Stop);
-        CommitFrame();
-        _framing = false;
-        Flush(force: true);
+        try
+        {
+            WriteByte(Op.Proto);
+            WriteByte((byte)_proto);
+            if (_proto >= 4) _framing = true;
+            Save(value);
+            WriteByte(Op.Stop);
+            CommitFrame();
+            _framing = false;
+            _last = true;
+            Flush(force: true);
+            WaitWrite();
+        }
+        catch
+        {
+            // Nothing may still write to the output once Dump has returned, even with an error.
+            if (_inFlight is { } t) ((IAsyncResult)t).AsyncWaitHandle.WaitOne();
+            _inFlight = null;
+            throw;
+        }
+    }
+
+    /// <summary>Waits for the run written on another thread (and rethrows its error).</summary>
+    private void WaitWrite()
+    {
+        if (_inFlight is not { } t) return;
+        _inFlight = null;
+        t.GetAwaiter().GetResult();
     }
 
     public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
@@ -195,6 +224,7 @@ internal sealed class PickleWriter
             return;
         }
         if (_len == 0) return;
+        WaitWrite();
         _out.Write(_buf.AsSpan(0, _len));
         _len = 0;
     }
@@ -203,24 +233,45 @@ internal sealed class PickleWriter
     {
         CutBufferPiece();
         if (_pieces.Count == 0) return;
+        WaitWrite();
         long total = 0;
+        var run = _run;
         foreach (var p in _pieces)
         {
-            _run.Add(p.Start < 0 ? p.External : _buf.AsMemory(p.Start, p.Length));
+            run.Add(p.Start < 0 ? p.External : _buf.AsMemory(p.Start, p.Length));
             total += p.Length;
-        }
-        try
-        {
-            _gather!.Write(_run, total);
-        }
-        finally
-        {
-            _run.Clear();
         }
         _pieces.Clear();
         _len = 0;
         _pieceStart = 0;
         _pendingExternal = 0;
+        if (!_overlap || _last)
+        {
+            try
+            {
+                _gather!.Write(run, total);
+            }
+            finally
+            {
+                run.Clear();
+            }
+            return;
+        }
+        // The run refers to this buffer: go on in the other one (free, since the previous write is done).
+        var gather = _gather!;
+        (_buf, _spare) = (_spare is { } s && s.Length >= _buf.Length ? s : new byte[_buf.Length], _buf);
+        (_run, _runInFlight) = (_runInFlight, run);
+        _inFlight = Task.Run(() =>
+        {
+            try
+            {
+                gather.Write(run, total);
+            }
+            finally
+            {
+                run.Clear();
+            }
+        });
     }
 
     private void CutBufferPiece()
@@ -264,6 +315,7 @@ internal sealed class PickleWriter
         if (_out is not null)
         {
             Flush(force: true);
+            WaitWrite();
             _out.Write(payload);
         }
         else Write(payload);
@@ -276,7 +328,7 @@ internal sealed class PickleWriter
     /// </summary>
     private void WriteWithPayload(ReadOnlySpan<byte> header, ReadOnlyMemory<byte> payload)
     {
-        if (_gather is null || payload.Length < GatherMin)
+        if (_gather is null || payload.Length < (_overlap ? FrameTarget : GatherMin))
         {
             WriteWithPayload(header, payload.Span);
             return;
