@@ -686,10 +686,21 @@ internal sealed class PickleWriter
                 var kv = d.GetAt(pos++);
                 Save(kv.Key);
                 Save(kv.Value);
+                if (pos == SampleItems && n >= 4 * SampleItems) ReserveMemo(n);
                 if (++i == BatchSize) break;
             }
             WriteByte(Op.SetItems);
         } while (i == BatchSize);
+    }
+
+    // A big dict (a store's): after its first SampleItems items, the memo is sized once for as many objects per item
+    // for all of them, instead of doubling (and rehashing) its way there.
+    private const int SampleItems = 64;
+
+    private void ReserveMemo(int items)
+    {
+        long expected = (long)_memo.Count * items / SampleItems * 9 / 8;
+        if (expected > _memo.Count) _memo.Reserve((int)Math.Min(expected, 1 << 26));
     }
 
     /// <summary>CPython's generic batching of dict items (dict subclasses): one item uses SETITEM.</summary>
@@ -1066,6 +1077,18 @@ internal sealed class IdentityMemo
     /// <summary>The number of keys.</summary>
     public int Count => _keys;
 
+    /// <summary>Makes room for about <paramref name="expected"/> keys in all, so that adding them does not grow the memo again.</summary>
+    public void Reserve(int expected)
+    {
+        if (_pendingCount > 0) FlushPending();
+        int size = _slots.Length;
+        while (size < (1 << 28) && size / 8 * 5 < expected) size <<= 1;
+        if (_slots.Length < size) GrowTo(size);
+        int bits = _filter.Length * 64;
+        while (bits < (1 << 30) && bits / 16 < expected) bits <<= 1;
+        if (bits > _filter.Length * 64) GrowFilterTo(bits);
+    }
+
     public bool TryGetValue(object key, out int value)
     {
         uint hash = (uint)RuntimeHelpers.GetHashCode(key);
@@ -1130,11 +1153,13 @@ internal sealed class IdentityMemo
         _filter[b >> 6] |= 1UL << (int)b;
     }
 
-    private void GrowFilter()
+    private void GrowFilter() => GrowFilterTo(_filter.Length * 64 * 2);
+
+    private void GrowFilterTo(int bits)
     {
-        _filter = new ulong[_filter.Length * 2];
-        _filterShift--;
-        _filterLimit *= 2;
+        _filter = new ulong[bits / 64];
+        _filterShift = 64 - BitOperations.Log2((uint)bits);
+        _filterLimit = bits / 16;
         foreach (var s in _slots)
             if (s.Key is not null) AddToFilter(s.Hash);
         for (int i = 0; i < _pendingCount; i++) AddToFilter(_pending[i].Hash);
@@ -1211,12 +1236,14 @@ internal sealed class IdentityMemo
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Index(uint hash, int shift) => (int)(hash * 0x9E3779B1u >> shift);
 
-    private void Grow()
+    private void Grow() => GrowTo(_slots.Length * 2);
+
+    private void GrowTo(int size)
     {
         var old = _slots;
-        var slots = new Slot[old.Length * 2];
+        var slots = new Slot[size];
         int mask = slots.Length - 1;
-        int shift = _shift - 1;
+        int shift = 32 - BitOperations.Log2((uint)size);
         foreach (var e in old)
         {
             if (e.Key is null) continue;
