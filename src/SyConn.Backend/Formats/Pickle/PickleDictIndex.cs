@@ -36,6 +36,7 @@ internal sealed class PickleDictIndex
     private readonly int[] _end;
     private readonly int[] _memoBase;
     private readonly object?[] _values;
+    private readonly int[]?[] _layouts;
     private readonly Dictionary<object, int> _lookup;
     private readonly Dictionary<long, (object Value, int Height)> _shared;
     private readonly ulong[] _refetched;
@@ -61,6 +62,7 @@ internal sealed class PickleDictIndex
         _end = scan.ValueEnd;
         _memoBase = scan.ValueMemo;
         _values = new object?[n];
+        _layouts = new int[]?[n];
         _lookup = new Dictionary<object, int>(n, PyEquality.Comparer);
         _shared = [];
         _refetched = scan.Refetched;
@@ -208,7 +210,20 @@ internal sealed class PickleDictIndex
         valueStart = valueEnd = valueMemo = 0;
         try
         {
-            return FindItemCore(_data.Span, entry, name, ref valueStart, ref valueEnd, ref valueMemo);
+            var span = _data.Span;
+            var layout = Volatile.Read(ref _layouts[entry]) ?? Layout(span, entry);
+            if (layout.Length == 0) return -1;
+            int memoBase = _memoBase[entry], found = 0;
+            for (int k = 0; k < layout.Length; k += 4)
+            {
+                int r = layout[k] >= 0 ? StrIs(span, layout[k], name) : SharedStrIs(-layout[k] - 1, name);
+                if (r < 0) return -1;
+                if (r == 0) continue;
+                (valueStart, valueEnd, valueMemo) = (layout[k + 1], layout[k + 2], layout[k + 3]);
+                found = 1; // a repeated key: the last one counts, as in Python
+            }
+            if (found == 0) return 0;
+            return FetchesEarlierItem(span, valueStart, valueEnd, memoBase, valueMemo) ? -1 : 1;
         }
         catch (Exception e) when (e is IndexOutOfRangeException or ArgumentOutOfRangeException)
         {
@@ -216,19 +231,32 @@ internal sealed class PickleDictIndex
         }
     }
 
+    private static readonly int[] NoLayout = [];
+
+    // The items of entry's dict value, found by one walk over its opcodes and kept for the next attribute asked for:
+    // four ints per item (where its str key lies, or -1 - the shared memo index the key fetches; where its value
+    // starts and ends; the memo count at its value's start). Empty when the value is not a plain dict of str keys
+    // that can be read this way.
+    private int[] Layout(ReadOnlySpan<byte> span, int entry)
+    {
+        var layout = WalkItems(span, entry);
+        return Interlocked.CompareExchange(ref _layouts[entry], layout, null) ?? layout;
+    }
+
     [System.Runtime.CompilerServices.SkipLocalsInit] // the stack arrays are written before they are read
-    private int FindItemCore(ReadOnlySpan<byte> span, int entry, string name, ref int valueStart, ref int valueEnd, ref int valueMemo)
+    private int[] WalkItems(ReadOnlySpan<byte> span, int entry)
     {
         const int MaxItems = 64;
         int pos = _start[entry], end = _end[entry], memoBase = _memoBase[entry], memo = memoBase;
-        if (span[pos] != Op.EmptyDict) return -1;
+        if (span[pos] != Op.EmptyDict) return NoLayout;
         Span<int> start = stackalloc int[MaxItems];
         Span<int> memoAt = stackalloc int[MaxItems];
         Span<int> markSp = stackalloc int[MaxItems];
         Span<int> markPos = stackalloc int[MaxItems];
         Span<int> markMemo = stackalloc int[MaxItems];
         Span<int> putItem = stackalloc int[MaxItems]; // where the item memoized as memoBase + k starts
-        int sp = 0, mp = 0, found = 0;
+        Span<int> items = stackalloc int[4 * MaxItems];
+        int sp = 0, mp = 0, n = 0;
         while (pos < end)
         {
             int p = pos;
@@ -239,14 +267,14 @@ internal sealed class PickleDictIndex
                 case Op.BinGet or Op.LongBinGet:
                 {
                     long idx = op == Op.BinGet ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
-                    if (idx >= memo) return -1;
+                    if (idx >= memo) return NoLayout;
                     len = op == Op.BinGet ? 1 : 4;
                     break;
                 }
                 case Op.Memoize or Op.BinPut or Op.LongBinPut:
                 {
                     int skip = op == Op.Memoize ? 0 : op == Op.BinPut ? 1 : 4;
-                    if (sp == 0 || (skip > 0 && (skip == 1 ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..])) != memo)) return -1;
+                    if (sp == 0 || (skip > 0 && (skip == 1 ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..])) != memo)) return NoLayout;
                     if (memo - memoBase < MaxItems) putItem[memo - memoBase] = start[sp - 1];
                     memo++;
                     pos += skip;
@@ -256,7 +284,7 @@ internal sealed class PickleDictIndex
                     pos += 8;
                     continue;
                 case Op.Mark:
-                    if (mp == MaxItems) return -1;
+                    if (mp == MaxItems) return NoLayout;
                     markSp[mp] = sp;
                     markPos[mp] = p;
                     markMemo[mp] = memo;
@@ -264,7 +292,7 @@ internal sealed class PickleDictIndex
                     continue;
                 // As in the file scan: nothing but SETITEM(S) of its items may touch the value's dict (index 0).
                 case Op.Tuple or Op.List or Op.Dict or Op.FrozenSet:
-                    if (mp == 0 || markSp[mp - 1] < 1) return -1;
+                    if (mp == 0 || markSp[mp - 1] < 1) return NoLayout;
                     mp--;
                     sp = markSp[mp];
                     start[sp] = markPos[mp];
@@ -272,42 +300,40 @@ internal sealed class PickleDictIndex
                     sp++;
                     continue;
                 case Op.Tuple1:
-                    if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 1)) return -1;
+                    if (sp < 2 || (mp > 0 && markSp[mp - 1] > sp - 1)) return NoLayout;
                     continue;
                 case Op.Tuple2 or Op.Reduce or Op.Build or Op.NewObj or Op.StackGlobal or Op.Append:
-                    if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 2)) return -1;
+                    if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 2)) return NoLayout;
                     sp--;
                     continue;
                 case Op.Tuple3:
-                    if (sp < 4 || (mp > 0 && markSp[mp - 1] > sp - 3)) return -1;
+                    if (sp < 4 || (mp > 0 && markSp[mp - 1] > sp - 3)) return NoLayout;
                     sp -= 2;
                     continue;
                 case Op.SetItem:
-                    if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return -1;
-                    if (sp == 3 && mp == 0 && KeyIs(span, start[1], name, memoBase, putItem) is var one && one != 0)
+                    if (sp < 3 || (mp > 0 && markSp[mp - 1] > sp - 3)) return NoLayout;
+                    if (sp == 3 && mp == 0)
                     {
-                        if (one < 0) return -1;
-                        (valueStart, valueEnd, valueMemo) = (start[2], p, memoAt[2]);
-                        found = 1;
+                        if (n == 4 * MaxItems) return NoLayout;
+                        items[n] = start[1]; items[n + 1] = start[2]; items[n + 2] = p; items[n + 3] = memoAt[2];
+                        n += 4;
                     }
                     sp -= 2;
                     continue;
                 case Op.SetItems or Op.Appends or Op.AddItems:
                 {
-                    if (mp == 0) return -1;
+                    if (mp == 0) return NoLayout;
                     int m = markSp[--mp];
-                    if (m < 1 || (m == 1 && (op != Op.SetItems || mp != 0))) return -1;
+                    if (m < 1 || (m == 1 && (op != Op.SetItems || mp != 0))) return NoLayout;
                     if (m == 1)
                     {
-                        if (((sp - m) & 1) != 0) return -1;
+                        if (((sp - m) & 1) != 0) return NoLayout;
                         for (int k = m; k < sp; k += 2)
                         {
-                            int kr = KeyIs(span, start[k], name, memoBase, putItem);
-                            if (kr < 0) return -1;
-                            if (kr == 0) continue;
+                            if (n == 4 * MaxItems) return NoLayout;
                             bool last = k + 2 >= sp;
-                            (valueStart, valueEnd, valueMemo) = (start[k + 1], last ? p : start[k + 2], memoAt[k + 1]);
-                            found = 1;
+                            items[n] = start[k]; items[n + 1] = start[k + 1]; items[n + 2] = last ? p : start[k + 2]; items[n + 3] = memoAt[k + 1];
+                            n += 4;
                         }
                     }
                     sp = m;
@@ -315,25 +341,49 @@ internal sealed class PickleDictIndex
                 }
                 default:
                     len = PushArgLength(span, pos, op);
-                    if (len < 0) return -1;
+                    if (len < 0) return NoLayout;
                     break;
             }
             pos += (int)len;
-            if (sp == MaxItems) return -1;
+            if (sp == MaxItems) return NoLayout;
             start[sp] = p;
             memoAt[sp] = memo;
             sp++;
         }
-        if (sp != 1 || mp != 0 || memo - memoBase > MaxItems) return -1;
-        if (found == 0) return 0;
-        // The item's value must not fetch what an earlier item of this value put.
-        for (int q = valueStart; q < valueEnd;)
+        if (sp != 1 || mp != 0 || memo - memoBase > MaxItems) return NoLayout;
+        // Each key as where its str lies: a key that fetches what this value put is the item that put it; one that
+        // fetches from another value is looked up in the shared memo.
+        for (int k = 0; k < n; k += 4)
+        {
+            int at = items[k];
+            byte op = span[at];
+            if (op is not (Op.BinGet or Op.LongBinGet)) continue;
+            long idx = op == Op.BinGet ? span[at + 1] : BinaryPrimitives.ReadUInt32LittleEndian(span[(at + 1)..]);
+            if (idx < memoBase)
+            {
+                if (idx > int.MaxValue - 1) return NoLayout;
+                items[k] = -1 - (int)idx;
+            }
+            else if (idx - memoBase < MaxItems) items[k] = putItem[(int)(idx - memoBase)];
+            else return NoLayout;
+        }
+        return items[..n].ToArray();
+    }
+
+    private int SharedStrIs(long idx, string name) =>
+        _shared.TryGetValue(idx, out var e) ? (e.Value is string sv && sv == name ? 1 : 0) : -1;
+
+    // Whether the item value in [start, end) fetches an object that an earlier item of the same value put (memo
+    // indices from memoBase up to valueMemo): such an item cannot be read alone.
+    private static bool FetchesEarlierItem(ReadOnlySpan<byte> span, int start, int end, int memoBase, int valueMemo)
+    {
+        for (int q = start; q < end;)
         {
             byte op = span[q++];
             if (op is Op.BinGet or Op.LongBinGet)
             {
                 long idx = op == Op.BinGet ? span[q] : BinaryPrimitives.ReadUInt32LittleEndian(span[q..]);
-                if (idx >= memoBase && idx < valueMemo) return -1;
+                if (idx >= memoBase && idx < valueMemo) return true;
                 q += op == Op.BinGet ? 1 : 4;
                 continue;
             }
@@ -347,24 +397,10 @@ internal sealed class PickleDictIndex
                 Op.Frame => 8,
                 _ => PushArgLength(span, q, op),
             };
-            if (n < 0) return -1;
+            if (n < 0) return true;
             q += (int)n;
         }
-        return 1;
-    }
-
-    /// <summary>Whether the key item starting at <paramref name="from"/> is the str <paramref name="name"/>: 1 yes, 0 no, -1 cannot tell.</summary>
-    private int KeyIs(ReadOnlySpan<byte> span, int from, string name, int memoBase, ReadOnlySpan<int> putItem)
-    {
-        byte op = span[from];
-        if (op is Op.BinGet or Op.LongBinGet)
-        {
-            long idx = op == Op.BinGet ? span[from + 1] : BinaryPrimitives.ReadUInt32LittleEndian(span[(from + 1)..]);
-            if (idx < memoBase) return _shared.TryGetValue(idx, out var e) ? (e.Value is string sv && sv == name ? 1 : 0) : -1;
-            long local = idx - memoBase;
-            return local < putItem.Length ? StrIs(span, putItem[(int)local], name) : -1;
-        }
-        return StrIs(span, from, name);
+        return false;
     }
 
     private static int StrIs(ReadOnlySpan<byte> span, int at, string name)
