@@ -9,6 +9,22 @@ public class AtomicFileTests
         Directory.GetFiles(dir.Path, "." + name + ".tmp.*");
 
     [Theory]
+    [InlineData(32 << 20)]                 // the smallest file read in chunks on several cores
+    [InlineData((40 << 20) + 123)]         // several chunks and a short last one
+    [InlineData((32 << 20) - 1)]           // read in one go
+    public void A_big_file_is_read_whole_and_in_order(int length)
+    {
+        using var dir = new TempDir();
+        string p = dir.File("big.pkl");
+        var bytes = new byte[length];
+        new Random(length).NextBytes(bytes);
+        File.WriteAllBytes(p, bytes);
+        var read = AtomicFile.ReadAllBytes(p)!;
+        Assert.Equal(bytes.Length, read.Length);
+        Assert.True(bytes.AsSpan().SequenceEqual(read));
+    }
+
+    [Theory]
     [InlineData(true)]
     [InlineData(false)]
     public void Writes_new_file_and_replaces_existing(bool durable)
