@@ -663,15 +663,8 @@ internal sealed class PickleDictIndex
                 value = BinaryPrimitives.ReadDoubleBigEndian(span[(start + 1)..]);
                 return true;
             case Op.Long1 when len >= 2 && span[start + 1] <= 8 && len == 2 + span[start + 1]:
-            {
-                var b = span.Slice(start + 2, span[start + 1]);
-                long v = 0;
-                for (int i = b.Length - 1; i >= 0; i--) v = (v << 8) | b[i];
-                int shift = 64 - 8 * b.Length;
-                if (shift is > 0 and < 64) v = (v << shift) >> shift;
-                value = v;
+                value = PickleReader.DecodeLong(span.Slice(start + 2, span[start + 1]));
                 return true;
-            }
             case Op.ShortBinUnicode when len >= 2:
             {
                 int n = span[start + 1];

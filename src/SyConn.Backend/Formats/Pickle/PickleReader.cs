@@ -1063,7 +1063,7 @@ internal sealed class PickleReader
 
     // ---------------------------------------------------------------- scalars
 
-    private static object DecodeLong(ReadOnlySpan<byte> b)
+    internal static object DecodeLong(ReadOnlySpan<byte> b)
     {
         if (b.Length == 0) return SmallInts[0];
         if (b.Length <= 8)
