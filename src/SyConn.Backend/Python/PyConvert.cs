@@ -172,6 +172,13 @@ public static class PyConvert
     /// <returns>True if a foreign value was found.</returns>
     public static bool TryFindForeign(object? value, out string path, [NotNullWhen(true)] out Type? type)
     {
+        int budget = 1024;
+        if (AllKnown(value, 0, ref budget))
+        {
+            path = "";
+            type = null;
+            return false;
+        }
         var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
         var steps = new List<object>();
         if (FindForeign(value, seen, steps, out type))
@@ -181,6 +188,46 @@ public static class PyConvert
         }
         path = "";
         return false;
+    }
+
+    // The common case without allocating: a small value (an attribute dict) made of value-model objects only. False
+    // when something is foreign, or the value is deep or big (a shared or self-containing container is then walked
+    // more than once, or forever, so the walk stops): the full walk decides.
+    private static bool AllKnown(object? v, int depth, ref int budget)
+    {
+        if (--budget < 0) return false;
+        switch (v)
+        {
+            case null or PyNone or bool or long or int or ulong or BigInteger or double or float or string or PyBytes or PyByteArray
+                or Complex or NpScalar or DType:
+                return true;
+            case NdArray a:
+                if (a.Objects is null) return true;
+                if (depth >= 8) return false;
+                for (int i = 0; i < a.Objects.Count; i++)
+                    if (!AllKnown(a.Objects[i], depth + 1, ref budget)) return false;
+                return true;
+            case PyDict d:
+                if (depth >= 8) return false;
+                for (int i = 0; i < d.Count; i++)
+                {
+                    var kv = d.GetAt(i);
+                    if (!AllKnown(kv.Key, depth + 1, ref budget) || !AllKnown(kv.Value, depth + 1, ref budget)) return false;
+                }
+                return true;
+            case PyList l:
+                if (depth >= 8) return false;
+                for (int i = 0; i < l.Count; i++)
+                    if (!AllKnown(l[i], depth + 1, ref budget)) return false;
+                return true;
+            case PyTuple t:
+                if (depth >= 8) return false;
+                for (int i = 0; i < t.Count; i++)
+                    if (!AllKnown(t[i], depth + 1, ref budget)) return false;
+                return true;
+            default:
+                return false;
+        }
     }
 
     private static bool FindForeign(object? v, HashSet<object> seen, List<object> steps, [NotNullWhen(true)] out Type? type)
