@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 
 namespace SyConn.Backend.Storage;
@@ -132,9 +131,17 @@ public static class AtomicFile
     /// The array is freshly allocated, exactly as long as the content, and owned by the caller (not pooled).
     /// </summary>
     /// <exception cref="IOException">The file exists but cannot be read.</exception>
-    public static byte[]? ReadAllBytes(string path)
+    public static byte[]? ReadAllBytes(string path) => ReadAllBytes(path, keepOpen: false, out _);
+
+    /// <summary>
+    /// <see cref="ReadAllBytes(string)"/>; with <paramref name="keepOpen"/>, the file stays open and its handle is
+    /// returned in <paramref name="kept"/> (null when the file does not exist), for the caller to close.
+    /// </summary>
+    /// <exception cref="IOException">The file exists but cannot be read.</exception>
+    public static byte[]? ReadAllBytes(string path, bool keepOpen, out Microsoft.Win32.SafeHandles.SafeFileHandle? kept)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        kept = null;
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
@@ -148,7 +155,20 @@ public static class AtomicFile
         {
             return null;
         }
-        using (handle)
+        try
+        {
+            var bytes = ReadAll(handle, path);
+            if (keepOpen) kept = handle;
+            return bytes;
+        }
+        finally
+        {
+            if (kept is null) handle.Dispose();
+        }
+    }
+
+    private static byte[] ReadAll(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    {
         {
             long length = RandomAccess.GetLength(handle);
             if (length > Array.MaxLength) throw new IOException($"File too large to read into one array ({length} bytes): '{path}'.");
@@ -239,7 +259,9 @@ public static class AtomicFile
     /// <summary>The unique temp name for <paramref name="name"/>: <c>.name.tmp.pid.random</c>, within NAME_MAX.</summary>
     internal static string TempName(string name)
     {
-        string suffix = $".tmp.{Environment.ProcessId}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
+        // Not a secret, only unlikely to repeat (the file is created exclusively in any case): no cryptographic
+        // generator, whose first use per process costs more than the rest of a small push.
+        string suffix = $".tmp.{Environment.ProcessId}.{(ulong)Random.Shared.NextInt64() ^ ((ulong)Random.Shared.Next() << 63):x16}";
         string stem = name;
         while (System.Text.Encoding.UTF8.GetByteCount(stem) + suffix.Length + 1 > MaxNameBytes)
             stem = stem[..(stem.Length * 3 / 4)];

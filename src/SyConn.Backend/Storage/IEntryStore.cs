@@ -109,6 +109,13 @@ public interface IEntryStore : IDisposable
     /// <summary>Prepares the location for writing (creates missing folders, tables, ...).</summary>
     void EnsureWritable();
 
+    /// <summary>
+    /// Called once the store's lock is released: lets go of what the last <see cref="Load"/> kept only so that the
+    /// work of freeing it happens outside the lock (a file store keeps the file it read open while it holds the lock,
+    /// so replacing that file in a push does not free the old one, with its blocks, while other processes wait).
+    /// </summary>
+    void AfterUnlock() { }
+
     /// <summary>Moves damaged data out of the way (see <see cref="CorruptFilePolicy.MoveAside"/>) and returns where it went.</summary>
     /// <exception cref="NotSupportedException">The backend cannot keep damaged data aside.</exception>
     string MoveAside();

@@ -30,6 +30,8 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
     private PyDict _entries = new();
     private PickleDictIndex? _index;
     private bool _shares;
+    // The file read by the last load of a locked writable store, open until the lock is released (AfterUnlock).
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _read;
 
     /// <summary>An entry store over the pickle file at <paramref name="path"/> (made absolute; nothing is read yet).</summary>
     /// <exception cref="ArgumentException">The path is empty or names a folder.</exception>
@@ -63,7 +65,11 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
     {
         ArgumentNullException.ThrowIfNull(options);
         _index = null;
-        var bytes = AtomicFile.ReadAllBytes(Path);
+        _read?.Dispose();
+        // A locked writable store keeps the file it read open: the push that replaces the file then does not free the
+        // old one (ext4 frees its blocks, discards included, inside rename) while the lock is held.
+        bool keep = !options.ReadOnly && !options.Optimistic && options.DisableLocking == false;
+        var bytes = AtomicFile.ReadAllBytes(Path, keep, out _read);
         if (bytes is null)
         {
             _entries = new PyDict();
@@ -195,8 +201,13 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
 
     /// <summary>Nothing to release: the file is read whole and no handle is kept. (The entries read go with this object;
     /// dropping them here measurably slowed the next store's work in the benchmarks, through the garbage collector.)</summary>
-    public void Dispose()
+    public void Dispose() => AfterUnlock();
+
+    /// <inheritdoc/>
+    public void AfterUnlock()
     {
+        _read?.Dispose();
+        _read = null;
     }
 
     /// <inheritdoc/>

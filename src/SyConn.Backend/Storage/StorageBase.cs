@@ -318,6 +318,7 @@ public abstract class StorageBase : IDisposable
         var l = _lock;
         _lock = null;
         l?.Dispose();
+        if (l is not null) EntryStore.AfterUnlock();
     }
 
     /// <summary>True if <paramref name="key"/> is stored (helper keys included).</summary>
