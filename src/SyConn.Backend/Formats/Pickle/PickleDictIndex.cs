@@ -142,9 +142,11 @@ internal sealed class PickleDictIndex
                     Volatile.Write(ref _aheadNext, next + 1);
                 }
             }
-            catch (Exception e) when (e is InvalidDataException or NotSupportedException or OutOfMemoryException)
+            catch (Exception)
             {
-                _aheadOff = true; // the caller's own read of that value reports it
+                // Whatever went wrong (a damaged value, a limit), the caller's own read of that value reports it; an
+                // exception must not leave this thread-pool item, which would end the process.
+                _aheadOff = true;
             }
             Volatile.Write(ref _aheadBusy, 0);
             // A caller that moved on while the worker was stopping found it busy: look again.
