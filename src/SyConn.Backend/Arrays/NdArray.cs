@@ -26,8 +26,11 @@ public enum ArrayOrder
 /// <para>Thread-safety: instances may be read from several threads at once; writes to the data
 /// must be synchronised by the caller.</para>
 /// </remarks>
-public sealed class NdArray : IEquatable<NdArray>
+public sealed class NdArray : IEquatable<NdArray>, Python.IPickleMarked
 {
+    private long _pickleMark;
+    ref long Python.IPickleMarked.PickleMark => ref _pickleMark;
+
     private readonly long[] _shape;
 
     /// <summary>The element type, byte order included.</summary>

@@ -71,8 +71,11 @@ public static class PyInt
 }
 
 /// <summary>Python <c>bytes</c>: immutable, compared by content.</summary>
-public sealed class PyBytes : IEquatable<PyBytes>
+public sealed class PyBytes : IEquatable<PyBytes>, IPickleMarked
 {
+    private long _pickleMark;
+    ref long IPickleMarked.PickleMark => ref _pickleMark;
+
     /// <summary>The empty bytes object.</summary>
     public static readonly PyBytes Empty = new(ReadOnlyMemory<byte>.Empty);
 
@@ -115,8 +118,11 @@ public sealed class PyByteArray : IEquatable<PyByteArray>
 }
 
 /// <summary>Python <c>tuple</c>: immutable sequence compared element-wise with Python equality.</summary>
-public sealed class PyTuple : IReadOnlyList<object>, IEquatable<PyTuple>
+public sealed class PyTuple : IReadOnlyList<object>, IEquatable<PyTuple>, IPickleMarked
 {
+    private long _pickleMark;
+    ref long IPickleMarked.PickleMark => ref _pickleMark;
+
     private readonly object[] _items;
 
     /// <summary>The empty tuple.</summary>
@@ -147,8 +153,11 @@ public sealed class PyTuple : IReadOnlyList<object>, IEquatable<PyTuple>
 }
 
 /// <summary>Python <c>list</c>.</summary>
-public class PyList : List<object>
+public class PyList : List<object>, IPickleMarked
 {
+    private long _pickleMark;
+    ref long IPickleMarked.PickleMark => ref _pickleMark;
+
     /// <summary>An empty list.</summary>
     public PyList() { }
     /// <summary>An empty list with room for <paramref name="capacity"/> items.</summary>
@@ -160,8 +169,11 @@ public class PyList : List<object>
 }
 
 /// <summary>Python <c>dict</c>: insertion-ordered, keys compared with Python equality.</summary>
-public class PyDict : OrderedDictionary<object, object>
+public class PyDict : OrderedDictionary<object, object>, IPickleMarked
 {
+    private long _pickleMark;
+    ref long IPickleMarked.PickleMark => ref _pickleMark;
+
     /// <summary>An empty dict.</summary>
     public PyDict() : base(PyEquality.Comparer) { }
     /// <summary>An empty dict with room for <paramref name="capacity"/> items.</summary>
@@ -219,8 +231,11 @@ public sealed class PySet : HashSet<object>
 }
 
 /// <summary>A numpy scalar (<c>np.uint64(5)</c>, <c>np.float32(0.5)</c>, ...): a dtype and its raw bytes in that dtype's byte order.</summary>
-public sealed class NpScalar : IEquatable<NpScalar>
+public sealed class NpScalar : IEquatable<NpScalar>, IPickleMarked
 {
+    private long _pickleMark;
+    ref long IPickleMarked.PickleMark => ref _pickleMark;
+
     /// <summary>The scalar's dtype.</summary>
     public DType DType { get; }
 

@@ -101,6 +101,7 @@ internal sealed class PickleWriter
     /// <summary>Writes the whole pickle; with no output the bytes stay in the buffer (see <see cref="ToArray"/>).</summary>
     public void Dump(object? value)
     {
+        _memo.Begin();
         try
         {
             WriteByte(Op.Proto);
@@ -120,6 +121,10 @@ internal sealed class PickleWriter
             if (_inFlight is { } t) ((IAsyncResult)t).AsyncWaitHandle.WaitOne();
             _inFlight = null;
             throw;
+        }
+        finally
+        {
+            _memo.End();
         }
     }
 
@@ -699,8 +704,8 @@ internal sealed class PickleWriter
 
     private void ReserveMemo(int items)
     {
-        long expected = (long)_memo.Count * items / SampleItems * 9 / 8;
-        if (expected > _memo.Count) _memo.Reserve((int)Math.Min(expected, 1 << 26));
+        long expected = (long)_memo.HashedCount * items / SampleItems * 9 / 8;
+        if (expected > _memo.HashedCount) _memo.Reserve((int)Math.Min(expected, 1 << 26));
     }
 
     /// <summary>CPython's generic batching of dict items (dict subclasses): one item uses SETITEM.</summary>
@@ -1077,6 +1082,58 @@ internal sealed class IdentityMemo
     /// <summary>The number of keys.</summary>
     public int Count => _keys;
 
+    /// <summary>The number of keys kept in the table (not marked on the object).</summary>
+    public int HashedCount => _hashed;
+
+    // ---------------------------------------------------------------- marks
+    //
+    // Most objects a store pickles (dicts, lists, tuples, arrays, numpy scalars, bytes) carry a mark: the stamp of the
+    // pickler run that wrote them and their memo index (IPickleMarked). A run finds its own marks without a lookup in
+    // the table, whose random accesses cost a cache miss per object. Several runs may write the same objects at once
+    // (two stores pushed from two threads): a run never takes over a mark whose stamp belongs to a run still going
+    // (the table of live stamps says which), and keeps such objects in its table instead.
+
+    private const int IndexBits = 24;
+    private const long IndexMask = (1L << IndexBits) - 1;
+    private static long s_stamps;
+    private static readonly long[] s_live = new long[64];
+    private static int s_liveTop;
+    private long _stamp;
+    private int _liveSlot = -1;
+    private int _hashed;
+    private int _markedHashed; // markable objects kept in the table: their marks belonged to another live run
+
+    /// <summary>Starts a pickler run: takes a stamp, so that objects can be marked. Without a free slot, nothing is marked.</summary>
+    public void Begin()
+    {
+        long stamp = (Interlocked.Increment(ref s_stamps) & ((1L << 38) - 1)) + 1;
+        for (int i = 0; i < s_live.Length; i++)
+        {
+            if (Interlocked.CompareExchange(ref s_live[i], stamp, 0) != 0) continue;
+            int top;
+            while ((top = Volatile.Read(ref s_liveTop)) <= i && Interlocked.CompareExchange(ref s_liveTop, i + 1, top) != top) { }
+            _liveSlot = i;
+            _stamp = stamp;
+            return;
+        }
+    }
+
+    /// <summary>Ends the run: its marks are stale from now on (other runs may take them over).</summary>
+    public void End()
+    {
+        _stamp = 0;
+        if (_liveSlot >= 0) Volatile.Write(ref s_live[_liveSlot], 0);
+        _liveSlot = -1;
+    }
+
+    private static bool IsLive(long stamp)
+    {
+        int top = Volatile.Read(ref s_liveTop);
+        for (int i = 0; i < top; i++)
+            if (Volatile.Read(ref s_live[i]) == stamp) return true;
+        return false;
+    }
+
     /// <summary>Makes room for about <paramref name="expected"/> keys in all, so that adding them does not grow the memo again.</summary>
     public void Reserve(int expected)
     {
@@ -1091,6 +1148,21 @@ internal sealed class IdentityMemo
 
     public bool TryGetValue(object key, out int value)
     {
+        if (_stamp != 0 && key is IPickleMarked marked)
+        {
+            long mark = Volatile.Read(ref marked.PickleMark);
+            long stamp = mark >> IndexBits;
+            if (stamp == _stamp)
+            {
+                value = (int)(mark & IndexMask);
+                return true;
+            }
+            if (_markedHashed == 0 && (stamp == 0 || !IsLive(stamp)))
+            {
+                value = 0;
+                return false; // had this run written it, its own stamp would be there
+            }
+        }
         uint hash = (uint)RuntimeHelpers.GetHashCode(key);
         if (!MayContain(hash))
         {
@@ -1112,6 +1184,11 @@ internal sealed class IdentityMemo
     /// <summary>Sets the index of <paramref name="key"/> (adds it, or replaces the index it had).</summary>
     public void Set(object key, int value)
     {
+        if (_stamp != 0 && key is IPickleMarked marked)
+        {
+            if (value <= IndexMask && TryMark(ref marked.PickleMark, value)) return;
+            _markedHashed++;
+        }
         uint hash = (uint)RuntimeHelpers.GetHashCode(key);
         if (MayContain(hash))
         {
@@ -1124,7 +1201,22 @@ internal sealed class IdentityMemo
         if (_pendingCount == PendingBatch) FlushPending();
         _pending[_pendingCount++] = new Slot { Key = key, Value = value, Hash = hash };
         _keys++;
-        if (_keys > _filterLimit) GrowFilter();
+        _hashed++;
+        if (_hashed > _filterLimit) GrowFilter();
+    }
+
+    // Marks the object with this run's stamp and its index, unless another live run's stamp is on it.
+    private bool TryMark(ref long mark, int value)
+    {
+        while (true)
+        {
+            long old = Volatile.Read(ref mark);
+            long stamp = old >> IndexBits;
+            if (stamp != _stamp && stamp != 0 && IsLive(stamp)) return false;
+            if (Interlocked.CompareExchange(ref mark, (_stamp << IndexBits) | (uint)value, old) != old) continue;
+            if (stamp != _stamp) _keys++;
+            return true;
+        }
     }
 
     // ---------------------------------------------------------------- filter
