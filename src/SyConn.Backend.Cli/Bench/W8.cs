@@ -309,7 +309,7 @@ internal static class W8
     internal static readonly KeyValuePair<string, string>[] BtWorkerEnvironment =
     [
         new("DOTNET_TieredCompilation", "0"),
-        new("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1"),
+        new(Program.InlineSocketCompletions, "1"),
         new("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0"),
     ];
 
