@@ -85,6 +85,8 @@ internal sealed class BtDatabase
         {
             throw Unreachable(e);
         }
+        // Used synchronously: reads and writes block in the caller's thread instead of going through .NET's epoll thread.
+        BtSocketMode.Set(c, blocking: true);
         return Checked(c);
     }
 
@@ -100,6 +102,8 @@ internal sealed class BtDatabase
         {
             throw Unreachable(e);
         }
+        // A pooled connection last used synchronously has a blocking socket: an async read on it would block its thread.
+        BtSocketMode.Set(c, blocking: false);
         return Checked(c);
     }
 

@@ -123,18 +123,17 @@ internal sealed class BtLock : IStoreLock
         {
             bool tryOnce = options.Timeout == TimeSpan.Zero;
             long ms = options.Timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (long)Math.Ceiling(options.Timeout.TotalMilliseconds));
-            // The wait is bounded by lock_timeout in the server, not by the client's command timeout.
+            // The wait is bounded by lock_timeout in the server, not by the client's command timeout. The lock is one
+            // statement: its innermost subquery sets lock_timeout before the lock is asked for, and the outermost resets
+            // it once the lock is held (a timeout aborts the statement's transaction, which undoes the setting too). The
+            // pull, when given, is a second statement of the same round trip, so it reads after the lock is held.
             using var batch = new NpgsqlBatch(c) { Timeout = 0 };
-            if (tryOnce)
-            {
-                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_try_advisory_lock($1)") { Parameters = { new() { Value = key } } });
-            }
-            else
-            {
-                batch.BatchCommands.Add(new NpgsqlBatchCommand($"SET lock_timeout = {ms}"));
-                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_advisory_lock($1)") { Parameters = { new() { Value = key } } });
-                batch.BatchCommands.Add(new NpgsqlBatchCommand("SET lock_timeout = 0"));
-            }
+            var lockCommand = new NpgsqlBatchCommand(tryOnce
+                ? "SELECT pg_try_advisory_lock($1)"
+                : "SELECT set_config('lock_timeout', '0', false) FROM (SELECT pg_advisory_lock($1) FROM (SELECT set_config('lock_timeout', $2, false)) t) l");
+            lockCommand.Parameters.Add(new() { Value = key });
+            if (!tryOnce) lockCommand.Parameters.Add(new() { Value = ms.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            batch.BatchCommands.Add(lockCommand);
             if (then is not null) batch.BatchCommands.Add(then);
             bool got;
             try
@@ -142,7 +141,7 @@ internal sealed class BtLock : IStoreLock
                 using var reg = sync ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
                 using var r = sync ? batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess)
                     : await batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).ConfigureAwait(false);
-                // The first result is the lock's (pg_try_advisory_lock's answer, or pg_advisory_lock's empty one).
+                // The first result is the lock's (pg_try_advisory_lock's answer, or the reset's row once the lock is held).
                 got = r.Read() && (!tryOnce || r.GetBoolean(0));
                 if (r.NextResult() && then is not null && got) read?.Invoke(r);
             }

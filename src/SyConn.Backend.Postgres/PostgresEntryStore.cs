@@ -209,24 +209,14 @@ public sealed class PostgresEntryStore : IEntryStore
         {
             Run(c =>
             {
-                using var batch = new NpgsqlBatch(c)
-                {
-                    BatchCommands =
-                    {
-                        new NpgsqlBatchCommand("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-                        new NpgsqlBatchCommand("SELECT pg_export_snapshot()"),
-                        LoadCommand(lazy: false, " AND seq % 2 = 0"),
-                        new NpgsqlBatchCommand("COMMIT"),
-                    },
-                };
-                // (Npgsql's reader passes over statements without rows: it starts at the export's row.)
-                using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-                r.Read();
-                string snapshot = r.GetString(0);
+                // Each statement goes on its own (see Single): the half then streams in over a blocking socket.
+                Single(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+                string snapshot = (string)SingleScalar(c, "SELECT pg_export_snapshot()")!;
                 second = Task.Factory.StartNew(() => LoadSecondHalf(snapshot), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-                r.NextResult();
-                first = ReadLoad(r, decode: true);
-                while (r.NextResult()) { }
+                using (var batch = new NpgsqlBatch(c) { BatchCommands = { LoadCommand(lazy: false, " AND seq % 2 = 0") } })
+                using (var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess))
+                    first = ReadLoad(r, decode: true);
+                Single(c, "COMMIT");
             });
         }
         finally
@@ -247,6 +237,25 @@ public sealed class PostgresEntryStore : IEntryStore
         return raw!;
     }
 
+    /// <summary>
+    /// A command of exactly one statement. Npgsql writes the second and later statements of a batch (or of a command
+    /// text with several) asynchronously, and .NET then keeps that socket in non-blocking mode for good, emulating
+    /// every later blocking read on it with its epoll thread and a wake-up of the caller. A connection that only ever
+    /// runs single statements keeps truly blocking reads, pooled and reused included.
+    /// </summary>
+    private static void Single(NpgsqlConnection c, string sql)
+    {
+        using var cmd = new NpgsqlCommand(sql, c);
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>The first value of one statement's result (see <see cref="Single"/>).</summary>
+    private static object? SingleScalar(NpgsqlConnection c, string sql)
+    {
+        using var cmd = new NpgsqlCommand(sql, c);
+        return cmd.ExecuteScalar();
+    }
+
     /// <summary>The second half of a split pull, in the exported snapshot; null when that snapshot had ended already.</summary>
     private RawLoad? LoadSecondHalf(string snapshot)
     {
@@ -256,29 +265,24 @@ public sealed class PostgresEntryStore : IEntryStore
         using var c = OpenConnection();
         try
         {
-            using var batch = new NpgsqlBatch(c)
-            {
-                BatchCommands =
-                {
-                    new NpgsqlBatchCommand("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-                    new NpgsqlBatchCommand($"SET TRANSACTION SNAPSHOT '{snapshot}'"),
-                    new NpgsqlBatchCommand(_side is null
-                        ? $"SELECT 2, key, seq, pkey, entry FROM {T.Entries} WHERE identifier = $1 AND seq % 2 = 1"
-                        : throw new InvalidOperationException("side data is not pulled in halves")) { Parameters = { new() { Value = Identifier } } },
-                    new NpgsqlBatchCommand("COMMIT"),
-                },
-            };
-            RawLoad? half = null;
+            if (_side is not null) throw new InvalidOperationException("side data is not pulled in halves");
+            Single(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
             try
             {
-                using var r = batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
-                half = ReadLoad(r, decode: true);
-                while (r.NextResult()) { }
+                Single(c, $"SET TRANSACTION SNAPSHOT '{snapshot}'");
             }
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidParameterValue or PostgresErrorCodes.ObjectNotInPrerequisiteState)
             {
-                return null; // "invalid snapshot identifier": the exporting transaction has ended
+                return null; // "invalid snapshot identifier": the exporting transaction has ended (the pooled connection's reset rolls back)
             }
+            RawLoad half;
+            using (var cmd = new NpgsqlCommand($"SELECT 2, key, seq, pkey, entry FROM {T.Entries} WHERE identifier = $1 AND seq % 2 = 1", c))
+            {
+                cmd.Parameters.Add(new() { Value = Identifier });
+                using var r = cmd.ExecuteReader(System.Data.CommandBehavior.SequentialAccess);
+                half = ReadLoad(r, decode: true);
+            }
+            Single(c, "COMMIT");
             return half;
         }
         catch (PostgresException e)
@@ -591,15 +595,17 @@ public sealed class PostgresEntryStore : IEntryStore
         Run(c =>
         {
             using var tx = c.BeginTransaction();
-            using var batch = new NpgsqlBatch(c, tx);
             foreach (var sql in new[]
             {
                 $"UPDATE {T.Entries} SET identifier = $2 WHERE identifier = $1",
                 $"UPDATE {T.Side} SET identifier = $2 WHERE identifier = $1",
                 $"UPDATE {T.Stores} SET identifier = $2, updated = now() WHERE identifier = $1",
             })
-                batch.BatchCommands.Add(new NpgsqlBatchCommand(sql) { Parameters = { new() { Value = Identifier }, new() { Value = aside } } });
-            batch.ExecuteNonQuery();
+            {
+                // One statement per command (see Single), so the pooled connection keeps blocking reads.
+                using var cmd = new NpgsqlCommand(sql, c, tx) { Parameters = { new() { Value = Identifier }, new() { Value = aside } } };
+                cmd.ExecuteNonQuery();
+            }
             tx.Commit();
         });
         _rows = new(ByteKeyComparer.Instance);
@@ -808,6 +814,13 @@ public sealed class PostgresEntryStore : IEntryStore
         }
     }
 
+    /// <summary>Runs one statement built by <see cref="Command"/> as a command of its own (see <see cref="Single"/>).</summary>
+    private static void RunCommand(NpgsqlConnection c, NpgsqlBatchCommand statement)
+    {
+        using var batch = new NpgsqlBatch(c) { BatchCommands = { statement } };
+        batch.ExecuteNonQuery();
+    }
+
     private NpgsqlBatchCommand Command(string sql)
     {
         var cmd = new NpgsqlBatchCommand(sql);
@@ -849,9 +862,9 @@ public sealed class PostgresEntryStore : IEntryStore
     }
 
     /// <summary>
-    /// One push in one transaction; false when the partition turned out to have moved (nothing was written). The
-    /// transaction is opened with the first batch and committed with the last; a store whose lock is to be released
-    /// by this push (<see cref="IStoreLock.ReleaseWithNextWrite"/>) unlocks in the commit's round trip.
+    /// One push in one transaction; false when the partition turned out to have moved (nothing was written). Every
+    /// statement is a command of its own (see <see cref="Single"/>); a store whose lock is to be released by this push
+    /// (<see cref="IStoreLock.ReleaseWithNextWrite"/>) unlocks right after the COMMIT.
     /// </summary>
     private bool TryWrite(bool deleteAll, List<byte[]> deleted, List<Row> rows, bool optimistic, bool durable, EntryEncoder? encoder)
     {
@@ -869,18 +882,23 @@ public sealed class PostgresEntryStore : IEntryStore
         var c = pinned ?? OpenConnection();
         try
         {
-            using (var batch = new NpgsqlBatch(c))
+            // One statement per command (see Single): the connection keeps blocking reads, and the extra round trips
+            // are nothing next to the rows a push of this path sends.
+            Single(c, "BEGIN");
+            inTransaction = true;
+            // Durable = false: the commit returns before the server has flushed its log, as a file push that skips
+            // fsync; a server crash may lose the last pushes (never half of one), a client crash loses nothing.
+            if (!durable) Single(c, "SET LOCAL synchronous_commit = off");
+            if (T.Partition is int part)
             {
-                batch.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                inTransaction = true;
-                // Durable = false: the commit returns before the server has flushed its log, as a file push that skips
-                // fsync; a server crash may lose the last pushes (never half of one), a client crash loses nothing.
-                if (!durable) batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"));
-                if (T.Partition is int part)
-                    batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT moved FROM syconn.partition_state WHERE part = $1 FOR SHARE") { Parameters = { new() { Value = part } } });
+                using var moved = new NpgsqlCommand("SELECT moved FROM syconn.partition_state WHERE part = $1 FOR SHARE", c) { Parameters = { new() { Value = part } } };
+                if (moved.ExecuteScalar() is not false) return false; // moved (or no state row): the finally rolls back
+            }
+            using (var bump = new NpgsqlCommand(_side is null ? "" : "SELECT 0::bigint, pg_current_xact_id()::text", c))
+            {
                 if (_side is null)
                 {
-                    var bump = new NpgsqlBatchCommand(optimistic
+                    bump.CommandText = optimistic
                         ? $"""
                           INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
                           ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
@@ -891,40 +909,13 @@ public sealed class PostgresEntryStore : IEntryStore
                           INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
                           ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
                           RETURNING generation, pg_current_xact_id()::text
-                          """);
+                          """;
                     bump.Parameters.Add(new() { Value = Identifier });
                     bump.Parameters.Add(new() { Value = (object?)_storeClass ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
                     bump.Parameters.Add(new() { Value = Kind == EntryStoreKind.Npz ? "npz" : "pickle" });
                     if (optimistic) bump.Parameters.Add(new() { Value = _generation });
-                    batch.BatchCommands.Add(bump);
                 }
-                else
-                {
-                    batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT 0::bigint, pg_current_xact_id()::text"));
-                }
-                string table = _side is null ? $"{T.Entries}" : $"{T.Side}";
-                string scope = _side is null ? "identifier = $1" : "identifier = $1 AND side = $2";
-                if (deleteAll) batch.BatchCommands.Add(Command($"DELETE FROM {table} WHERE {scope}"));
-                else if (deleted.Count > 0)
-                {
-                    var del = Command($"DELETE FROM {table} WHERE {scope} AND key = ANY(${(_side is null ? 2 : 3)})");
-                    del.Parameters.Add(new() { Value = deleted.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                    batch.BatchCommands.Add(del);
-                }
-                if (rows.Count > 0 && rows.Count <= InsertRowLimit)
-                {
-                    int p = _side is null ? 2 : 3;
-                    var ins = Command($"INSERT INTO {table} ({(_side is null ? "identifier" : "identifier, side")}, key, seq, pkey, entry) " +
-                        $"SELECT {(_side is null ? "$1" : "$1, $2")}, k, s, p, e FROM unnest(${p}::bytea[], ${p + 1}::bigint[], ${p + 2}::bytea[], ${p + 3}::bytea[]) AS u(k, s, p, e)");
-                    ins.Parameters.Add(new() { Value = rows.Select(r => r.Key).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                    ins.Parameters.Add(new() { Value = rows.Select(r => r.Seq).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
-                    ins.Parameters.Add(new() { Value = rows.Select(r => r.PKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                    ins.Parameters.Add(new() { Value = rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
-                    batch.BatchCommands.Add(ins);
-                }
-                using var r = batch.ExecuteReader();
-                if (T.Partition is not null && (!r.Read() || r.GetBoolean(0) || !r.NextResult()))
-                    return false; // the finally rolls back
+                using var r = bump.ExecuteReader();
                 if (!r.Read())
                 {
                     r.Close();
@@ -934,20 +925,47 @@ public sealed class PostgresEntryStore : IEntryStore
                 }
                 newGeneration = r.GetInt64(0);
                 xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
-                while (r.NextResult()) { } // the deletes and inserts: their errors surface here, before the commit
-                if (optimistic && newGeneration != _generation + 1)
-                    throw new StoreConflictException(Location, _generation, newGeneration - 1);
+            }
+            if (optimistic && newGeneration != _generation + 1)
+                throw new StoreConflictException(Location, _generation, newGeneration - 1);
+            string table = _side is null ? $"{T.Entries}" : $"{T.Side}";
+            string scope = _side is null ? "identifier = $1" : "identifier = $1 AND side = $2";
+            if (deleteAll) RunCommand(c, Command($"DELETE FROM {table} WHERE {scope}"));
+            else if (deleted.Count > 0)
+            {
+                var del = Command($"DELETE FROM {table} WHERE {scope} AND key = ANY(${(_side is null ? 2 : 3)})");
+                del.Parameters.Add(new() { Value = deleted.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                RunCommand(c, del);
+            }
+            if (rows.Count > 0 && rows.Count <= InsertRowLimit)
+            {
+                int p = _side is null ? 2 : 3;
+                var ins = Command($"INSERT INTO {table} ({(_side is null ? "identifier" : "identifier, side")}, key, seq, pkey, entry) " +
+                    $"SELECT {(_side is null ? "$1" : "$1, $2")}, k, s, p, e FROM unnest(${p}::bytea[], ${p + 1}::bigint[], ${p + 2}::bytea[], ${p + 3}::bytea[]) AS u(k, s, p, e)");
+                ins.Parameters.Add(new() { Value = rows.Select(r => r.Key).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                ins.Parameters.Add(new() { Value = rows.Select(r => r.Seq).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+                ins.Parameters.Add(new() { Value = rows.Select(r => r.PKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                ins.Parameters.Add(new() { Value = rows.Select(r => r.Entry!).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
+                RunCommand(c, ins);
             }
             if (rows.Count > InsertRowLimit) Copy(c, rows, encoder);
             BeforeCommit?.Invoke(c);
             committing = true;
-            using (var commit = new NpgsqlBatch(c))
-            {
-                commit.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-                if (unlockWithCommit) commit.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_advisory_unlock($1)") { Parameters = { new() { Value = held!.Key } } });
-                commit.ExecuteNonQuery();
-            }
+            Single(c, "COMMIT");
             committed = true;
+            committing = false;
+            if (unlockWithCommit)
+            {
+                try
+                {
+                    using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", c) { Parameters = { new() { Value = held!.Key } } };
+                    unlock.ExecuteNonQuery();
+                }
+                catch (Exception e) when (e is NpgsqlException or IOException or InvalidOperationException)
+                {
+                    // The push is committed; a session that broke here took its lock with it.
+                }
+            }
         }
         catch (StoreConflictException)
         {

@@ -168,6 +168,8 @@ internal static class W8
             foreach (var a in new[] { "_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync", "--bt", connectionString })
                 psi.ArgumentList.Add(a);
             psi.Environment[BtBarrierVariable] = "1";
+            foreach (var (name, value) in BtWorkerEnvironment)
+                if (Environment.GetEnvironmentVariable(name) is null) psi.Environment[name] = value; // a setting of the caller's wins
             procs.Add(Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}"));
         }
         var errors = procs.Select(p => p.StandardError.ReadToEndAsync()).ToList();
@@ -294,6 +296,22 @@ internal static class W8
     /// For file stores only: the BT workers spend their time in Npgsql, which is not compiled ahead of time.
     /// </summary>
     private static readonly KeyValuePair<string, string>[] WorkerEnvironment = [new("DOTNET_TieredCompilation", "0")];
+
+    /// <summary>
+    /// The runtime settings of the bt workers (each unless the caller's environment sets it). Their code, Npgsql included,
+    /// is compiled ahead of time, so tiering is off as for the file workers. Every read of a worker's connection is
+    /// a blocking socket read (see <c>BtSocketMode</c>), but .NET's epoll thread still sees the socket's data arrive and,
+    /// by default, hands each such event to a thread-pool worker, which then spins (<c>sched_yield</c>) before it sleeps:
+    /// on 2 cores shared by 4 workers and 4 server processes, those spins take the processor from the lock's holder.
+    /// Inline completions keep the events on the epoll thread, and a spin limit of 0 makes idle pool threads sleep at
+    /// once. These are process settings, the benchmark's to make for its own processes, not the library's.
+    /// </summary>
+    internal static readonly KeyValuePair<string, string>[] BtWorkerEnvironment =
+    [
+        new("DOTNET_TieredCompilation", "0"),
+        new(Program.InlineSocketCompletions, "1"),
+        new("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0"),
+    ];
 
     /// <summary>
     /// Starts <paramref name="processes"/> workers doing locked increments; checks the final count. With

@@ -1,0 +1,97 @@
+using Npgsql;
+using SyConn.Backend.Arrays;
+using SyConn.Backend.Postgres;
+using SyConn.Backend.Storage;
+using SyConn.Backend.Stores;
+
+namespace SyConn.Backend.Tests.Postgres;
+
+/// <summary>
+/// Connections used synchronously get blocking sockets (<see cref="BtSocketMode"/>), connections opened
+/// asynchronously non-blocking ones, and both keep working: results, command timeouts, cancellation of a lock wait
+/// and the lock statement's <c>lock_timeout</c> handling.
+/// </summary>
+public sealed class BtSocketModeTests
+{
+    private readonly string _prefix = BtTestDatabase.NewPrefix();
+
+    private static BtDatabase Db => BtDatabase.For(BtTestDatabase.ConnectionString);
+
+    [SkippableFact]
+    public void A_connection_opened_synchronously_has_a_blocking_socket_and_one_opened_asynchronously_a_non_blocking_one()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "the socket mode is switched on Linux only");
+        Skip.IfNot(BtSocketMode.Enabled, "SYCONN_BT_BLOCKING_SOCKETS=0 is set");
+        using (var c = Db.Open())
+        {
+            Assert.True(BtSocketMode.IsBlocking(c));
+            using var cmd = new NpgsqlCommand("SELECT repeat('x', 1000000)", c);
+            Assert.Equal(1_000_000, ((string)cmd.ExecuteScalar()!).Length);
+        }
+        // The pool hands the same physical connection back: asynchronous use switches it to non-blocking again.
+        using (var c = Db.OpenAsync(CancellationToken.None).GetAwaiter().GetResult())
+        {
+            Assert.False(BtSocketMode.IsBlocking(c));
+            using var cmd = new NpgsqlCommand("SELECT repeat('y', 1000000)", c);
+            Assert.Equal(1_000_000, ((string)cmd.ExecuteScalarAsync().GetAwaiter().GetResult()!).Length);
+        }
+        using (var c = Db.Open())
+            Assert.True(BtSocketMode.IsBlocking(c));
+    }
+
+    [SkippableFact]
+    public void A_blocking_connection_still_times_out_a_statement_and_stays_usable_after_a_batch_of_several_statements()
+    {
+        using var c = Db.Open();
+        using (var slow = new NpgsqlCommand("SELECT pg_sleep(30)", c) { CommandTimeout = 1 })
+        {
+            var e = Assert.ThrowsAny<Exception>(() => slow.ExecuteScalar());
+            Assert.True(e is NpgsqlException { InnerException: TimeoutException } or TimeoutException, $"not a timeout: {e}");
+        }
+        using var again = Db.Open();
+        using (var batch = new NpgsqlBatch(again) { BatchCommands = { new("SELECT 1"), new("SELECT repeat('z', 500000)"), new("SELECT 3") } })
+        using (var r = batch.ExecuteReader())
+        {
+            Assert.True(r.Read());
+            Assert.Equal(1, r.GetInt32(0));
+            Assert.True(r.NextResult() && r.Read());
+            Assert.Equal(500_000, r.GetString(0).Length);
+            Assert.True(r.NextResult() && r.Read());
+            Assert.Equal(3, r.GetInt32(0));
+        }
+        using var after = new NpgsqlCommand("SELECT 42", again);
+        Assert.Equal(42, after.ExecuteScalar());
+    }
+
+    [SkippableFact]
+    public void The_lock_statement_resets_lock_timeout_once_held_and_a_wait_ends_at_its_timeout_or_cancellation()
+    {
+        string id = _prefix + "lock";
+        using (var cs = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable)))
+        {
+            cs[0] = NdArray.Create(new long[] { 7 });
+            cs.Push();
+        }
+        var held = BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.FromSeconds(5) }, CancellationToken.None);
+        try
+        {
+            using (var show = new NpgsqlCommand("SHOW lock_timeout", held.Connection!))
+                Assert.Equal("0", show.ExecuteScalar());
+            var e = Assert.Throws<StorageLockTimeoutException>(() =>
+                BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.FromMilliseconds(200) }, CancellationToken.None));
+            Assert.Contains("advisory lock", e.Message);
+            // The waiter's lock_timeout applied: it gave up, and the holder still holds the lock.
+            Assert.True(held.IsHeld);
+            using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+                Assert.ThrowsAny<OperationCanceledException>(() =>
+                    BtLock.Acquire(Db, id, new LockOptions { Timeout = Timeout.InfiniteTimeSpan }, cts.Token));
+        }
+        finally
+        {
+            held.Dispose();
+        }
+        // Released: a locked store opens at once and reads the value pushed before.
+        using var again = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable));
+        Assert.Equal(7L, again[0].ToArray<long>()[0]);
+    }
+}
