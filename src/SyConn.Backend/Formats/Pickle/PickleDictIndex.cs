@@ -117,14 +117,17 @@ internal sealed class PickleDictIndex
 
     private void ReadAheadOf(int cursor)
     {
-        if (Environment.ProcessorCount < 2 || AheadDone(cursor) || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
+        // A worker that filled the window is started again only once the caller has used up a sixteenth of it, not
+        // for every value the caller reads.
+        if (Environment.ProcessorCount < 2 || AheadDone(cursor, AheadValues - AheadValues / 16, AheadBytes - AheadBytes / 16)
+            || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
         ThreadPool.UnsafeQueueUserWorkItem(static index => index.AheadWorker(), this, preferLocal: false);
     }
 
-    private bool AheadDone(int cursor)
+    private bool AheadDone(int cursor, int values = AheadValues, int bytes = AheadBytes)
     {
         int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
-        return next >= _keys.Length || next - cursor > AheadValues || _start[next] - _end[cursor] > AheadBytes;
+        return next >= _keys.Length || next - cursor > values || _start[next] - _end[cursor] > bytes;
     }
 
     private void AheadWorker()
