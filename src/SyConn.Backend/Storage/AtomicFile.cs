@@ -169,30 +169,28 @@ public static class AtomicFile
 
     private static byte[] ReadAll(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
     {
+        long length = RandomAccess.GetLength(handle);
+        if (length > Array.MaxLength) throw new IOException($"File too large to read into one array ({length} bytes): '{path}'.");
+        byte[] buffer = GC.AllocateUninitializedArray<byte>((int)length);
+        int done = buffer.Length >= ParallelReadMin && Environment.ProcessorCount >= 2 && ReadInParallel(handle, buffer)
+            ? buffer.Length
+            : ReadFrom(handle, buffer, 0);
+        if (done < buffer.Length) return buffer.AsSpan(0, done).ToArray(); // shrank while reading
+        // The file may have grown (or report length 0, like /proc files): read the rest.
+        Span<byte> probe = stackalloc byte[1];
+        if (RandomAccess.Read(handle, probe, done) == 0) return buffer;
+        using var ms = new MemoryStream();
+        ms.Write(buffer);
+        ms.Write(probe);
+        long offset = done + 1;
+        byte[] chunk = new byte[1 << 16];
+        int m;
+        while ((m = RandomAccess.Read(handle, chunk, offset)) > 0)
         {
-            long length = RandomAccess.GetLength(handle);
-            if (length > Array.MaxLength) throw new IOException($"File too large to read into one array ({length} bytes): '{path}'.");
-            byte[] buffer = GC.AllocateUninitializedArray<byte>((int)length);
-            int done = buffer.Length >= ParallelReadMin && Environment.ProcessorCount >= 2 && ReadInParallel(handle, buffer)
-                ? buffer.Length
-                : ReadFrom(handle, buffer, 0);
-            if (done < buffer.Length) return buffer.AsSpan(0, done).ToArray(); // shrank while reading
-            // The file may have grown (or report length 0, like /proc files): read the rest.
-            Span<byte> probe = stackalloc byte[1];
-            if (RandomAccess.Read(handle, probe, done) == 0) return buffer;
-            using var ms = new MemoryStream();
-            ms.Write(buffer);
-            ms.Write(probe);
-            long offset = done + 1;
-            byte[] chunk = new byte[1 << 16];
-            int m;
-            while ((m = RandomAccess.Read(handle, chunk, offset)) > 0)
-            {
-                ms.Write(chunk, 0, m);
-                offset += m;
-            }
-            return ms.ToArray();
+            ms.Write(chunk, 0, m);
+            offset += m;
         }
+        return ms.ToArray();
     }
 
     // A big file is read on two cores, in chunks: from the page cache, one thread's copy (and the page faults of a
