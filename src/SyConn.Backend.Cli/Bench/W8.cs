@@ -200,18 +200,21 @@ internal static class W8
         }
         double wall = sw.Elapsed.TotalSeconds;
         double withStart = started.Elapsed.TotalSeconds;
+        return Outcome(path, connectionString, (long)processes * perProcess, wall, maxWait, withStart);
+    }
+
+    /// <summary>The JSON of a parallel run: its wall time(s), the counter the workers left and what it should be, the longest wait.</summary>
+    private static JsonObject Outcome(string path, string? connectionString, long expected, double wall, double maxWait, double? withStart = null)
+    {
         using var r = CompressedStorage.Open(path, StoreOptions.Default with { ConnectionString = connectionString });
         long final = r[0].ToArray<long>()[0];
-        long expected = (long)processes * perProcess;
-        return new JsonObject
-        {
-            ["wall_s"] = Math.Round(wall, 4),
-            ["wall_with_start_s"] = Math.Round(withStart, 4),
-            ["final_counter"] = final,
-            ["expected"] = expected,
-            ["lost_updates"] = expected - final,
-            ["max_wait_s"] = Math.Round(maxWait, 6),
-        };
+        var o = new JsonObject { ["wall_s"] = Math.Round(wall, 4) };
+        if (withStart is { } ws) o["wall_with_start_s"] = Math.Round(ws, 4);
+        o["final_counter"] = final;
+        o["expected"] = expected;
+        o["lost_updates"] = expected - final;
+        o["max_wait_s"] = Math.Round(maxWait, 6);
+        return o;
     }
 
     /// <summary>In a bt worker started by <see cref="BtParallelRun"/>: says <c>ready</c> and waits for the start.</summary>
@@ -341,18 +344,7 @@ internal static class W8
             var o = JsonNode.Parse(output)!;
             maxWait = Math.Max(maxWait, (double)o["max_wait_s"]!);
         }
-        double wall = sw.Elapsed.TotalSeconds;
-        using var r = CompressedStorage.Open(path, StoreOptions.Default with { ConnectionString = connectionString });
-        long final = r[0].ToArray<long>()[0];
-        long expected = (long)processes * perProcess;
-        return new JsonObject
-        {
-            ["wall_s"] = Math.Round(wall, 4),
-            ["final_counter"] = final,
-            ["expected"] = expected,
-            ["lost_updates"] = expected - final,
-            ["max_wait_s"] = Math.Round(maxWait, 6),
-        };
+        return Outcome(path, connectionString, (long)processes * perProcess, sw.Elapsed.TotalSeconds, maxWait);
     }
 
     /// <summary>
