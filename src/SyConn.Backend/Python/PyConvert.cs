@@ -190,17 +190,20 @@ public static class PyConvert
         return false;
     }
 
+    // The value-model objects that hold no other objects.
+    private static bool IsLeaf([NotNullWhen(false)] object? v) =>
+        v is null or PyNone or bool or long or int or ulong or BigInteger or double or float or string or PyBytes or PyByteArray
+            or Complex or NpScalar or DType;
+
     // The common case without allocating: a small value (an attribute dict) made of value-model objects only. False
     // when something is foreign, or the value is deep or big (a shared or self-containing container is then walked
     // more than once, or forever, so the walk stops): the full walk decides.
     private static bool AllKnown(object? v, int depth, ref int budget)
     {
         if (--budget < 0) return false;
+        if (IsLeaf(v)) return true;
         switch (v)
         {
-            case null or PyNone or bool or long or int or ulong or BigInteger or double or float or string or PyBytes or PyByteArray
-                or Complex or NpScalar or DType:
-                return true;
             case NdArray a:
                 if (a.Objects is null) return true;
                 if (depth >= 8) return false;
@@ -233,11 +236,9 @@ public static class PyConvert
     private static bool FindForeign(object? v, HashSet<object> seen, List<object> steps, [NotNullWhen(true)] out Type? type)
     {
         type = null;
+        if (IsLeaf(v)) return false;
         switch (v)
         {
-            case null or PyNone or bool or long or int or ulong or BigInteger or double or float or string or PyBytes or PyByteArray
-                or Complex or NpScalar or DType:
-                return false;
             case NdArray a:
                 if (a.Objects is null || !seen.Add(a)) return false;
                 for (int i = 0; i < a.Objects.Count; i++)
