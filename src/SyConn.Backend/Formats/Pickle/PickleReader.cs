@@ -934,16 +934,15 @@ internal sealed class PickleReader
     }
 
     /// <summary>
-    /// The arguments tuple of numpy's <c>_frombuffer</c> or <c>scalar</c> (the tuple opcode just read, its items from
-    /// <paramref name="from"/>) that is reduced at once and never fetched from the memo (TUPLE, optional memo put,
-    /// REDUCE: how every array and numpy scalar of an attribute dict is written) is not built: the call reads the
-    /// items where they are on the stack, and <paramref name="pos"/> moves past the REDUCE. False, with nothing
-    /// changed, for anything else.
+    /// An arguments tuple (the tuple opcode just read, its items from <paramref name="from"/>) that a REDUCE or NEWOBJ
+    /// consumes at once and that is never fetched from the memo (TUPLE, optional memo put, REDUCE: how every array and
+    /// numpy scalar of an attribute dict is written) is not built: the call reads the items where they are on the
+    /// stack, resolved as the tuple would have held them, and <paramref name="pos"/> moves past the REDUCE. False,
+    /// with nothing changed, for anything else.
     /// </summary>
     private bool CallDirect(ReadOnlySpan<byte> span, ref int pos, int from)
     {
-        if (from - 1 < _fence || from > _sp || _stack[from - 1] is not GlobalRef { Kind: GlobalKind.FromBuffer or GlobalKind.Scalar } g)
-            return false;
+        if (from - 1 < _fence || from > _sp || _stack[from - 1] is not GlobalRef g) return false;
         int q = pos;
         long memoIndex = -1;
         if (q < span.Length)
@@ -964,11 +963,16 @@ internal sealed class PickleReader
                     break;
             }
         }
-        if (q >= span.Length || span[q] != Op.Reduce || (memoIndex >= 0 && MemoKept(memoIndex))) return false;
+        if (q >= span.Length || span[q] is not (Op.Reduce or Op.NewObj) || (memoIndex >= 0 && MemoKept(memoIndex))) return false;
+        // As MakeTuple: placeholders are resolved up to the first global or tuple holding one, which stay as they are.
+        bool holdsGlobal = false;
         for (int i = from; i < _sp; i++)
-            if (_stack[i] is GlobalRef or ArgTuple) return false;
-        for (int i = from; i < _sp; i++)
-            if (IsTemp(_stack[i])) _stack[i] = Resolve((PickleTemp)_stack[i]);
+        {
+            if (!IsTemp(_stack[i])) continue;
+            var t = (PickleTemp)_stack[i];
+            if (t is GlobalRef or ArgTuple) holdsGlobal = true;
+            else if (!holdsGlobal) _stack[i] = Resolve(t);
+        }
         int n = _sp - from;
         CountElements(n);
         int h = CheckHeight(MaxHeight(from, _sp) + 1);
@@ -978,9 +982,8 @@ internal sealed class PickleReader
             MemoPut(memoIndex, g, h); // counted, not kept (MemoKept said so)
         }
         _opPos = q;
-        _op = Op.Reduce;
-        ReadOnlySpan<object> args = _stack.AsSpan(from, n);
-        object result = g.Kind == GlobalKind.FromBuffer ? FromBuffer(g, args) : MakeScalar(g, args);
+        _op = span[q];
+        object result = Call(g, _stack.AsSpan(from, n));
         ClearTo(from - 1);
         Push(result, Math.Max(1, h - 1));
         pos = q + 1;
@@ -1206,7 +1209,7 @@ internal sealed class PickleReader
         return g;
     }
 
-    private object Call(GlobalRef g, object[] args)
+    private object Call(GlobalRef g, ReadOnlySpan<object> args)
     {
         switch (g.Kind)
         {
@@ -1365,7 +1368,7 @@ internal sealed class PickleReader
 
     // ---------------------------------------------------------------- numpy
 
-    private DTypeProxy MakeDType(GlobalRef g, object[] args)
+    private DTypeProxy MakeDType(GlobalRef g, ReadOnlySpan<object> args)
     {
         if (args.Length < 1 || args[0] is not string typestr) throw BadArgs(g, args);
         DType dt;
