@@ -94,4 +94,77 @@ public sealed class BtSocketModeTests
         using var again = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable));
         Assert.Equal(7L, again[0].ToArray<long>()[0]);
     }
+
+    [SkippableFact]
+    public void A_lock_with_its_pull_in_the_same_round_trip_waits_times_out_and_is_cancelled_on_the_callers_thread_and_reads_after_the_lock()
+    {
+        string id = _prefix + "lockpull";
+        using (var cs = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable)))
+        {
+            cs[0] = NdArray.Create(new long[] { 1 });
+            cs.Push();
+        }
+        static NpgsqlBatchCommand Read(string id) => new("SELECT generation FROM syconn.stores WHERE identifier = $1") { Parameters = { new() { Value = id } } };
+        var held = BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.FromSeconds(5) }, CancellationToken.None);
+        try
+        {
+            long? seen = null;
+            var e = Assert.Throws<StorageLockTimeoutException>(() =>
+                BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.FromMilliseconds(200) }, CancellationToken.None, Read(id), r => seen = r.Read() ? r.GetInt64(0) : -1));
+            Assert.Contains("advisory lock", e.Message);
+            Assert.Null(seen); // a wait that ended without the lock read nothing
+            using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+                Assert.ThrowsAny<OperationCanceledException>(() =>
+                    BtLock.Acquire(Db, id, new LockOptions { Timeout = Timeout.InfiniteTimeSpan }, cts.Token, Read(id), r => seen = 0));
+            Assert.Null(seen);
+            Assert.True(held.IsHeld);
+            // A waiter that gets the lock once the holder's update is committed and the lock released reads the update:
+            // the pull's snapshot is taken after the lock is held, not at the start of the round trip.
+            var waiter = Task.Run(() =>
+            {
+                using var l = BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.FromSeconds(30) }, CancellationToken.None, Read(id), r => seen = r.Read() ? r.GetInt64(0) : -1);
+                Assert.True(l.IsHeld);
+            });
+            Thread.Sleep(300);
+            Assert.False(waiter.IsCompleted);
+            using (var bump = new NpgsqlCommand("UPDATE syconn.stores SET generation = generation + 10 WHERE identifier = $1", held.Connection!) { Parameters = { new() { Value = id } } })
+                Assert.Equal(1, bump.ExecuteNonQuery());
+            held.Dispose();
+            Assert.True(waiter.Wait(TimeSpan.FromSeconds(30)));
+            Assert.Equal(11L, seen);
+        }
+        finally
+        {
+            held.Dispose();
+        }
+        using var again = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable));
+        Assert.Equal(1L, again[0].ToArray<long>()[0]);
+    }
+
+    [SkippableFact]
+    public void A_locked_read_modify_write_runs_prepared_statements_unless_the_connection_string_turns_preparing_off()
+    {
+        foreach (bool off in new[] { false, true })
+        {
+            string cs = new NpgsqlConnectionStringBuilder(BtTestDatabase.ConnectionString) { ApplicationName = "prepare-" + off, MaxPoolSize = 1 }.ConnectionString
+                + (off ? ";Max Auto Prepare=0" : "");
+            string address = "bt:" + _prefix + "prepared" + off;
+            var opts = new StoreOptions { ReadOnly = false, ConnectionString = cs };
+            for (int i = 0; i < 4; i++)
+            {
+                using var store = CompressedStorage.Open(address, opts);
+                store[0] = NdArray.Create(new long[] { i });
+                store.Push();
+            }
+            // The pool has one connection, which ran the lock, the pull and the push several times: each is prepared once on it.
+            long prepared;
+            using (var c = BtDatabase.For(cs).Open())
+            using (var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%pg_advisory_lock%' OR statement LIKE '%generation = s.generation + 1%'", c))
+                prepared = (long)cmd.ExecuteScalar()!;
+            if (off) Assert.Equal(0L, prepared);
+            else Assert.True(prepared >= 2, $"{prepared} of the lock and push statements prepared");
+            using var back = CompressedStorage.Open(address, new StoreOptions { ConnectionString = cs });
+            Assert.Equal(3L, back[0].ToArray<long>()[0]);
+        }
+    }
 }
