@@ -135,11 +135,17 @@ internal sealed class BtLock : IStoreLock
             if (!tryOnce) lockCommand.Parameters.Add(new() { Value = ms.ToString(System.Globalization.CultureInfo.InvariantCulture) });
             batch.BatchCommands.Add(lockCommand);
             if (then is not null) batch.BatchCommands.Add(then);
+            // A synchronous batch of two statements has Npgsql write the second from a thread-pool thread (so that a big
+            // batch cannot deadlock against the results of the first), a thread hand-over on every lock. This batch is
+            // a few hundred bytes, written in one flush; on a blocking socket (BtSocketMode) Npgsql's asynchronous path
+            // runs on the caller's thread from start to end, reads included, so a synchronous caller takes that path.
+            bool inline = sync && then is not null && BtSocketMode.IsBlocking(c) == true;
             bool got;
             try
             {
-                using var reg = sync ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
-                using var r = sync ? batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess)
+                using var reg = sync && !inline ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
+                using var r = sync && !inline ? batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess)
+                    : inline ? batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).GetAwaiter().GetResult()
                     : await batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).ConfigureAwait(false);
                 // The first result is the lock's (pg_try_advisory_lock's answer, or the reset's row once the lock is held).
                 got = r.Read() && (!tryOnce || r.GetBoolean(0));
