@@ -13,9 +13,11 @@ namespace SyConn.Backend.Postgres;
 /// (even by SIGKILL) frees the store as soon as the server notices the closed connection.
 /// </summary>
 /// <remarks>
-/// The lock key is the first 8 bytes of SHA-256 of <c>syconn-store:</c> and the identifier, so every client, in any
-/// language, computes the same key. Waiting happens in the server (<c>pg_advisory_lock</c> under
-/// <c>lock_timeout</c>), which wakes the waiter at the release. Dispose and <see cref="IsHeld"/> are thread-safe.
+/// <para>The lock key is the first 8 bytes of SHA-256 of <c>syconn-store:</c> and the identifier, so every client, in any
+/// language, computes the same key. Dispose and <see cref="IsHeld"/> are thread-safe.</para>
+/// <para><b>Waiting.</b> A request waits in the server (<c>pg_advisory_lock</c> under <c>lock_timeout</c>), which
+/// wakes the waiters in order at each release; <see cref="LockOptions.Timeout"/> = 0 tries once
+/// (<c>pg_try_advisory_lock</c>). The pull that rides in the lock's round trip reads only once the lock is held.</para>
 /// </remarks>
 internal sealed class BtLock : IStoreLock
 {
@@ -121,48 +123,10 @@ internal sealed class BtLock : IStoreLock
         var c = sync ? db.Open() : await db.OpenAsync(ct).ConfigureAwait(false);
         try
         {
-            bool tryOnce = options.Timeout == TimeSpan.Zero;
+            // Timeout = 0 tries once; any other timeout waits queued in the server, which hands the lock on in order.
+            bool queue = options.Timeout != TimeSpan.Zero;
             long ms = options.Timeout == Timeout.InfiniteTimeSpan ? 0 : Math.Max(1, (long)Math.Ceiling(options.Timeout.TotalMilliseconds));
-            // The wait is bounded by lock_timeout in the server, not by the client's command timeout. The lock is one
-            // statement: its innermost subquery sets lock_timeout before the lock is asked for, and the outermost resets
-            // it once the lock is held (a timeout aborts the statement's transaction, which undoes the setting too). The
-            // pull, when given, is a second statement of the same round trip, so it reads after the lock is held.
-            using var batch = new NpgsqlBatch(c) { Timeout = 0 };
-            var lockCommand = new NpgsqlBatchCommand(tryOnce
-                ? "SELECT pg_try_advisory_lock($1)"
-                : "SELECT set_config('lock_timeout', '0', false) FROM (SELECT pg_advisory_lock($1) FROM (SELECT set_config('lock_timeout', $2, false)) t) l");
-            lockCommand.Parameters.Add(new() { Value = key });
-            if (!tryOnce) lockCommand.Parameters.Add(new() { Value = ms.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            batch.BatchCommands.Add(lockCommand);
-            if (then is not null) batch.BatchCommands.Add(then);
-            // A synchronous batch of two statements has Npgsql write the second from a thread-pool thread (so that a big
-            // batch cannot deadlock against the results of the first), a thread hand-over on every lock. This batch is
-            // a few hundred bytes, written in one flush; on a blocking socket (BtSocketMode) Npgsql's asynchronous path
-            // runs on the caller's thread from start to end, reads included, so a synchronous caller takes that path.
-            bool inline = sync && then is not null && BtSocketMode.IsBlocking(c) == true;
-            bool got;
-            try
-            {
-                using var reg = sync && !inline ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
-                using var r = sync && !inline ? batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess)
-                    : inline ? batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).GetAwaiter().GetResult()
-                    : await batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).ConfigureAwait(false);
-                // The first result is the lock's (pg_try_advisory_lock's answer, or the reset's row once the lock is held).
-                got = r.Read() && (!tryOnce || r.GetBoolean(0));
-                if (r.NextResult() && then is not null && got) read?.Invoke(r);
-            }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
-            {
-                got = false;
-            }
-            catch (Exception e) when (ct.IsCancellationRequested && e is PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } or OperationCanceledException or NpgsqlException)
-            {
-                throw new OperationCanceledException($"the wait for {resource} was cancelled", e, ct);
-            }
-            catch (NpgsqlException e)
-            {
-                throw new IOException($"could not take {resource}: the BT database cannot be reached or ended the session ({e.Message})", e);
-            }
+            bool got = await TakeAsync(c, key, queue, ms, resource, ct, sync, then, read).ConfigureAwait(false);
             if (!got)
             {
                 var (pid, holder) = Holder(sync ? db.Open() : await db.OpenAsync(CancellationToken.None).ConfigureAwait(false), key);
@@ -175,6 +139,94 @@ internal sealed class BtLock : IStoreLock
             c.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// One request for the lock: without queueing (<c>pg_try_advisory_lock</c>), or queued in the server under
+    /// <c>lock_timeout</c> = <paramref name="timeoutMs"/> (0: no limit). <paramref name="then"/> runs in the same round
+    /// trip and is read only when the lock is held; after a request that did not get the lock it has read nothing.
+    /// </summary>
+    private static async Task<bool> TakeAsync(NpgsqlConnection c, long key, bool queue, long timeoutMs, string resource, CancellationToken ct, bool sync,
+        NpgsqlBatchCommand? then, Action<NpgsqlDataReader>? read)
+    {
+        // A queued wait is bounded by lock_timeout in the server, not by the client's command timeout. The queued lock is
+        // one statement: its innermost subquery sets lock_timeout before the lock is asked for, and the outermost resets
+        // it once the lock is held (a timeout aborts the statement's transaction, which undoes the setting too). A try
+        // notes its answer in a session setting, and the pull that follows reads its rows only when that says the lock
+        // is held (a condition the server checks once, before it reads anything). The pull is a second statement of
+        // the same round trip, so its snapshot is taken after the lock is held.
+        using var batch = new NpgsqlBatch(c) { Timeout = 0 };
+        var lockCommand = new NpgsqlBatchCommand(queue
+            ? "SELECT set_config('lock_timeout', '0', false) FROM (SELECT pg_advisory_lock($1) FROM (SELECT set_config('lock_timeout', $2, false)) t) l"
+            : "SELECT set_config('syconn.lock_held', pg_try_advisory_lock($1)::text, false)");
+        lockCommand.Parameters.Add(new() { Value = key });
+        if (queue) lockCommand.Parameters.Add(new() { Value = timeoutMs.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        batch.BatchCommands.Add(lockCommand);
+        if (then is not null)
+        {
+            var pull = new NpgsqlBatchCommand(queue ? then.CommandText
+                : $"SELECT * FROM ({then.CommandText}) pulled WHERE current_setting('syconn.lock_held') = 'true'");
+            foreach (NpgsqlParameter p in then.Parameters) pull.Parameters.Add(p.Clone());
+            batch.BatchCommands.Add(pull);
+        }
+        // A synchronous batch of two statements has Npgsql write the second from a thread-pool thread (so that a big
+        // batch cannot deadlock against the results of the first), a thread hand-over on every lock. This batch is
+        // a few hundred bytes, written in one flush; on a blocking socket (BtSocketMode) Npgsql's asynchronous path
+        // runs on the caller's thread from start to end, reads included, so a synchronous caller takes that path.
+        bool inline = sync && then is not null && BtSocketMode.IsBlocking(c) == true;
+        bool got = false;
+        try
+        {
+            using var reg = sync && !inline ? ct.Register(() => { try { batch.Cancel(); } catch (Exception) { } }) : default;
+            using var r = sync && !inline ? batch.ExecuteReader(System.Data.CommandBehavior.SequentialAccess)
+                : inline ? batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).GetAwaiter().GetResult()
+                : await batch.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct).ConfigureAwait(false);
+            // The first result is the lock's: the try's answer, or the reset's row once the queued lock is held.
+            got = r.Read() && (queue || r.GetString(0) == "true");
+            if (r.NextResult() && then is not null && got) read?.Invoke(r);
+            return got;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
+        {
+            return false;
+        }
+        catch (Exception e) when (ct.IsCancellationRequested && e is PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } or OperationCanceledException or NpgsqlException)
+        {
+            Drop(c, got);
+            throw new OperationCanceledException($"the wait for {resource} was cancelled", e, ct);
+        }
+        catch (NpgsqlException e)
+        {
+            Drop(c, got);
+            throw new IOException($"could not take {resource}: the BT database cannot be reached or ended the session ({e.Message})", e);
+        }
+        catch
+        {
+            Drop(c, got);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// After a failure that may have left the lock held on <paramref name="c"/> (the lock was granted, then its pull
+    /// failed): releases every advisory lock of the session, or, when that fails too, has the pool close the connection
+    /// instead of handing it out again, so the lock never stays with an idle pooled connection.
+    /// </summary>
+    private static void Drop(NpgsqlConnection c, bool mayHold)
+    {
+        // A broken connection is not pooled again, and its session (with the lock) ends with it.
+        if (!mayHold || c.FullState != System.Data.ConnectionState.Open) return;
+        try
+        {
+            using var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock_all()", c);
+            cmd.ExecuteNonQuery();
+            return;
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or IOException)
+        {
+            // Fall through: the pool must not hand this connection out again.
+        }
+        NpgsqlConnection.ClearPool(c);
     }
 
     /// <summary>Who holds advisory lock <paramref name="key"/>: the backend pid and a description (application name, client, since when). Disposes <paramref name="c"/>.</summary>

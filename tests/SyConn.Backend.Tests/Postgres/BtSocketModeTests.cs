@@ -113,6 +113,9 @@ public sealed class BtSocketModeTests
                 BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.FromMilliseconds(200) }, CancellationToken.None, Read(id), r => seen = r.Read() ? r.GetInt64(0) : -1));
             Assert.Contains("advisory lock", e.Message);
             Assert.Null(seen); // a wait that ended without the lock read nothing
+            Assert.Throws<StorageLockTimeoutException>(() =>
+                BtLock.Acquire(Db, id, new LockOptions { Timeout = TimeSpan.Zero }, CancellationToken.None, Read(id), r => seen = r.Read() ? r.GetInt64(0) : -1));
+            Assert.Null(seen); // nor did a single try
             using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
                 Assert.ThrowsAny<OperationCanceledException>(() =>
                     BtLock.Acquire(Db, id, new LockOptions { Timeout = Timeout.InfiniteTimeSpan }, cts.Token, Read(id), r => seen = 0));
@@ -165,6 +168,25 @@ public sealed class BtSocketModeTests
             else Assert.True(prepared >= 2, $"{prepared} of the lock and push statements prepared");
             using var back = CompressedStorage.Open(address, new StoreOptions { ConnectionString = cs });
             Assert.Equal(3L, back[0].ToArray<long>()[0]);
+        }
+    }
+
+    [SkippableFact]
+    public void A_lock_whose_pull_fails_is_released_at_once_not_left_with_the_pooled_connection()
+    {
+        string id = _prefix + "failedpull";
+        long key = BtLock.KeyOf(id);
+        foreach (var timeout in new[] { TimeSpan.FromSeconds(5), TimeSpan.Zero })
+        {
+            var failing = new NpgsqlBatchCommand("SELECT 1 / (SELECT count(*) FROM syconn.stores WHERE identifier = $1)::int") { Parameters = { new() { Value = id } } };
+            Assert.ThrowsAny<Exception>(() => BtLock.Acquire(Db, id, new LockOptions { Timeout = timeout }, CancellationToken.None, failing, r => r.Read()));
+            // Another session (not from this process's pool) finds the lock free.
+            using var other = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(BtTestDatabase.ConnectionString) { Pooling = false }.ConnectionString);
+            other.Open();
+            using var take = new NpgsqlCommand("SELECT pg_try_advisory_lock($1), pg_advisory_unlock($1)", other) { Parameters = { new() { Value = key } } };
+            using var r = take.ExecuteReader();
+            Assert.True(r.Read());
+            Assert.True(r.GetBoolean(0), $"the lock stayed held after a failed pull (timeout {timeout})");
         }
     }
 }
