@@ -8,8 +8,11 @@ namespace SyConn.Backend.Postgres;
 /// <remarks>
 /// <list type="bullet">
 /// <item><c>schema_version(version)</c>: one row; a database with a newer version than <see cref="Version"/> is refused.</item>
-/// <item><c>stores(identifier, class, kind, generation, created, updated)</c>: one row per store that was ever
-/// pushed; <c>generation</c> counts its pushes (optimistic writers check it).</item>
+/// <item><c>stores(identifier, class, kind, generation, created, updated, pushes)</c>: one row per store that was ever
+/// pushed; <c>generation</c> counts its pushes (optimistic writers check it); <c>pushes</c> holds a random token of each
+/// of the store's last <see cref="PushTokens"/> pushes, newest first, by which a writer whose connection broke before the
+/// answer came back tells whether its push committed (single-server layout only, since version 2: a partitioned layout's
+/// pushes are told by their transaction id, as a single server's pushes of many rows also are).</item>
 /// <item><c>entries(identifier, key, seq, pkey, entry)</c>: one row per key; the primary key leads with the identifier.
 /// <c>key</c> is the canonical key (<see cref="BtKey"/>), <c>pkey</c> the key as pickled (numpy scalars and all),
 /// <c>seq</c> the key's place in the store's order (Python dict order), <c>entry</c> the pickled per-key tree, the
@@ -22,7 +25,13 @@ namespace SyConn.Backend.Postgres;
 internal static class BtSchema
 {
     /// <summary>The schema version this code reads and writes.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
+
+    /// <summary>How many push tokens <c>stores.pushes</c> keeps.</summary>
+    public const int PushTokens = 64;
+
+    /// <summary>The column version 2 added to a single server's <c>stores</c> table.</summary>
+    private const string PushesColumn = "pushes bigint[] NOT NULL DEFAULT '{}'";
 
     /// <summary>The advisory lock that serialises schema creation among concurrent first users.</summary>
     private const long CreationLock = 0x5359_436F_6E6E_0001; // "SYConn" + 1
@@ -36,7 +45,8 @@ internal static class BtSchema
             kind text NOT NULL,
             generation bigint NOT NULL DEFAULT 0,
             created timestamptz NOT NULL DEFAULT now(),
-            updated timestamptz NOT NULL DEFAULT now());
+            updated timestamptz NOT NULL DEFAULT now(),
+            {PushesColumn});
         CREATE TABLE IF NOT EXISTS syconn.entries (
             identifier text NOT NULL,
             key bytea NOT NULL,
@@ -99,7 +109,23 @@ internal static class BtSchema
         if (found < 1)
             throw new InvalidDataException($"the BT database {database} has schema version {found}, which no release wrote");
         using var layout = new NpgsqlCommand("SELECT layout FROM syconn.schema_version", c);
-        return layout.ExecuteScalar() as string ?? "single";
+        string kind = layout.ExecuteScalar() as string ?? "single";
+        if (found < 2 && kind == "single") Upgrade(c);
+        return kind;
+    }
+
+    /// <summary>Version 1 to 2 on a single server: adds <c>stores.pushes</c> (no rewrite of the table: the default is a constant).</summary>
+    private static void Upgrade(NpgsqlConnection c)
+    {
+        using var tx = c.BeginTransaction();
+        using (var cmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", c, tx) { Parameters = { new() { Value = CreationLock } } })
+            cmd.ExecuteNonQuery();
+        using (var cmd = new NpgsqlCommand($"""
+            ALTER TABLE syconn.stores ADD COLUMN IF NOT EXISTS {PushesColumn};
+            UPDATE syconn.schema_version SET version = {Version}, updated = now() WHERE version < {Version};
+            """, c, tx))
+            cmd.ExecuteNonQuery();
+        tx.Commit();
     }
 
     private static int? ReadVersion(NpgsqlConnection c)

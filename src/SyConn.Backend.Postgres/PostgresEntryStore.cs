@@ -26,8 +26,9 @@ namespace SyConn.Backend.Postgres;
 /// <para><b>Push.</b> <see cref="WriteChanges"/> writes only the changed and removed keys and bumps the store's
 /// generation, in one transaction: few rows in one statement, many through binary COPY (pickled while it streams). A key keeps its place in the
 /// store's order when it is changed; new keys follow. A push either commits whole or leaves the previous content.
-/// When the connection is lost while the commit is under way, the outcome is read back from the server
-/// (<c>pg_xact_status</c> of the push's transaction, and the generation), never guessed.</para>
+/// When the connection is lost before the answer comes, the outcome is read back from the server, never guessed: a
+/// one-statement push by its token in <c>stores.pushes</c> (<see cref="ResolveUnknownPush"/>), any other by
+/// <c>pg_xact_status</c> of its transaction (<see cref="ResolveUnknownCommit"/>).</para>
 /// <para><b>Locking</b> is on by default (SyConn's <c>BTBase</c>): a session advisory lock on a pinned connection
 /// (<see cref="BtLock"/>), on which the locked store then pulls and pushes. <see cref="StoreOptions.Optimistic"/>
 /// instead checks at push time that the generation is still the one pulled. A locked push checks the generation too,
@@ -82,7 +83,7 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <summary>The server that holds this store's rows.</summary>
     private BtDatabase Db => R.Db;
 
-    /// <summary>Runs on the push's connection just before its COMMIT (fault-injection tests only).</summary>
+    /// <summary>Runs on the push's connection just before its COMMIT, or before a one-statement push's statement, which commits by itself (fault-injection tests only).</summary>
     internal Action<NpgsqlConnection>? BeforeCommit { get; set; }
 
     /// <summary>The generation the last pull or push saw (0 for a store never pushed).</summary>
@@ -898,22 +899,28 @@ public sealed class PostgresEntryStore : IEntryStore
             {
                 if (_side is null)
                 {
+                    // On a single server the push's token joins the store's recent ones (see WriteInOneStatement), so
+                    // that a one-statement push whose answer was lost can tell every later push from its own.
+                    bool single = T.Partition is null;
+                    string tokenColumn = single ? ", pushes" : "", tokenValue = single ? $", ARRAY[${(optimistic ? 5 : 4)}::bigint]" : "";
+                    string tokenSet = single ? $", pushes = (EXCLUDED.pushes || s.pushes)[1:{BtSchema.PushTokens}]" : "";
                     bump.CommandText = optimistic
                         ? $"""
-                          INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
-                          ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                          INSERT INTO {T.Stores} AS s (identifier, class, kind, generation{tokenColumn}) VALUES ($1, $2, $3, 1{tokenValue})
+                          ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class){tokenSet}
                           WHERE s.generation = $4
                           RETURNING generation, pg_current_xact_id()::text
                           """
                         : $"""
-                          INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) VALUES ($1, $2, $3, 1)
-                          ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
+                          INSERT INTO {T.Stores} AS s (identifier, class, kind, generation{tokenColumn}) VALUES ($1, $2, $3, 1{tokenValue})
+                          ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class){tokenSet}
                           RETURNING generation, pg_current_xact_id()::text
                           """;
                     bump.Parameters.Add(new() { Value = Identifier });
                     bump.Parameters.Add(new() { Value = (object?)_storeClass ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
                     bump.Parameters.Add(new() { Value = Kind == EntryStoreKind.Npz ? "npz" : "pickle" });
                     if (optimistic) bump.Parameters.Add(new() { Value = _generation });
+                    if (single) bump.Parameters.Add(new() { Value = NewPushToken() });
                 }
                 using var r = bump.ExecuteReader();
                 if (!r.Read())
@@ -999,36 +1006,53 @@ public sealed class PostgresEntryStore : IEntryStore
     }
 
     /// <summary>
-    /// A push of few rows to a single server in two round trips of one statement each: the generation bump, the
-    /// deletes and the upserts in one statement (its transaction's BEGIN rides along), then COMMIT. Npgsql writes a
-    /// one-statement command on the caller's thread, where a batch of several has its later statements written from
-    /// the thread pool. A store whose lock this push releases (<see cref="IStoreLock.ReleaseWithNextWrite"/>) turns its
-    /// session lock into a transaction lock in the same statement, once every write of it has succeeded, so the
-    /// COMMIT itself releases the lock: never before the push is visible, and without a round trip of its own.
+    /// A push of few rows to a single server in one round trip: one statement (the generation bump, the deletes and the
+    /// upserts) in a transaction of its own, which the server commits before it answers. Npgsql writes a one-statement
+    /// command on the caller's thread, where a batch of several has its later statements written from the thread pool.
+    /// The writes depend on the bump's row, so a bump refused by the generation check writes nothing. A store whose lock
+    /// this push releases (<see cref="IStoreLock.ReleaseWithNextWrite"/>) turns its session lock into a transaction lock
+    /// in the same statement, once every write of it has succeeded, so the commit itself releases the lock: never
+    /// before the push is visible. The bump adds a random token to <c>stores.pushes</c>: when the connection breaks
+    /// before the answer comes, the token tells whether the push committed (<see cref="ResolveUnknownPush"/>).
     /// </summary>
     private void WriteInOneStatement(List<byte[]> deleted, List<Row> rows, bool checkGeneration, bool durable)
     {
         long newGeneration = _generation;
-        ulong xid = 0;
-        bool committing = false, committed = false, swapped = false;
+        bool sent = false, committed = false, swapped = false;
         var held = _lock;
         var pinned = held?.Connection;
         bool unlockWithCommit = pinned is not null && held!.ReleaseRequested;
         var c = pinned ?? OpenConnection();
-        NpgsqlTransaction? tx = null;
+        long token = NewPushToken();
         try
         {
-            tx = c.BeginTransaction();
             var written = new HashSet<byte[]>(rows.Select(r => r.Key), ByteKeyComparer.Instance);
-            using var cmd = new NpgsqlCommand { Connection = c, Transaction = tx };
+            using var cmd = new NpgsqlCommand { Connection = c };
             string P(object? value, NpgsqlDbType type)
             {
                 cmd.Parameters.Add(new NpgsqlParameter { Value = value ?? DBNull.Value, NpgsqlDbType = type });
                 return "$" + cmd.Parameters.Count.ToString(CultureInfo.InvariantCulture);
             }
             string id = P(Identifier, NpgsqlDbType.Text);
-            string bumpValues = $"VALUES ({id}, {P(_storeClass, NpgsqlDbType.Text)}, {P(Kind == EntryStoreKind.Npz ? "npz" : "pickle", NpgsqlDbType.Text)}, 1)";
-            string check = checkGeneration ? $"WHERE s.generation = {P(_generation, NpgsqlDbType.Bigint)}" : "";
+            string tok = P(token, NpgsqlDbType.Bigint);
+            string cls = P(_storeClass, NpgsqlDbType.Text), kind = P(Kind == EntryStoreKind.Npz ? "npz" : "pickle", NpgsqlDbType.Text);
+            string bump = $"""
+                INSERT INTO {T.Stores} AS s (identifier, class, kind, generation, pushes) VALUES ({id}, {cls}, {kind}, 1, ARRAY[{tok}])
+                  ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class),
+                    pushes = (EXCLUDED.pushes || s.pushes)[1:{BtSchema.PushTokens}]
+                """;
+            if (checkGeneration)
+            {
+                // A store checked at generation g > 0 is updated only from g (never created again); at 0, created or updated from 0.
+                string g = P(_generation, NpgsqlDbType.Bigint);
+                bump = _generation == 0
+                    ? bump + $" WHERE s.generation = {g}"
+                    : $"""
+                      UPDATE {T.Stores} AS s SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, {cls}),
+                        pushes = (ARRAY[{tok}] || s.pushes)[1:{BtSchema.PushTokens}]
+                      WHERE s.identifier = {id} AND s.generation = {g}
+                      """;
+            }
             string gone = P(deleted.Where(k => !written.Contains(k)).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
             string keys = P(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
             string seqs = P(rows.Select(r => r.Seq).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
@@ -1040,50 +1064,41 @@ public sealed class PostgresEntryStore : IEntryStore
             // The select list is computed only after the joined counts have run every write to its end, so the lock
             // changes hands (session to transaction) only when nothing of the statement can fail any more.
             cmd.CommandText = $"""
-                WITH bump AS (
-                  INSERT INTO {T.Stores} AS s (identifier, class, kind, generation) {bumpValues}
-                  ON CONFLICT (identifier) DO UPDATE SET generation = s.generation + 1, updated = now(), class = coalesce(s.class, EXCLUDED.class)
-                  {check}
+                WITH bump AS ({bump}
                   RETURNING generation),
-                gone AS (DELETE FROM {T.Entries} WHERE identifier = {id} AND key = ANY({gone}) RETURNING 1),
+                gone AS (DELETE FROM {T.Entries} e USING bump WHERE e.identifier = {id} AND e.key = ANY({gone}) RETURNING 1),
                 put AS (
                   INSERT INTO {T.Entries} (identifier, key, seq, pkey, entry)
-                  SELECT {id}, k, s, p, e FROM unnest({keys}, {seqs}, {pkeys}, {entries}) AS u(k, s, p, e)
+                  SELECT {id}, k, s, p, e FROM bump, unnest({keys}, {seqs}, {pkeys}, {entries}) AS u(k, s, p, e)
                   ON CONFLICT (identifier, key) DO UPDATE SET seq = EXCLUDED.seq, pkey = EXCLUDED.pkey, entry = EXCLUDED.entry
                   RETURNING 1)
-                SELECT b.generation, pg_current_xact_id()::text{extra}
+                SELECT b.generation{extra}
                 FROM bump b, (SELECT count(*) FROM gone) g, (SELECT count(*) FROM put) u
                 """;
+            BeforeCommit?.Invoke(c);
+            sent = true;
             using (var r = cmd.ExecuteReader())
             {
                 if (!r.Read())
                 {
                     r.Close();
-                    tx.Rollback();
-                    tx = null;
                     throw new StoreConflictException(Location, _generation, CurrentGeneration(c));
                 }
                 newGeneration = r.GetInt64(0);
-                xid = ulong.Parse(r.GetString(1), CultureInfo.InvariantCulture);
                 swapped = unlockWithCommit;
             }
-            if (checkGeneration && newGeneration != _generation + 1)
-                throw new StoreConflictException(Location, _generation, newGeneration - 1);
-            BeforeCommit?.Invoke(c);
-            committing = true;
-            tx.Commit();
             committed = true;
         }
         catch (StoreConflictException)
         {
             throw;
         }
-        catch (Exception e) when (committing && CommitOutcomeUnknown(e, c))
+        catch (Exception e) when (sent && CommitOutcomeUnknown(e, c))
         {
-            // The commit went out but its answer did not come back: ask the server what became of it.
-            tx = null;
-            ResolveUnknownCommit(xid, newGeneration, e);
+            // The statement went out but its answer did not come back: ask the server what became of it.
+            newGeneration = ResolveUnknownPush(token, _generation, e);
             committed = true;
+            swapped = unlockWithCommit; // the session is gone, and its lock with it
         }
         catch (PostgresException e)
         {
@@ -1091,22 +1106,10 @@ public sealed class PostgresEntryStore : IEntryStore
         }
         catch (NpgsqlException e)
         {
-            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed during the push: {e.Message}; nothing was written (the server rolls back an unfinished transaction)", e);
+            throw new IOException($"{Location}: the connection to the BT database {Db.Description} failed during the push: {e.Message}; nothing was written", e);
         }
         finally
         {
-            if (tx is not null && !committed && c.FullState == System.Data.ConnectionState.Open)
-            {
-                try
-                {
-                    tx.Rollback();
-                }
-                catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
-                {
-                    // The session is unusable: the server ends the transaction with it.
-                }
-            }
-            tx?.Dispose();
             if (pinned is null) c.Dispose();
             // A lock handed to the transaction went with its rollback: the store does not hold it any more.
             if (swapped && !committed) held!.ReleasedByWrite();
@@ -1114,6 +1117,14 @@ public sealed class PostgresEntryStore : IEntryStore
         if (committed && held is not null && (swapped || held.ReleaseRequested)) held.ReleasedByWrite();
         _generation = newGeneration;
         Exists = true;
+    }
+
+    /// <summary>A push token: random and never 0.</summary>
+    private static long NewPushToken()
+    {
+        long t;
+        do t = Random.Shared.NextInt64(long.MinValue, long.MaxValue); while (t == 0);
+        return t;
     }
 
     /// <summary>Ends an open transaction without writing, where the connection still works (a broken one has ended it already).</summary>
@@ -1217,6 +1228,52 @@ public sealed class PostgresEntryStore : IEntryStore
             }
         }
         throw new IOException($"{Location}: the connection was lost while the push committed and the BT database {Db.Description} could not be asked within a minute whether transaction {xid} committed; reread the store (its generation was {_generation} before this push) before writing again", last);
+    }
+
+    /// <summary>
+    /// After a one-statement push whose answer was lost (<see cref="WriteInOneStatement"/>): reconnects (waiting up to
+    /// a minute for the server to come back) and looks for the push's <paramref name="token"/> among the store's recent
+    /// ones. Returns the generation the push made when it committed; throws when it did not (nothing was written) or
+    /// when the store has since had so many pushes that its token would have dropped out (the outcome cannot be told).
+    /// </summary>
+    /// <param name="token">The push's token.</param>
+    /// <param name="before">The generation the store had when it was pulled (the push made a later one).</param>
+    /// <param name="lost">The failure that lost the answer.</param>
+    internal long ResolveUnknownPush(long token, long before, Exception lost)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        Exception last = lost;
+        while (DateTime.UtcNow < deadline)
+        {
+            long? generation;
+            int place;
+            try
+            {
+                using var c = Db.Open();
+                using var cmd = new NpgsqlCommand($"SELECT generation, array_position(pushes, $2) FROM {T.Stores} WHERE identifier = $1", c)
+                {
+                    Parameters = { new() { Value = Identifier }, new() { Value = token } },
+                };
+                using var r = cmd.ExecuteReader();
+                bool found = r.Read();
+                generation = found ? r.GetInt64(0) : null;
+                place = found && !r.IsDBNull(1) ? r.GetInt32(1) : 0;
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException)
+            {
+                last = e;
+                Thread.Sleep(200);
+                continue;
+            }
+            // Tokens are kept newest first: the one at place p (from 1) is of the push that made generation G - p + 1.
+            if (place > 0) return generation!.Value - place + 1;
+            // Each push since this one was pulled added a token and at most PushTokens are kept: with fewer pushes since
+            // than that, a committed push would still be listed.
+            if (generation is null || generation.Value - before < BtSchema.PushTokens)
+                throw new IOException($"{Location}: the connection was lost before the push's answer came; the store{(generation is null ? " does not exist" : $" is at generation {generation} and does not list the push")}, so it did not commit (aborted): nothing was written", lost);
+            throw new IOException($"{Location}: the connection was lost before the push's answer came, and the store has had {generation.Value - before} pushes since it was pulled (generation {before} -> {generation}), more than the {BtSchema.PushTokens} it keeps track of: whether this push committed cannot be told; reread the store before writing again", lost);
+        }
+        throw new IOException($"{Location}: the connection was lost before the push's answer came, and the BT database {Db.Description} could not be asked within a minute whether the push committed; reread the store (its generation was {before} before this push) before writing again", last);
     }
 
     private static string CheckIdentifier(string identifier)

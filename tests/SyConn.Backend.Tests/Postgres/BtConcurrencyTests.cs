@@ -200,4 +200,44 @@ public sealed class BtConcurrencyTests(ITestOutputHelper output)
         var e = Assert.Throws<IOException>(() => es.ResolveUnknownCommit(Xid(commit: false), 0, lost));
         Assert.Contains("aborted", e.Message, StringComparison.Ordinal);
     }
+
+    [SkippableFact]
+    public void The_outcome_of_an_unanswered_one_statement_push_is_read_from_the_tokens_the_store_keeps()
+    {
+        string id = _prefix + "tokens";
+        var es = BtTestDatabase.Store(id);
+        using (var ad = AttributeDict.Open(es, BtTestDatabase.Options(StoreOptions.Writable)))
+        {
+            ((PyDict)ad[0])["n"] = 1L;
+            ad.Push();
+        }
+        var first = (long[])BtTestDatabase.Scalar("SELECT pushes FROM syconn.stores WHERE identifier = $1", id)!;
+        Assert.Single(first);
+        // 70 more pushes, one row each (one statement) and a big one (a transaction with COPY): the newest 64 tokens are kept, newest first.
+        for (int i = 0; i < 70; i++)
+        {
+            using var ad = AttributeDict.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable));
+            int rows = i == 69 ? 100 : 1;
+            for (int k = 0; k < rows; k++) ((PyDict)ad[k])["n"] = (long)i;
+            ad.Push();
+        }
+        var kept = (long[])BtTestDatabase.Scalar("SELECT pushes FROM syconn.stores WHERE identifier = $1", id)!;
+        Assert.Equal(BtSchema.PushTokens, kept.Length);
+        Assert.Equal(kept.Length, kept.Distinct().Count());
+        Assert.DoesNotContain(first[0], kept);
+        Assert.Equal(71L, BtTestDatabase.Scalar("SELECT generation FROM syconn.stores WHERE identifier = $1", id));
+        var lost = new IOException("connection lost");
+        // A listed token: the push committed, and its place gives its generation.
+        Assert.Equal(71L, es.ResolveUnknownPush(kept[0], 70, lost));
+        Assert.Equal(68L, es.ResolveUnknownPush(kept[3], 60, lost));
+        // Not listed, with fewer pushes since the pull than the store keeps: it did not commit.
+        var e = Assert.Throws<IOException>(() => es.ResolveUnknownPush(first[0], 70, lost));
+        Assert.Contains("nothing was written", e.Message, StringComparison.Ordinal);
+        // Not listed, but so many pushes since the pull that it could have dropped out: no guess.
+        e = Assert.Throws<IOException>(() => es.ResolveUnknownPush(first[0], 0, lost));
+        Assert.Contains("cannot be told", e.Message, StringComparison.Ordinal);
+        // A store that does not exist was not created by the push.
+        e = Assert.Throws<IOException>(() => BtTestDatabase.Store(_prefix + "nothere").ResolveUnknownPush(5, 0, lost));
+        Assert.Contains("does not exist", e.Message, StringComparison.Ordinal);
+    }
 }

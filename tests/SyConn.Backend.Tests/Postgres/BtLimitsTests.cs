@@ -41,25 +41,67 @@ public sealed class BtLimitsTests
     [SkippableFact]
     public void A_push_with_Durable_false_commits_without_waiting_for_the_log_and_a_default_push_waits()
     {
-        foreach (bool durable in new[] { true, false })
+        // A trigger on the store table notes the commit setting the push's transaction runs with (it fires at the end of
+        // the push's statement, after the statement's own settings): for a push of one row (one statement) and of many
+        // (a transaction of several, with COPY).
+        string fn = "syconn_sc_" + Guid.NewGuid().ToString("N")[..8];
+        BtTestDatabase.Scalar($"""
+            CREATE TABLE {fn}_seen (identifier text, setting text);
+            CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.identifier LIKE '{_prefix}%' THEN INSERT INTO {fn}_seen VALUES (NEW.identifier, current_setting('synchronous_commit')); END IF;
+              RETURN NEW;
+            END $$;
+            CREATE TRIGGER {fn} AFTER INSERT OR UPDATE ON syconn.stores FOR EACH ROW EXECUTE FUNCTION {fn}();
+            """);
+        try
         {
-            string id = _prefix + "durable" + durable;
-            var es = BtTestDatabase.Store(id);
-            string? setting = null;
-            es.BeforeCommit = c =>
-            {
-                using var cmd = new NpgsqlCommand("SHOW synchronous_commit", c);
-                setting = (string?)cmd.ExecuteScalar();
-            };
-            using (var ad = AttributeDict.Open(es, BtTestDatabase.Options(StoreOptions.Writable with { Durable = durable })))
-            {
-                ((PyDict)ad[1])["n"] = 1L;
-                ad.Push();
-            }
-            Assert.Equal(durable ? "on" : "off", setting);
-            using var back = AttributeDict.Open("bt:" + id, BtTestDatabase.Options());
-            Assert.Equal(1L, ((PyDict)back[1])["n"]);
+            foreach (int rows in new[] { 1, 200 })
+                foreach (bool durable in new[] { true, false })
+                {
+                    string id = _prefix + "durable" + durable + rows;
+                    using (var ad = AttributeDict.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable with { Durable = durable })))
+                    {
+                        for (int i = 0; i < rows; i++) ((PyDict)ad[i])["n"] = 1L;
+                        ad.Push();
+                    }
+                    Assert.Equal(durable ? "on" : "off", BtTestDatabase.Scalar($"SELECT string_agg(setting, ',') FROM {fn}_seen WHERE identifier = $1", id));
+                    using var back = AttributeDict.Open("bt:" + id, BtTestDatabase.Options());
+                    Assert.Equal(rows, back.Count);
+                    Assert.Equal(1L, ((PyDict)back[rows - 1])["n"]);
+                }
         }
+        finally
+        {
+            BtTestDatabase.Scalar($"DROP TRIGGER {fn} ON syconn.stores; DROP FUNCTION {fn}(); DROP TABLE {fn}_seen;");
+        }
+    }
+
+    [SkippableFact]
+    public void A_single_server_database_of_schema_version_1_is_upgraded_on_first_use_and_keeps_its_stores()
+    {
+        PgServer.RequireAvailable();
+        string db = BtTestDatabase.NewDatabase(PgServer.Shared, "v1");
+        using (var ad = AttributeDict.Open("bt:old", new StoreOptions { ReadOnly = false, ConnectionString = db }))
+        {
+            ((PyDict)ad[1])["a"] = 1L;
+            ad.Push();
+        }
+        // What version 1 looked like: no push tokens.
+        BtTestDatabase.ScalarOn(db, "ALTER TABLE syconn.stores DROP COLUMN pushes");
+        BtTestDatabase.ScalarOn(db, "UPDATE syconn.schema_version SET version = 1");
+        string fresh = new NpgsqlConnectionStringBuilder(db) { ApplicationName = "upgrade" }.ConnectionString;
+        using (var ad = AttributeDict.Open("bt:old", new StoreOptions { ReadOnly = false, ConnectionString = fresh }))
+        {
+            Assert.Equal(1L, ((PyDict)ad[1])["a"]);
+            ((PyDict)ad[1])["a"] = 2L;
+            ad.Push();
+        }
+        Assert.Equal(BtSchema.Version, BtTestDatabase.ScalarOn(db, "SELECT version FROM syconn.schema_version"));
+        Assert.Equal(1, BtTestDatabase.ScalarOn(db, "SELECT cardinality(pushes) FROM syconn.stores WHERE identifier = 'old'"));
+        Assert.Equal(2L, BtTestDatabase.ScalarOn(db, "SELECT generation FROM syconn.stores WHERE identifier = 'old'"));
+        using var back = AttributeDict.Open("bt:old", new StoreOptions { ConnectionString = fresh });
+        Assert.Equal(2L, ((PyDict)back[1])["a"]);
     }
 
     [SkippableFact]
