@@ -33,6 +33,11 @@ internal sealed class BtDatabase
         // string may turn this off (Max Auto Prepare=0, e.g. behind a pooler in transaction mode).
         if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare")) b.MaxAutoPrepare = AutoPrepareStatements;
         if (!given.ContainsKey("Auto Prepare Min Usages") && !given.ContainsKey("AutoPrepareMinUsages")) b.AutoPrepareMinUsages = 2;
+        // Only this library's code uses these connections, and it leaves no session state behind (settings are local to
+        // a transaction or reset by the statement that made them; a session lock is released, or its connection dropped
+        // from the pool, see BtLock): the reset Npgsql sends before a pooled connection's next use was a tenth of a
+        // locked read-modify-write. A connection string may ask for it (No Reset On Close=false).
+        if (!given.ContainsKey("No Reset On Close") && !given.ContainsKey("NoResetOnClose")) b.NoResetOnClose = true;
         DataSource = NpgsqlDataSource.Create(b.ConnectionString);
         Description = DescribeServer(b);
     }

@@ -306,7 +306,9 @@ internal sealed class BtLock : IStoreLock
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or IOException)
         {
-            // The session is gone, and with it the lock; closing below drops what is left.
+            // A broken session is gone, and with it the lock. One that still works may hold the lock: pooled connections
+            // are not reset (BtDatabase), so the pool must close it instead of handing it out again.
+            if (c.FullState == System.Data.ConnectionState.Open) NpgsqlConnection.ClearPool(c);
         }
         finally
         {

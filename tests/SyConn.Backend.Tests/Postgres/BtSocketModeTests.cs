@@ -162,8 +162,18 @@ public sealed class BtSocketModeTests
             // The pool has one connection, which ran the lock, the pull and the push several times: each is prepared once on it.
             long prepared;
             using (var c = BtDatabase.For(cs).Open())
-            using (var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%pg_advisory_lock%' OR statement LIKE '%generation = s.generation + 1%'", c))
-                prepared = (long)cmd.ExecuteScalar()!;
+            {
+                using (var cmd = new NpgsqlCommand("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%pg_advisory_lock%' OR statement LIKE '%generation = s.generation + 1%'", c))
+                    prepared = (long)cmd.ExecuteScalar()!;
+                // Pooled connections are not reset between uses: the one that held the lock four times has no lock and
+                // no setting left over.
+                Assert.True(new NpgsqlConnectionStringBuilder(BtDatabase.For(cs).DataSource.ConnectionString).NoResetOnClose);
+                using var state = new NpgsqlCommand("SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()), current_setting('lock_timeout')", c);
+                using var r = state.ExecuteReader();
+                Assert.True(r.Read());
+                Assert.Equal(0L, r.GetInt64(0));
+                Assert.Equal("0", r.GetString(1));
+            }
             if (off) Assert.Equal(0L, prepared);
             else Assert.True(prepared >= 2, $"{prepared} of the lock and push statements prepared");
             using var back = CompressedStorage.Open(address, new StoreOptions { ConnectionString = cs });
