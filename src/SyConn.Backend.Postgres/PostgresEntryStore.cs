@@ -53,7 +53,8 @@ public sealed class PostgresEntryStore : IEntryStore
     private long _generation;
     private bool _lazy;
     private long _nextSeq;
-    private PickleReadOptions? _pickleOptions;
+    // Each row is a pickle of its own: the attribute names and dtype codes they all repeat are shared between them.
+    private PickleReadOptions _rowPickleOptions = PickleReadOptions.Default with { ShareShortStrings = true };
     private BtLock? _lock;
     private StoreOptions? _prefetchFor;
     private bool _loaded;
@@ -141,7 +142,7 @@ public sealed class PostgresEntryStore : IEntryStore
     public void Load(StoreOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _pickleOptions = options.PickleOptions;
+        _rowPickleOptions = (options.PickleOptions ?? PickleReadOptions.Default) with { ShareShortStrings = true };
         _lazy = options.LazyLoad;
         var prefetched = ReferenceEquals(options, _prefetchFor) ? _prefetched : null;
         _prefetched = null;
@@ -732,7 +733,7 @@ public sealed class PostgresEntryStore : IEntryStore
     {
         try
         {
-            return Pickle.Load(bytes, _pickleOptions, $"{Location} key {key}");
+            return Pickle.Load(bytes, _rowPickleOptions, $"{Location} key {key}");
         }
         catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException)
         {
@@ -765,7 +766,7 @@ public sealed class PostgresEntryStore : IEntryStore
     {
         try
         {
-            return Pickle.Load(pkey, _pickleOptions, $"{Location} (a stored key)");
+            return Pickle.Load(pkey, _rowPickleOptions, $"{Location} (a stored key)");
         }
         catch (Exception e) when (e is not InvalidDataException and not OutOfMemoryException)
         {

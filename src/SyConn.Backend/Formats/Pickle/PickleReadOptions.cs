@@ -50,4 +50,13 @@ public sealed record PickleReadOptions
     /// in the tens of megabytes (a node of an indented dump takes 250 bytes or more).
     /// </summary>
     public long MaxExpandedNodes { get; init; } = 100_000;
+
+    /// <summary>
+    /// When true, a short ASCII str (at most 32 bytes, as attribute names, dtype codes and module names are) is taken
+    /// from a process-wide table of such strings, so that the strings that many small pickles repeat (every row of a BT
+    /// store) are one object instead of one per pickle. Default false. Equal strings are then one object within a pickle
+    /// too; written again, such a value may come out with the string once and fetched from the memo after that, which
+    /// reads back as the same value.
+    /// </summary>
+    public bool ShareShortStrings { get; init; }
 }

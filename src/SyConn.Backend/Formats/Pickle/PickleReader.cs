@@ -23,8 +23,9 @@ internal sealed class PickleReader
     private readonly PickleReadOptions _opt;
     private readonly string? _source;
 
-    private object[] _stack = new object[64];
-    private int[] _heights = new int[64];
+    // Small to start with: a BT pull reads one small pickle per row, whose stack stays within a dozen items.
+    private object[] _stack = new object[16];
+    private int[] _heights = new int[16];
     private int _sp;
     private int[] _marks = new int[16];
     private int _mp;
@@ -601,7 +602,8 @@ internal sealed class PickleReader
                     int n = span[pos++];
                     Need(span, pos, n);
                     Materialize(n);
-                    Push(DecodeUtf8(span.Slice(pos, n)), 0);
+                    Push(_opt.ShareShortStrings && n <= SharedStrings.MaxBytes && SharedStrings.Get(span.Slice(pos, n)) is { } shared
+                        ? shared : DecodeUtf8(span.Slice(pos, n)), 0);
                     pos += n;
                     break;
                 }
