@@ -1184,37 +1184,29 @@ public sealed class PostgresEntryStore : IEntryStore
     /// </summary>
     internal void ResolveUnknownCommit(ulong xid, long generation, Exception lost)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        var deadline = DateTime.UtcNow + AskAfterLossFor;
         Exception last = lost;
-        while (DateTime.UtcNow < deadline)
+        while (TryAskAfterLoss(c =>
         {
-            string? status;
-            long current;
             try
             {
-                using var c = Db.Open();
                 using var cmd = new NpgsqlCommand($"SELECT pg_xact_status($1::text::xid8), (SELECT generation FROM {T.Stores} WHERE identifier = $2)", c)
                 {
                     Parameters = { new() { Value = xid.ToString(CultureInfo.InvariantCulture) }, new() { Value = Identifier } },
                 };
                 using var r = cmd.ExecuteReader();
                 r.Read();
-                status = r.IsDBNull(0) ? null : r.GetString(0);
-                current = r.IsDBNull(1) ? 0 : r.GetInt64(1);
+                return (Status: r.IsDBNull(0) ? null : r.GetString(0), Current: r.IsDBNull(1) ? 0 : r.GetInt64(1));
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InvalidParameterValue)
             {
                 // "transaction ID is in the future": the server crashed before anything of the transaction reached its
                 // log, so recovery restarted the counter below it. A committed transaction is always in the log.
-                status = "lost in a server crash (never logged)";
-                current = -1;
+                return (Status: "lost in a server crash (never logged)", Current: -1L);
             }
-            catch (Exception e) when (e is NpgsqlException or IOException)
-            {
-                last = e;
-                Thread.Sleep(200);
-                continue;
-            }
+        }, deadline, ref last, out var answer))
+        {
+            var (status, current) = answer;
             switch (status)
             {
                 case "committed":
@@ -1242,39 +1234,54 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <param name="lost">The failure that lost the answer.</param>
     internal long ResolveUnknownPush(long token, long before, Exception lost)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         Exception last = lost;
-        while (DateTime.UtcNow < deadline)
-        {
-            long? generation;
-            int place;
-            try
+        if (!TryAskAfterLoss(c =>
             {
-                using var c = Db.Open();
                 using var cmd = new NpgsqlCommand($"SELECT generation, array_position(pushes, $2) FROM {T.Stores} WHERE identifier = $1", c)
                 {
                     Parameters = { new() { Value = Identifier }, new() { Value = token } },
                 };
                 using var r = cmd.ExecuteReader();
                 bool found = r.Read();
-                generation = found ? r.GetInt64(0) : null;
-                place = found && !r.IsDBNull(1) ? r.GetInt32(1) : 0;
+                return (Generation: found ? r.GetInt64(0) : (long?)null, Place: found && !r.IsDBNull(1) ? r.GetInt32(1) : 0);
+            }, DateTime.UtcNow + AskAfterLossFor, ref last, out var answer))
+            throw new IOException($"{Location}: the connection was lost before the push's answer came, and the BT database {Db.Description} could not be asked within a minute whether the push committed; reread the store (its generation was {before} before this push) before writing again", last);
+        var (generation, place) = answer;
+        // Tokens are kept newest first: the one at place p (from 1) is of the push that made generation G - p + 1.
+        if (place > 0) return generation!.Value - place + 1;
+        // Each push since this one was pulled added a token and at most PushTokens are kept: with fewer pushes since
+        // than that, a committed push would still be listed.
+        if (generation is null || generation.Value - before < BtSchema.PushTokens)
+            throw new IOException($"{Location}: the connection was lost before the push's answer came; the store{(generation is null ? " does not exist" : $" is at generation {generation} and does not list the push")}, so it did not commit (aborted): nothing was written", lost);
+        throw new IOException($"{Location}: the connection was lost before the push's answer came, and the store has had {generation.Value - before} pushes since it was pulled (generation {before} -> {generation}), more than the {BtSchema.PushTokens} it keeps track of: whether this push committed cannot be told; reread the store before writing again", lost);
+    }
+
+    /// <summary>How long a writer whose push lost its answer keeps trying to reach the server to ask about it.</summary>
+    private static readonly TimeSpan AskAfterLossFor = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Runs <paramref name="ask"/> on a new connection, again every 200 ms while the server cannot be reached (it may be
+    /// restarting), until <paramref name="deadline"/>; false when it could not be asked by then (<paramref name="last"/>
+    /// is the last failure).
+    /// </summary>
+    private bool TryAskAfterLoss<TAnswer>(Func<NpgsqlConnection, TAnswer> ask, DateTime deadline, ref Exception last, out TAnswer answer)
+    {
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var c = Db.Open();
+                answer = ask(c);
+                return true;
             }
             catch (Exception e) when (e is NpgsqlException or IOException)
             {
                 last = e;
                 Thread.Sleep(200);
-                continue;
             }
-            // Tokens are kept newest first: the one at place p (from 1) is of the push that made generation G - p + 1.
-            if (place > 0) return generation!.Value - place + 1;
-            // Each push since this one was pulled added a token and at most PushTokens are kept: with fewer pushes since
-            // than that, a committed push would still be listed.
-            if (generation is null || generation.Value - before < BtSchema.PushTokens)
-                throw new IOException($"{Location}: the connection was lost before the push's answer came; the store{(generation is null ? " does not exist" : $" is at generation {generation} and does not list the push")}, so it did not commit (aborted): nothing was written", lost);
-            throw new IOException($"{Location}: the connection was lost before the push's answer came, and the store has had {generation.Value - before} pushes since it was pulled (generation {before} -> {generation}), more than the {BtSchema.PushTokens} it keeps track of: whether this push committed cannot be told; reread the store before writing again", lost);
         }
-        throw new IOException($"{Location}: the connection was lost before the push's answer came, and the BT database {Db.Description} could not be asked within a minute whether the push committed; reread the store (its generation was {before} before this push) before writing again", last);
+        answer = default!;
+        return false;
     }
 
     private static string CheckIdentifier(string identifier)
