@@ -21,23 +21,25 @@ internal sealed class BtDatabase
         var b = new NpgsqlConnectionStringBuilder(connectionString);
         if (string.IsNullOrEmpty(b.ApplicationName)) b.ApplicationName = ProcessTag;
         var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        // Npgsql takes each keyword with or without its spaces.
+        bool Given(string keyword) => given.ContainsKey(keyword) || given.ContainsKey(keyword.Replace(" ", "", StringComparison.Ordinal));
         // Pulls and pushes of big stores run longer than Npgsql's 30 s default; a connection string may set its own.
-        if (!given.ContainsKey("Command Timeout") && !given.ContainsKey("CommandTimeout"))
+        if (!Given("Command Timeout"))
             b.CommandTimeout = DefaultCommandTimeoutSeconds;
         // Entries are tens of KB: buffers of 128 KB instead of Npgsql's 8 KB take a pull's and a push's rows in a quarter
         // of the socket calls (each of which costs a wake-up of another thread in .NET's socket layer on Unix).
-        if (!given.ContainsKey("Read Buffer Size") && !given.ContainsKey("ReadBufferSize")) b.ReadBufferSize = BufferBytes;
-        if (!given.ContainsKey("Write Buffer Size") && !given.ContainsKey("WriteBufferSize")) b.WriteBufferSize = BufferBytes;
+        if (!Given("Read Buffer Size")) b.ReadBufferSize = BufferBytes;
+        if (!Given("Write Buffer Size")) b.WriteBufferSize = BufferBytes;
         // Every statement of a pull, a push and a lock is one of a few fixed texts: prepared once per connection, a
         // locked read-modify-write costs the server a fifth of what parsing and planning each time did. A connection
         // string may turn this off (Max Auto Prepare=0, e.g. behind a pooler in transaction mode).
-        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare")) b.MaxAutoPrepare = AutoPrepareStatements;
-        if (!given.ContainsKey("Auto Prepare Min Usages") && !given.ContainsKey("AutoPrepareMinUsages")) b.AutoPrepareMinUsages = 2;
+        if (!Given("Max Auto Prepare")) b.MaxAutoPrepare = AutoPrepareStatements;
+        if (!Given("Auto Prepare Min Usages")) b.AutoPrepareMinUsages = 2;
         // Only this library's code uses these connections, and it leaves no session state behind (settings are local to
         // a transaction or reset by the statement that made them; a session lock is released, or its connection dropped
         // from the pool, see BtLock): the reset Npgsql sends before a pooled connection's next use was a tenth of a
         // locked read-modify-write. A connection string may ask for it (No Reset On Close=false).
-        if (!given.ContainsKey("No Reset On Close") && !given.ContainsKey("NoResetOnClose")) b.NoResetOnClose = true;
+        if (!Given("No Reset On Close")) b.NoResetOnClose = true;
         DataSource = NpgsqlDataSource.Create(b.ConnectionString);
         Description = DescribeServer(b);
     }

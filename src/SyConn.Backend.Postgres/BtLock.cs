@@ -144,7 +144,8 @@ internal sealed class BtLock : IStoreLock
     /// <summary>
     /// One request for the lock: without queueing (<c>pg_try_advisory_lock</c>), or queued in the server under
     /// <c>lock_timeout</c> = <paramref name="timeoutMs"/> (0: no limit). <paramref name="then"/> runs in the same round
-    /// trip and is read only when the lock is held; after a request that did not get the lock it has read nothing.
+    /// trip and is read only when the lock is held; after a request that did not get the lock it has read nothing. The
+    /// request takes <paramref name="then"/> over (a try wraps its text in that condition).
     /// </summary>
     private static async Task<bool> TakeAsync(NpgsqlConnection c, long key, bool queue, long timeoutMs, string resource, CancellationToken ct, bool sync,
         NpgsqlBatchCommand? then, Action<NpgsqlDataReader>? read)
@@ -164,10 +165,8 @@ internal sealed class BtLock : IStoreLock
         batch.BatchCommands.Add(lockCommand);
         if (then is not null)
         {
-            var pull = new NpgsqlBatchCommand(queue ? then.CommandText
-                : $"SELECT * FROM ({then.CommandText}) pulled WHERE current_setting('syconn.lock_held') = 'true'");
-            foreach (NpgsqlParameter p in then.Parameters) pull.Parameters.Add(p.Clone());
-            batch.BatchCommands.Add(pull);
+            if (!queue) then.CommandText = $"SELECT * FROM ({then.CommandText}) pulled WHERE current_setting('syconn.lock_held') = 'true'";
+            batch.BatchCommands.Add(then);
         }
         // A synchronous batch of two statements has Npgsql write the second from a thread-pool thread (so that a big
         // batch cannot deadlock against the results of the first), a thread hand-over on every lock. This batch is

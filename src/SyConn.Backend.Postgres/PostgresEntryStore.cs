@@ -54,7 +54,9 @@ public sealed class PostgresEntryStore : IEntryStore
     private bool _lazy;
     private long _nextSeq;
     // Each row is a pickle of its own: the attribute names and dtype codes they all repeat are shared between them.
-    private PickleReadOptions _rowPickleOptions = PickleReadOptions.Default with { ShareShortStrings = true };
+    private PickleReadOptions _rowPickleOptions = DefaultRowPickleOptions;
+
+    private static readonly PickleReadOptions DefaultRowPickleOptions = PickleReadOptions.Default with { ShareShortStrings = true };
     private BtLock? _lock;
     private StoreOptions? _prefetchFor;
     private bool _loaded;
@@ -142,7 +144,7 @@ public sealed class PostgresEntryStore : IEntryStore
     public void Load(StoreOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _rowPickleOptions = (options.PickleOptions ?? PickleReadOptions.Default) with { ShareShortStrings = true };
+        _rowPickleOptions = options.PickleOptions is { } given ? given with { ShareShortStrings = true } : DefaultRowPickleOptions;
         _lazy = options.LazyLoad;
         var prefetched = ReferenceEquals(options, _prefetchFor) ? _prefetched : null;
         _prefetched = null;
