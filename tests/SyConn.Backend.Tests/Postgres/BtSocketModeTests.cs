@@ -1,4 +1,5 @@
 using Npgsql;
+using SyConn.Backend.Tests.Infrastructure;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Postgres;
 using SyConn.Backend.Storage;
@@ -179,6 +180,37 @@ public sealed class BtSocketModeTests
             using var back = CompressedStorage.Open(address, new StoreOptions { ConnectionString = cs });
             Assert.Equal(3L, back[0].ToArray<long>()[0]);
         }
+    }
+
+    [SkippableFact]
+    public void A_small_push_is_planned_once_even_beside_a_big_store()
+    {
+        // One big store beside a small one: planned with its values, the push of a small store looks cheaper than its
+        // generic plan, and the server would plan it on every push unless the statement hides the values it filters on.
+        PgServer.RequireAvailable();
+        string db = BtTestDatabase.NewDatabase(PgServer.Shared, "plans");
+        using (var big = CompressedStorage.Open("bt:big", new StoreOptions { ReadOnly = false, ConnectionString = db }))
+        {
+            for (int i = 0; i < 3000; i++) big[i] = NdArray.Create(new long[] { i });
+            big.Push();
+        }
+        BtTestDatabase.ScalarOn(db, "ANALYZE syconn.entries");
+        string cs = new NpgsqlConnectionStringBuilder(db) { ApplicationName = "plans", MaxPoolSize = 1 }.ConnectionString;
+        var opts = new StoreOptions { ReadOnly = false, ConnectionString = cs };
+        for (int i = 0; i < 12; i++)
+        {
+            using var store = CompressedStorage.Open("bt:small", opts);
+            store[i % 3] = NdArray.Create(new long[] { i });
+            store.Push();
+        }
+        using var c = BtDatabase.For(cs).Open();
+        using var cmd = new NpgsqlCommand("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%gone AS (DELETE%'", c);
+        using var r = cmd.ExecuteReader();
+        Assert.True(r.Read(), "the push statement is prepared");
+        long generic = r.GetInt64(0), custom = r.GetInt64(1);
+        // The server tries the statement with its values five times before it compares; after that the generic plan serves.
+        Assert.True(generic >= 5, $"{generic} generic and {custom} custom plans of the push");
+        Assert.True(custom <= 5, $"{generic} generic and {custom} custom plans of the push");
     }
 
     [SkippableFact]
