@@ -172,7 +172,7 @@ public sealed class PostgresEntryStore : IEntryStore
 
     /// <summary>What a pull read: its rows (decoded, or with their pickled entries still to decode), generation and marks.</summary>
     /// <remarks><c>Big</c>: the statement found the store big enough to pull on two connections, and returned none of its rows.</remarks>
-    private sealed record RawLoad(List<(Row Row, byte[]? Entry)> Rows, long Generation, bool Exists, bool Moved, bool Decoded, bool Big = false);
+    private sealed record RawLoad(List<(Row Row, ReadOnlyMemory<byte>? Entry)> Rows, long Generation, bool Exists, bool Moved, bool Decoded, bool Big = false);
 
     /// <summary>
     /// The pull in one statement on <paramref name="c"/>, decoding each entry as it arrives. With
@@ -315,7 +315,8 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <summary>Reads a pull's result; with <paramref name="decode"/>, each entry is unpickled as it arrives (its key checked first).</summary>
     private RawLoad ReadLoad(NpgsqlDataReader r, bool decode)
     {
-        var rows = new List<(Row, byte[]?)>();
+        var rows = new List<(Row, ReadOnlyMemory<byte>?)>();
+        var arena = new BtEntryArena();
         long generation = 0;
         bool exists = false, moved = false, sawState = false, big = false;
         while (r.Read())
@@ -337,11 +338,11 @@ public sealed class PostgresEntryStore : IEntryStore
                     var row = new Row(r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetFieldValue<byte[]>(3), null);
                     if (!decode)
                     {
-                        rows.Add((row, r.IsDBNull(4) ? null : r.GetFieldValue<byte[]>(4)));
+                        rows.Add((row, r.IsDBNull(4) ? null : arena.Read(r, 4)));
                         break;
                     }
                     var keyObject = CheckedKey(row);
-                    row.Value = Unpickle(r.IsDBNull(4) ? [] : r.GetFieldValue<byte[]>(4), StoreKey.FromPython(keyObject));
+                    row.Value = Unpickle(r.IsDBNull(4) ? ReadOnlyMemory<byte>.Empty : arena.Read(r, 4), StoreKey.FromPython(keyObject));
                     rows.Add((row, null));
                     break;
             }
@@ -359,7 +360,7 @@ public sealed class PostgresEntryStore : IEntryStore
             if (!raw.Decoded)
             {
                 var keyObject = CheckedKey(row);
-                if (!_lazy) row.Value = Unpickle(entry ?? [], StoreKey.FromPython(keyObject));
+                if (!_lazy) row.Value = Unpickle(entry ?? ReadOnlyMemory<byte>.Empty, StoreKey.FromPython(keyObject));
             }
             rows[row.Key] = row;
         }
@@ -731,7 +732,7 @@ public sealed class PostgresEntryStore : IEntryStore
         return bytes;
     }
 
-    private object Unpickle(byte[] bytes, StoreKey key)
+    private object Unpickle(ReadOnlyMemory<byte> bytes, StoreKey key)
     {
         try
         {

@@ -36,6 +36,45 @@ public sealed class BtSplitPullTests
     }
 
     [SkippableFact]
+    public void Entries_of_every_size_around_the_pull_chunks_come_back_whole_pulled_read_only_locked_and_after_a_push()
+    {
+        // Sizes that fill a chunk exactly, leave a byte, straddle its end, and go past the size kept in chunks.
+        int[] sizes = [1, 7, 8000, BtEntryArena.OwnArrayBytes - 200, BtEntryArena.OwnArrayBytes - 8, BtEntryArena.OwnArrayBytes + 8,
+            BtEntryArena.ChunkBytes / 3, BtEntryArena.ChunkBytes / 2, 3 * BtEntryArena.ChunkBytes / 2, 5, 100_000, 200_000, 250_000, 17];
+        var rnd = new Random(11);
+        var data = new List<(long Key, byte[] Value)>();
+        for (int round = 0; round < 3; round++)
+            foreach (int n in sizes)
+            {
+                var v = new byte[n];
+                rnd.NextBytes(v); // random bytes do not compress: the entry is as big as the value
+                data.Add((data.Count, v));
+            }
+        string id = _prefix + "sizes";
+        using (var cs = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable)))
+        {
+            foreach (var (k, v) in data) cs[k] = NdArray.Create(v);
+            cs.Push();
+        }
+        void Check(CompressedStorage cs)
+        {
+            Assert.Equal(data.Count, cs.Count);
+            foreach (var (k, v) in data) Assert.Equal(v, cs[k].ToArray<byte>());
+        }
+        using (var ro = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options()))
+            Check(ro); // big: in halves, on two connections
+        using (var locked = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Writable)))
+        {
+            Check(locked); // read in the lock's round trip
+            locked[0] = NdArray.Create(new byte[] { 9 });
+            data[0] = (0, [9]);
+            locked.Push();
+        }
+        using (var again = CompressedStorage.Open("bt:" + id, BtTestDatabase.Options(StoreOptions.Default with { LazyLoad = true })))
+            Check(again);
+    }
+
+    [SkippableFact]
     public void A_big_store_is_pulled_on_two_connections_with_every_key_in_its_order_and_a_small_one_on_one()
     {
         string big = _prefix + "big", small = _prefix + "small";
