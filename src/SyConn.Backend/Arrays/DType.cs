@@ -207,8 +207,39 @@ public sealed class DType : IEquatable<DType>
         if (kind == 'b' && count != 1) return false;
         if (kind is 'M' or 'm' && count != 8) return false;
         int itemSize = kind == 'U' ? checked(count * 4) : count;
-        dtype = new DType(order, kind, itemSize, unit);
+        dtype = Create(order, kind, itemSize, unit);
         return true;
+    }
+
+    /// <summary>
+    /// A dtype as the constructor makes it, but the shared instance (<see cref="Int64"/>, <see cref="Float32"/>, ...) when
+    /// it is one of those: a parsed type string is read in every dtype of every pickle.
+    /// </summary>
+    internal static DType Create(char byteOrder, char kind, int itemSize, string unit = "", object? pickleState = null)
+    {
+        if (unit.Length == 0 && pickleState is null)
+        {
+            var known = (byteOrder, kind, itemSize) switch
+            {
+                ('|', 'b', 1) => Bool,
+                ('|', 'i', 1) => Int8,
+                ('|', 'u', 1) => UInt8,
+                ('<', 'i', 2) => Int16,
+                ('<', 'u', 2) => UInt16,
+                ('<', 'i', 4) => Int32,
+                ('<', 'u', 4) => UInt32,
+                ('<', 'i', 8) => Int64,
+                ('<', 'u', 8) => UInt64,
+                ('<', 'f', 2) => Float16,
+                ('<', 'f', 4) => Float32,
+                ('<', 'f', 8) => Float64,
+                ('<', 'c', 8) => Complex64,
+                ('<', 'c', 16) => Complex128,
+                _ => null,
+            };
+            if (known is not null) return known;
+        }
+        return new DType(byteOrder, kind, itemSize, unit, pickleState);
     }
 
     /// <summary>The dtype of a .NET element type (native byte order).</summary>

@@ -108,4 +108,28 @@ public class PickleMemoScanTests
         var e = Assert.Throws<InvalidDataException>(() => P.Load(data));
         Assert.Contains("memo index 3 is not defined", e.Message);
     }
+
+    [Fact]
+    public void A_pickled_int_is_read_without_a_reader_as_the_reader_reads_it()
+    {
+        var values = new List<long> { 0, 1, 255, 256, 65535, 65536, -1, -256, int.MaxValue, int.MinValue, (long)int.MaxValue + 1, long.MaxValue, long.MinValue, 1L << 40 };
+        foreach (int protocol in new[] { 2, 3, 4, 5 })
+            foreach (long v in values)
+            {
+                var bytes = P.Dump(v, protocol);
+                Assert.True(PickleReader.TryReadPlainInt(bytes, out var fast), $"{v} at protocol {protocol}: {Convert.ToHexString(bytes)}");
+                Assert.Equal(P.Load(bytes), fast);
+                Assert.IsType<long>(fast);
+            }
+        // Ints beyond 8 bytes, other values, and anything the reader would refuse or read differently take the reader.
+        Assert.False(PickleReader.TryReadPlainInt(P.Dump(System.Numerics.BigInteger.Pow(2, 70)), out _));
+        Assert.False(PickleReader.TryReadPlainInt(P.Dump("5"), out _));
+        Assert.False(PickleReader.TryReadPlainInt([0x80, 6, (byte)'K', 5, (byte)'.'], out _)); // protocol 6
+        Assert.False(PickleReader.TryReadPlainInt([0x80, 4, 0x95, 100, 0, 0, 0, 0, 0, 0, 0, (byte)'K', 5, (byte)'.'], out _)); // frame past the end
+        Assert.False(PickleReader.TryReadPlainInt([0x80, 2, (byte)'K', 5, (byte)'.', (byte)'.'], out _)); // bytes after the STOP
+        Assert.False(PickleReader.TryReadPlainInt([0x80, 2, (byte)'K', 5], out _)); // no STOP
+        Assert.False(PickleReader.TryReadPlainInt([0x80, 2, 0x8a, 2, 1, (byte)'.'], out _)); // LONG1 shorter than it says
+        Assert.True(PickleReader.TryReadPlainInt([(byte)'J', 1, 0, 0, 0, (byte)'.'], out var noProto)); // protocol 1: no PROTO
+        Assert.Equal(1L, noProto);
+    }
 }

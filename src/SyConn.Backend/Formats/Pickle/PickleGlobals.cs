@@ -31,13 +31,14 @@ internal enum GlobalKind
 /// <summary>The global allowlist: the only callables a pickle may name.</summary>
 internal static class PickleGlobals
 {
-    private static readonly Dictionary<string, GlobalRef> Allowed = Build();
+    // Keyed by (module, name): a lookup builds no string (a BT row names its globals again in every pickle).
+    private static readonly Dictionary<(string Module, string Name), GlobalRef> Allowed = Build();
 
-    private static Dictionary<string, GlobalRef> Build()
+    private static Dictionary<(string Module, string Name), GlobalRef> Build()
     {
-        var d = new Dictionary<string, GlobalRef>(StringComparer.Ordinal);
+        var d = new Dictionary<(string Module, string Name), GlobalRef>();
         void Add(string module, string name, GlobalKind kind, string? factoryName = null) =>
-            d[module + "\n" + name] = new GlobalRef(kind, module + "." + name, factoryName ?? name);
+            d[(module, name)] = new GlobalRef(kind, module + "." + name, factoryName ?? name);
         foreach (var m in new[] { "numpy.core.multiarray", "numpy.core._multiarray_umath" })
         {
             Add(m, "_reconstruct", GlobalKind.Reconstruct);
@@ -71,7 +72,7 @@ internal static class PickleGlobals
         else if (module == "copy_reg") module = "copyreg";
         else if (module.StartsWith("numpy._core.", StringComparison.Ordinal)) module = "numpy.core." + module["numpy._core.".Length..];
         if (module == "builtins") name = name switch { "long" => "int", "unicode" => "str", _ => name };
-        return Allowed.GetValueOrDefault(module + "\n" + name);
+        return Allowed.GetValueOrDefault((module, name));
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -86,6 +87,47 @@ internal sealed class PickleReader
         return a;
     }
 
+    /// <summary>
+    /// Reads a pickle that is exactly one int (an optional PROTO and FRAME, then BININT1, BININT2, BININT or a LONG1 of
+    /// at most 8 bytes, then STOP) without a reader, giving the object a full run gives. Anything else: false, and the
+    /// caller runs the reader. Stores keyed by ints (most of SyConn's) pickle every key this way.
+    /// </summary>
+    internal static bool TryReadPlainInt(ReadOnlySpan<byte> data, [NotNullWhen(true)] out object? value)
+    {
+        value = null;
+        int pos = 0;
+        if (data.Length >= 2 && data[0] == Op.Proto)
+        {
+            if (data[1] > 5) return false; // the reader refuses it
+            pos = 2;
+        }
+        if (data.Length - pos >= 9 && data[pos] == Op.Frame)
+        {
+            if (BinaryPrimitives.ReadUInt64LittleEndian(data[(pos + 1)..]) > (ulong)(data.Length - pos - 9)) return false;
+            pos += 9;
+        }
+        if (data.Length - pos < 2 || data[^1] != Op.Stop) return false;
+        var arg = data[(pos + 1)..^1];
+        switch (data[pos])
+        {
+            case Op.BinInt1 when arg.Length == 1:
+                value = SmallInts[arg[0]];
+                return true;
+            case Op.BinInt2 when arg.Length == 2:
+                value = (long)BinaryPrimitives.ReadUInt16LittleEndian(arg);
+                return true;
+            case Op.BinInt when arg.Length == 4:
+                value = (long)BinaryPrimitives.ReadInt32LittleEndian(arg);
+                return true;
+            case Op.Long1 when arg.Length >= 1 && arg[0] <= 8 && arg.Length == 1 + arg[0]:
+                value = DecodeLong(arg[1..]);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    // ---------------------------------------------------------------- errors
     // ---------------------------------------------------------------- errors
 
     private string Where => _source is null ? "pickle" : $"pickle '{_source}'";
@@ -1115,7 +1157,9 @@ internal sealed class PickleReader
     {
         var line = ReadLineBytes(span, ref pos);
         if (!System.Text.Unicode.Utf8.IsValid(line)) throw Error("GLOBAL name is not valid UTF-8");
-        return Encoding.UTF8.GetString(line);
+        // Module and class names repeat in every pickle of a store of many (a BT row, each with its own GLOBALs);
+        // they only name what is looked up, so sharing them is never visible.
+        return SharedStrings.Get(line) ?? Encoding.UTF8.GetString(line);
     }
 
     private ReadOnlySpan<byte> ReadLineBytes(ReadOnlySpan<byte> span, ref int pos)
@@ -1433,6 +1477,8 @@ internal sealed class PickleReader
         if (bo is not ('<' or '>' or '|' or '=')) throw Error($"numpy.dtype state: unknown byte order '{order}'");
         try
         {
+            // A new instance each time, as in the file: the writer memoizes dtypes by identity, so sharing equal ones
+            // would write a file back with fewer of them than it had.
             return new DType(bo, kind, itemSize, unit, keep ? st : null);
         }
         catch (ArgumentException e)
