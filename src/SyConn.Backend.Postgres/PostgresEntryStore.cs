@@ -1060,7 +1060,7 @@ public sealed class PostgresEntryStore : IEntryStore
                       WHERE s.identifier = {id} AND s.generation = {g}
                       """;
             }
-            string gone = P(deleted.Where(k => !written.Contains(k)).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
+            var goneKeys = deleted.Where(k => !written.Contains(k)).ToArray();
             string keys = P(rows.Select(r => r.Key).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
             string seqs = P(rows.Select(r => r.Seq).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint);
             string pkeys = P(rows.Select(r => r.PKey).ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bytea);
@@ -1068,23 +1068,27 @@ public sealed class PostgresEntryStore : IEntryStore
             // Durable = false: the commit returns before the server has flushed its log, as a file push that skips fsync.
             string extra = (durable ? "" : ", set_config('synchronous_commit', 'off', true)")
                 + (unlockWithCommit ? $", pg_advisory_xact_lock({P(held!.Key, NpgsqlDbType.Bigint)}), pg_advisory_unlock($" + cmd.Parameters.Count.ToString(CultureInfo.InvariantCulture) + ")" : "");
+            // A push that deletes nothing has no delete in its statement. With one, the statement planned with its values
+            // looked cheaper than its generic plan whenever the table held a big store beside small ones, so the server
+            // planned it again on every push (a third of its time in a locked read-modify-write); and a generic plan of
+            // the delete, made while the table was small, would scan the whole table once it has grown. Pushes that delete
+            // keys are planned each time, with the keys in view.
+            string gone = goneKeys.Length == 0 ? "" : $"""
+                gone AS (DELETE FROM {T.Entries} e USING bump WHERE e.identifier = {id} AND e.key = ANY({P(goneKeys, NpgsqlDbType.Array | NpgsqlDbType.Bytea)}) RETURNING 1),
+                """;
             // The select list is computed only after the joined counts have run every write to its end, so the lock
             // changes hands (session to transaction) only when nothing of the statement can fail any more.
-            // The deletes see the identifier and the keys through sub-selects, whose values the planner does not look at:
-            // planned with the values, the statement looked cheaper than its generic plan whenever the table held one big
-            // store beside small ones, so the server planned it again on every push (a third of its time in a locked
-            // read-modify-write). Its generic plan is the primary key's index scan whatever the values.
             cmd.CommandText = $"""
                 WITH bump AS ({bump}
                   RETURNING generation),
-                gone AS (DELETE FROM {T.Entries} e USING bump WHERE e.identifier = (SELECT {id}) AND e.key = ANY((SELECT {gone})::bytea[]) RETURNING 1),
+                {gone}
                 put AS (
                   INSERT INTO {T.Entries} (identifier, key, seq, pkey, entry)
                   SELECT {id}, k, s, p, e FROM bump, unnest({keys}, {seqs}, {pkeys}, {entries}) AS u(k, s, p, e)
                   ON CONFLICT (identifier, key) DO UPDATE SET seq = EXCLUDED.seq, pkey = EXCLUDED.pkey, entry = EXCLUDED.entry
                   RETURNING 1)
                 SELECT b.generation{extra}
-                FROM bump b, (SELECT count(*) FROM gone) g, (SELECT count(*) FROM put) u
+                FROM bump b, {(gone.Length == 0 ? "" : "(SELECT count(*) FROM gone) g, ")}(SELECT count(*) FROM put) u
                 """;
             BeforeCommit?.Invoke(c);
             sent = true;

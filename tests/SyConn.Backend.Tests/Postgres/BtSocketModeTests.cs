@@ -204,7 +204,7 @@ public sealed class BtSocketModeTests
             store.Push();
         }
         using var c = BtDatabase.For(cs).Open();
-        using var cmd = new NpgsqlCommand("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%gone AS (DELETE%'", c);
+        using var cmd = new NpgsqlCommand("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%put AS (%'", c);
         using var r = cmd.ExecuteReader();
         Assert.True(r.Read(), "the push statement is prepared");
         long generic = r.GetInt64(0), custom = r.GetInt64(1);

@@ -39,7 +39,7 @@ public sealed class BtSplitPullTests
     public void Entries_of_every_size_around_the_pull_chunks_come_back_whole_pulled_read_only_locked_and_after_a_push()
     {
         // Sizes that fill a chunk exactly, leave a byte, straddle its end, and go past the size kept in chunks.
-        int[] sizes = [1, 7, 8000, BtEntryArena.OwnArrayBytes - 200, BtEntryArena.OwnArrayBytes - 8, BtEntryArena.OwnArrayBytes + 8,
+        int[] sizes = [1, 7, 8000, BtEntryArena.FirstChunkBytes - 1, BtEntryArena.FirstChunkBytes + 1, BtEntryArena.OwnArrayBytes - 200, BtEntryArena.OwnArrayBytes - 8, BtEntryArena.OwnArrayBytes + 8,
             BtEntryArena.ChunkBytes / 3, BtEntryArena.ChunkBytes / 2, 3 * BtEntryArena.ChunkBytes / 2, 5, 100_000, 200_000, 250_000, 17];
         var rnd = new Random(11);
         var data = new List<(long Key, byte[] Value)>();
