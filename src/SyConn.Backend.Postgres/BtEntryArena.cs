@@ -23,7 +23,7 @@ internal sealed class BtEntryArena
     /// <summary>The size of the first chunk.</summary>
     public const int FirstChunkBytes = 16 << 10;
 
-    /// <summary>Entries above this size get their own array, so that no chunk loses more than a quarter at its end.</summary>
+    /// <summary>Entries above this size get their own array, so that a chunk of full size loses at most a quarter at its end.</summary>
     public const int OwnArrayBytes = ChunkBytes / 4;
 
     private byte[]? _chunk;
