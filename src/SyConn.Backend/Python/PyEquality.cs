@@ -137,12 +137,17 @@ public static class PyEquality
 
     private sealed class KeyComparer : IEqualityComparer<object>
     {
-        // Most store keys are ints: those compare and hash without the general walk.
-        public new bool Equals(object? x, object? y) => x is long a && y is long b ? a == b : AreEqual(x, y);
+        // Most store keys are ints and most attribute-dict keys are str: those compare and hash without the general
+        // walk (a str equals only a str or a numpy str_ scalar, which takes the walk).
+        public new bool Equals(object? x, object? y) =>
+            x is long a && y is long b ? a == b
+            : x is string s && y is string t ? string.Equals(s, t, StringComparison.Ordinal)
+            : AreEqual(x, y);
 
         public int GetHashCode(object obj)
         {
             if (obj is long l) return l.GetHashCode();
+            if (obj is string s) return string.GetHashCode(s, StringComparison.Ordinal);
             Dictionary<object, int>? memo = null;
             return Hash(obj, 0, ref memo);
         }

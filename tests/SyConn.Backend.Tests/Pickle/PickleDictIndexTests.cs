@@ -95,6 +95,32 @@ public sealed class PickleDictIndexTests : IDisposable
         Assert.Equal(2, ((PyList)((PyDict)ad[2L])["l"]).Count);
     }
 
+    // Objects fetched across values are held in a shared memo, in an array for low memo indices and a dictionary for
+    // the rest: strings put by late values (memo indices in the tens of thousands) and fetched by later ones.
+    [Fact]
+    public void Strings_put_late_in_the_file_and_fetched_by_later_values_read_right()
+    {
+        var dict = new PyDict();
+        var names = Enumerable.Range(0, 6000).Select(i => "name-" + i).ToArray();
+        for (int i = 0; i < 6000; i++) dict[(long)i] = new PyDict { ["own"] = names[i], ["n"] = (long)i };
+        // Each of these fetches the string object an earlier value put.
+        for (int i = 6000; i < 9000; i++) dict[(long)i] = new PyDict { ["earlier"] = names[i - 3000], ["first"] = names[i % 7] };
+        var bytes = Formats.Pickle.Pickle.Dump(dict);
+        var index = PickleDictIndex.TryBuild(bytes, PickleReadOptions.Default, "late.pkl");
+        Assert.NotNull(index);
+        for (long i = 8999; i >= 0; i -= 7)
+        {
+            Assert.True(index.TryGetValue(i, out var v));
+            var d = (PyDict)v;
+            if (i < 6000) Assert.Equal(names[i], d["own"]);
+            else
+            {
+                Assert.Equal(names[i - 3000], d["earlier"]);
+                Assert.Equal(names[i % 7], d["first"]);
+            }
+        }
+    }
+
     // numpy's _frombuffer reduced twice from one memoized arguments tuple: across two values (1: a, 2: a'), and
     // within one value (1: [a, a']). The reader builds no tuple for a _frombuffer call whose arguments nobody fetches;
     // these fetch them, so the tuple must be there.

@@ -38,7 +38,7 @@ internal sealed class PickleDictIndex
     private readonly object?[] _values;
     private readonly int[]?[] _layouts;
     private readonly Dictionary<object, int> _lookup;
-    private readonly Dictionary<long, (object Value, int Height)> _shared;
+    private readonly SharedMemo _shared;
     private readonly ulong[] _refetched;
     private readonly ulong[] _crossFetched;
     // Readers kept for the next read: one per core of the usual two (a read on the calling thread, one ahead).
@@ -64,7 +64,7 @@ internal sealed class PickleDictIndex
         _values = new object?[n];
         _layouts = new int[]?[n];
         _lookup = new Dictionary<object, int>(n, PyEquality.Comparer);
-        _shared = [];
+        _shared = new SharedMemo();
         _refetched = scan.Refetched;
         _crossFetched = scan.CrossFetched;
     }
@@ -509,7 +509,7 @@ internal sealed class PickleDictIndex
             var v = reader.RunRange(start, end, memoBase, _shared, _refetched);
             if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
             for (int m = memoBase; m < shareTo; m++)
-                if ((_crossFetched[m >> 6] & (1UL << (m & 63))) != 0 && reader.TryGetRangeMemo(m, out var e)) _shared[m] = e;
+                if ((_crossFetched[m >> 6] & (1UL << (m & 63))) != 0 && reader.TryGetRangeMemo(m, out var e)) _shared.Set(m, e);
             if (Interlocked.CompareExchange(ref _spare, reader, null) is not null) Volatile.Write(ref _spare2, reader);
             return v;
         }
@@ -555,7 +555,7 @@ internal sealed class PickleDictIndex
             if (scan.IsDefiner(i)) _values[i] = ReadRange(i, vs, ve, scan.ValueMemo[i], kept: true, shareTo: scan.ValueMemoEnd[i]);
         }
         // Values that share a mutable object cannot be read one by one.
-        foreach (var (_, (v, _)) in _shared)
+        foreach (var v in _shared.Values)
             if (!Immutable(v, 0)) return false;
         return true;
     }

@@ -42,7 +42,7 @@ internal sealed class PickleReader
     // range refers to but did not put, come from _shared; only the indices in _refetched are kept locally.
     private bool _rangeMode;
     private long _memoBase;
-    private IReadOnlyDictionary<long, (object Value, int Height)>? _shared;
+    private SharedMemo? _shared;
     private ulong[]? _refetched;
 
     // The items array of the last tuple built, so that REDUCE of a fresh argument tuple needs no copy.
@@ -485,7 +485,7 @@ internal sealed class PickleReader
     /// index the range fetches without putting it is looked up in <paramref name="shared"/>. Frames are not checked
     /// here (the index scan checked them against the whole input). Offsets in errors are offsets in the whole input.
     /// </summary>
-    public object RunRange(int start, int end, long memoBase, IReadOnlyDictionary<long, (object Value, int Height)>? shared, ulong[]? refetched)
+    public object RunRange(int start, int end, long memoBase, SharedMemo? shared, ulong[]? refetched)
     {
         _rangeMode = true;
         _memoBase = memoBase;
