@@ -13,9 +13,6 @@ internal sealed class SharedMemo
     private (object? Value, int Height)[] _dense = [];
     private Dictionary<long, (object Value, int Height)>? _sparse;
 
-    /// <summary>Number of entries.</summary>
-    public int Count { get; private set; }
-
     /// <summary>Sets entry <paramref name="index"/> (a memo index of the whole pickle, never negative).</summary>
     public void Set(long index, (object Value, int Height) entry)
     {
@@ -23,13 +20,10 @@ internal sealed class SharedMemo
         if (index < DenseLimit)
         {
             if (index >= _dense.Length) Array.Resize(ref _dense, (int)Math.Min(DenseLimit, Math.Max(16, 2 * (index + 1))));
-            if (_dense[index].Value is null) Count++;
             _dense[index] = entry;
             return;
         }
-        _sparse ??= [];
-        if (_sparse.TryAdd(index, entry)) Count++;
-        else _sparse[index] = entry;
+        (_sparse ??= [])[index] = entry;
     }
 
     /// <summary>Entry <paramref name="index"/>, if set.</summary>
