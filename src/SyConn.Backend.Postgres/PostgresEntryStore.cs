@@ -15,9 +15,10 @@ namespace SyConn.Backend.Postgres;
 /// </summary>
 /// <remarks>
 /// <para><b>Pull.</b> By default <see cref="Load"/> streams every row of the store in one snapshot (so a read-only pull
-/// sees one consistent state and needs no lock) and unpickles each entry as it arrives (bytes inside an entry, such
-/// as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice), so a damaged row fails the pull, naming
-/// its key. A big store is read on two connections sharing one exported snapshot, each reading and decoding half
+/// sees one consistent state and needs no lock), checks each row's key and its entry's pickle layout as it arrives
+/// (a damaged row fails the pull, naming its key), and keeps each entry's bytes to decode it when its key is first
+/// read (bytes inside an entry, such as LZ4 chunks, stay slices of the row's buffer; nothing is copied twice); an entry
+/// laid out right whose content cannot be decoded fails the read of its key. A big store is read on two connections sharing one exported snapshot, each reading and decoding half
 /// of the rows; a small one, and a locked pull, in one statement. With <see cref="StoreOptions.LazyLoad"/> it reads the keys only, and each
 /// <see cref="TryRead"/> reads one row. Consistency of the lazy mode: each read sees the latest committed push at the
 /// time of that read. A store that holds its lock (a writable store with locking) sees only its own pushes, so the
@@ -341,8 +342,7 @@ public sealed class PostgresEntryStore : IEntryStore
                         rows.Add((row, r.IsDBNull(4) ? null : arena.Read(r, 4)));
                         break;
                     }
-                    var keyObject = CheckedKey(row);
-                    row.Value = Unpickle(r.IsDBNull(4) ? ReadOnlyMemory<byte>.Empty : arena.Read(r, 4), StoreKey.FromPython(keyObject));
+                    DecodeOrDefer(row, r.IsDBNull(4) ? ReadOnlyMemory<byte>.Empty : arena.Read(r, 4));
                     rows.Add((row, null));
                     break;
             }
@@ -359,12 +359,20 @@ public sealed class PostgresEntryStore : IEntryStore
         {
             if (!raw.Decoded)
             {
-                var keyObject = CheckedKey(row);
-                if (!_lazy) row.Value = Unpickle(entry ?? ReadOnlyMemory<byte>.Empty, StoreKey.FromPython(keyObject));
+                if (_lazy) CheckedKey(row);
+                else DecodeOrDefer(row, entry ?? ReadOnlyMemory<byte>.Empty);
             }
             rows[row.Key] = row;
         }
         _rows = rows;
+        StopReadingAhead();
+        if (!_lazy)
+        {
+            var order = rows.Values.ToArray();
+            Array.Sort(order, static (a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Key.AsSpan().SequenceCompareTo(b.Key));
+            for (int i = 0; i < order.Length; i++) order[i].Place = i;
+            _order = order;
+        }
         _generation = raw.Generation;
         Exists = raw.Exists || rows.Count > 0;
         _nextSeq = rows.Count == 0 ? 0 : rows.Values.Max(x => x.Seq) + 1;
@@ -395,9 +403,10 @@ public sealed class PostgresEntryStore : IEntryStore
         if (_rows.Count == 0) return false;
         var k = BtKey.Encode(key.PythonValue);
         if (!_rows.TryGetValue(k, out var row)) return false;
-        if (row.Value is { } value)
+        if (row.Readable)
         {
-            entry = value;
+            NoteRead(row.Place);
+            entry = row.Read(this);
             return true;
         }
         {
@@ -421,7 +430,7 @@ public sealed class PostgresEntryStore : IEntryStore
     {
         if (!_lazy)
         {
-            foreach (var row in Ordered()) yield return KeyValuePair.Create(row.KeyObject(this), row.Value!);
+            foreach (var row in Ordered()) yield return KeyValuePair.Create(row.KeyObject(this), row.Read(this));
             yield break;
         }
         // Lazy: one streamed query in the store's order, on a pooled connection of its own.
@@ -621,9 +630,101 @@ public sealed class PostgresEntryStore : IEntryStore
     /// <inheritdoc/>
     public void Dispose()
     {
+        StopReadingAhead();
         _rows = new(ByteKeyComparer.Instance);
         _lock = null;
     }
+
+    /// <summary>
+    /// A pulled entry whose opcodes are well formed is kept as bytes and decoded when its key is first read (as the
+    /// file store's index does): a pull of many small rows then makes no objects for the keys nobody reads. Its key
+    /// is checked now; an entry that is not a well-formed pickle is decoded now, so the pull reports it.
+    /// </summary>
+    private void DecodeOrDefer(Row row, ReadOnlyMemory<byte> entry)
+    {
+        var keyObject = CheckedKey(row);
+        if (PickleMemoScan.IsWellFormed(entry.Span, _rowPickleOptions.MaxMemoEntries)) row.Defer(entry);
+        else row.Value = Unpickle(entry, StoreKey.FromPython(keyObject));
+    }
+
+    // Reading ahead: after AheadAfter reads of rows one after the other in the store's order, a worker on another core
+    // decodes the rows that follow (from AheadLead past the caller's row), at most AheadRows rows past it. A row the
+    // worker cannot decode is left for the caller, whose read reports it.
+    private const int AheadAfter = 16, AheadLead = 4, AheadRows = 4096;
+    private Row[] _order = [];
+    private int _lastPlace = -2, _run, _aheadNext, _aheadBusy;
+    private volatile bool _aheadOff;
+
+    private void NoteRead(int place)
+    {
+        if (place < 0) return;
+        int last = Volatile.Read(ref _lastPlace);
+        if (place == last + 1)
+        {
+            if (++_run >= AheadAfter && !_aheadOff) ReadAheadOf(place);
+        }
+        else _run = 0;
+        Volatile.Write(ref _lastPlace, place);
+    }
+
+    private void ReadAheadOf(int cursor)
+    {
+        // A worker that filled the window is started again only once the caller has used up a sixteenth of it.
+        if (Environment.ProcessorCount < 2 || AheadDone(_order, cursor, AheadRows - AheadRows / 16)
+            || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
+        var order = _order;
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Store.AheadWorker(state.Order), (Store: this, Order: order), preferLocal: false);
+    }
+
+    private bool AheadDone(Row[] order, int cursor, int rows = AheadRows)
+    {
+        int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
+        return next >= order.Length || next - cursor > rows;
+    }
+
+    private void AheadWorker(Row[] order)
+    {
+        while (true)
+        {
+            try
+            {
+                while (!_aheadOff && ReferenceEquals(order, _order))
+                {
+                    int cursor = Volatile.Read(ref _lastPlace);
+                    if (cursor < 0 || AheadDone(order, cursor)) break;
+                    int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
+                    var row = order[next];
+                    if (row.Readable) row.Read(this);
+                    Volatile.Write(ref _aheadNext, next + 1);
+                }
+            }
+            catch (Exception)
+            {
+                // Whatever went wrong (a damaged entry, a limit), the caller's own read of that row reports it; an
+                // exception must not leave this thread-pool item, which would end the process.
+                _aheadOff = true;
+            }
+            Volatile.Write(ref _aheadBusy, 0);
+            // A caller that moved on while the worker was stopping found it busy: look again.
+            int c = Volatile.Read(ref _lastPlace);
+            if (_aheadOff || !ReferenceEquals(order, _order) || c < 0 || AheadDone(order, c) || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
+        }
+    }
+
+    /// <summary>Ends reading ahead of the rows pulled (a new pull, or disposal); the next pull starts it anew.</summary>
+    private void StopReadingAhead()
+    {
+        _order = [];
+        _lastPlace = -2;
+        _run = 0;
+        Volatile.Write(ref _aheadNext, 0);
+    }
+
+    /// <summary>Whether no worker is reading ahead (for tests).</summary>
+    internal bool AheadIdle => Volatile.Read(ref _aheadBusy) == 0;
+
+    /// <summary>How many pulled rows hold a decoded tree (for tests).</summary>
+    internal int RowsDecoded => _rows.Values.Count(r => r.Value is not null);
 
     private void ThrowIfSide()
     {
@@ -1318,8 +1419,40 @@ public sealed class PostgresEntryStore : IEntryStore
         /// <summary>The pickled entry, while the row is written.</summary>
         public byte[]? Entry { get; set; } = entry;
 
-        /// <summary>The entry's tree (null in lazy mode).</summary>
-        public object? Value { get; set; }
+        private object? _value;
+        private ReadOnlyMemory<byte> _pending;
+        private bool _hasPending;
+
+        /// <summary>The entry's tree, once decoded or set (null in lazy mode, and while the pulled bytes wait for their first read).</summary>
+        public object? Value
+        {
+            get => Volatile.Read(ref _value);
+            set => Volatile.Write(ref _value, value);
+        }
+
+        /// <summary>The row's place in the store's order at the pull (-1 for rows written since).</summary>
+        public int Place { get; set; } = -1;
+
+        /// <summary>Keeps the pulled, well-formed entry to be decoded on first read (before the row is published).</summary>
+        public void Defer(ReadOnlyMemory<byte> entry)
+        {
+            _pending = entry;
+            _hasPending = true;
+        }
+
+        /// <summary>True when the row has a tree or pulled bytes to decode (false in lazy mode).</summary>
+        public bool Readable => _hasPending || Volatile.Read(ref _value) is not null;
+
+        /// <summary>
+        /// The entry's tree, decoding the pulled bytes on first use. Several threads may read at once: a row decoded by
+        /// two at once is decoded twice and one result is kept for both; a value set meanwhile wins.
+        /// </summary>
+        public object Read(PostgresEntryStore owner)
+        {
+            if (Volatile.Read(ref _value) is { } v) return v;
+            var decoded = owner.Unpickle(_pending, StoreKey.FromPython(KeyObject(owner)));
+            return Interlocked.CompareExchange(ref _value, decoded, null) ?? decoded;
+        }
 
         /// <summary>After the write: the bytes are dropped, and a lazy store drops the tree too.</summary>
         public void Written(bool lazy)

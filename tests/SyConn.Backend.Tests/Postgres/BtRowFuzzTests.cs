@@ -11,8 +11,8 @@ namespace SyConn.Backend.Tests.Postgres;
 
 /// <summary>
 /// Fuzzing of the BT row reader: rows whose pickled entry or pickled key is mutated in the database either load into a
-/// consistent store or fail the pull with an <see cref="InvalidDataException"/> naming the store; nothing else may
-/// escape, and nothing is written by a failed pull. Budget: this harness's share of <c>SYCONN_FUZZ_SECONDS</c>.
+/// consistent store whose every value reads, or fail the pull or the read of the damaged key with an
+/// <see cref="InvalidDataException"/> naming the store; nothing else may escape, and nothing is written by a failure. Budget: this harness's share of <c>SYCONN_FUZZ_SECONDS</c>.
 /// </summary>
 public sealed class BtRowFuzzTests(ITestOutputHelper output)
 {

@@ -109,8 +109,19 @@ internal sealed class PickleMemoScan
     }
 
     /// <summary>Finds the memo indices read back, or returns null when the filter cannot be used (see the remarks).</summary>
-    public static PickleMemoScan? Scan(ReadOnlySpan<byte> span, int maxMemoEntries)
+    public static PickleMemoScan? Scan(ReadOnlySpan<byte> span, int maxMemoEntries) => ScanTo(span, maxMemoEntries, out _);
+
+    /// <summary>
+    /// True when <paramref name="span"/> is a pickle of the plain case (see the remarks) whose STOP is its last byte:
+    /// every opcode known, every length within the input, every memo read of an index already put. Its run can still
+    /// fail on what the opcodes say (a refused global, a bad array shape), never on how they are laid out.
+    /// </summary>
+    public static bool IsWellFormed(ReadOnlySpan<byte> span, int maxMemoEntries) =>
+        ScanTo(span, maxMemoEntries, out int end) is not null && end == span.Length;
+
+    private static PickleMemoScan? ScanTo(ReadOnlySpan<byte> span, int maxMemoEntries, out int end)
     {
+        end = -1;
         var table = Table;
         ulong[] bits = new ulong[16];
         long puts = 0;
@@ -191,6 +202,7 @@ internal sealed class PickleMemoScan
                 }
                 case StopOp:
                     if (puts > maxMemoEntries) return null; // the run reports the limit
+                    end = pos;
                     return new PickleMemoScan(bits, (int)Math.Min(bits.Length, (puts + 63) >> 6));
                 default:
                     return null;
