@@ -368,10 +368,9 @@ public sealed class PostgresEntryStore : IEntryStore
         StopReadingAhead();
         if (!_lazy)
         {
-            var order = rows.Values.ToArray();
-            Array.Sort(order, static (a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Key.AsSpan().SequenceCompareTo(b.Key));
+            var order = Ordered();
             for (int i = 0; i < order.Length; i++) order[i].Place = i;
-            _order = order;
+            _ahead = new ReadAhead(order.Length, i => { if (order[i].Readable) order[i].Read(this); }, AheadRows);
         }
         _generation = raw.Generation;
         Exists = raw.Exists || rows.Count > 0;
@@ -405,7 +404,7 @@ public sealed class PostgresEntryStore : IEntryStore
         if (!_rows.TryGetValue(k, out var row)) return false;
         if (row.Readable)
         {
-            NoteRead(row.Place);
+            _ahead?.Noted(row.Place);
             entry = row.Read(this);
             return true;
         }
@@ -647,81 +646,20 @@ public sealed class PostgresEntryStore : IEntryStore
         else row.Value = Unpickle(entry, StoreKey.FromPython(keyObject));
     }
 
-    // Reading ahead: after AheadAfter reads of rows one after the other in the store's order, a worker on another core
-    // decodes the rows that follow (from AheadLead past the caller's row), at most AheadRows rows past it. A row the
-    // worker cannot decode is left for the caller, whose read reports it.
-    private const int AheadAfter = 16, AheadLead = 4, AheadRows = 4096;
-    private Row[] _order = [];
-    private int _lastPlace = -2, _run, _aheadNext, _aheadBusy;
-    private volatile bool _aheadOff;
+    // Reading ahead (ReadAhead) of a caller that reads row after row in the store's order: at most AheadRows rows
+    // past the caller's; one per pull, ended by the next pull or disposal.
+    private const int AheadRows = 4096;
+    private ReadAhead? _ahead;
 
-    private void NoteRead(int place)
-    {
-        if (place < 0) return;
-        int last = Volatile.Read(ref _lastPlace);
-        if (place == last + 1)
-        {
-            if (++_run >= AheadAfter && !_aheadOff) ReadAheadOf(place);
-        }
-        else _run = 0;
-        Volatile.Write(ref _lastPlace, place);
-    }
-
-    private void ReadAheadOf(int cursor)
-    {
-        // A worker that filled the window is started again only once the caller has used up a sixteenth of it.
-        if (Environment.ProcessorCount < 2 || AheadDone(_order, cursor, AheadRows - AheadRows / 16)
-            || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
-        var order = _order;
-        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Store.AheadWorker(state.Order), (Store: this, Order: order), preferLocal: false);
-    }
-
-    private bool AheadDone(Row[] order, int cursor, int rows = AheadRows)
-    {
-        int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
-        return next >= order.Length || next - cursor > rows;
-    }
-
-    private void AheadWorker(Row[] order)
-    {
-        while (true)
-        {
-            try
-            {
-                while (!_aheadOff && ReferenceEquals(order, _order))
-                {
-                    int cursor = Volatile.Read(ref _lastPlace);
-                    if (cursor < 0 || AheadDone(order, cursor)) break;
-                    int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
-                    var row = order[next];
-                    if (row.Readable) row.Read(this);
-                    Volatile.Write(ref _aheadNext, next + 1);
-                }
-            }
-            catch (Exception)
-            {
-                // Whatever went wrong (a damaged entry, a limit), the caller's own read of that row reports it; an
-                // exception must not leave this thread-pool item, which would end the process.
-                _aheadOff = true;
-            }
-            Volatile.Write(ref _aheadBusy, 0);
-            // A caller that moved on while the worker was stopping found it busy: look again.
-            int c = Volatile.Read(ref _lastPlace);
-            if (_aheadOff || !ReferenceEquals(order, _order) || c < 0 || AheadDone(order, c) || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
-        }
-    }
-
-    /// <summary>Ends reading ahead of the rows pulled (a new pull, or disposal); the next pull starts it anew.</summary>
+    /// <summary>Ends reading ahead of the rows pulled (a new pull, or disposal).</summary>
     private void StopReadingAhead()
     {
-        _order = [];
-        _lastPlace = -2;
-        _run = 0;
-        Volatile.Write(ref _aheadNext, 0);
+        _ahead?.Stop();
+        _ahead = null;
     }
 
     /// <summary>Whether no worker is reading ahead (for tests).</summary>
-    internal bool AheadIdle => Volatile.Read(ref _aheadBusy) == 0;
+    internal bool AheadIdle => _ahead?.Idle ?? true;
 
     /// <summary>How many pulled rows hold a decoded tree (for tests).</summary>
     internal int RowsDecoded => _rows.Values.Count(r => r.Value is not null);
@@ -731,7 +669,7 @@ public sealed class PostgresEntryStore : IEntryStore
         if (_side is not null) throw new InvalidOperationException($"{Location}: side data is guarded by its store's lock and has no lock of its own");
     }
 
-    private IEnumerable<Row> Ordered()
+    private Row[] Ordered()
     {
         var rows = _rows.Values.ToArray();
         Array.Sort(rows, static (a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Key.AsSpan().SequenceCompareTo(b.Key));

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using SyConn.Backend.Python;
+using SyConn.Backend.Storage;
 
 namespace SyConn.Backend.Formats.Pickle;
 
@@ -44,8 +45,7 @@ internal sealed class PickleDictIndex
     // Readers kept for the next read: one per core of the usual two (a read on the calling thread, one ahead).
     private PickleReader? _spare, _spare2;
     // Reading ahead of a caller that reads key after key in dict order (see TryGetValue).
-    private int _lastRead = -2, _run, _aheadNext, _aheadBusy;
-    private volatile bool _aheadOff;
+    private readonly ReadAhead _ahead;
     private readonly long _maxStoreBytes;
     private long _storeBytes;
 
@@ -67,6 +67,8 @@ internal sealed class PickleDictIndex
         _shared = new SharedMemo();
         _refetched = scan.Refetched;
         _crossFetched = scan.CrossFetched;
+        _ahead = new ReadAhead(n, i => { if (Volatile.Read(ref _values[i]) is null) Value(i); }, AheadValues,
+            (cursor, next) => _start[next] - _end[cursor], AheadBytes);
     }
 
     /// <summary>Number of keys.</summary>
@@ -93,70 +95,21 @@ internal sealed class PickleDictIndex
             value = null;
             return false;
         }
-        if (i == _lastRead + 1)
-        {
-            if (++_run >= AheadAfter && !_aheadOff) ReadAheadOf(i);
-        }
-        else _run = 0;
-        _lastRead = i;
+        _ahead.Noted(i);
         value = Value(i);
         return true;
     }
 
-    // Reading ahead: after AheadAfter keys read one after the other in dict order, a worker on another core reads
-    // the values that follow (from AheadLead past the caller's key, so the two rarely read the same value), at most
-    // AheadValues values or AheadBytes bytes of pickle past it. The values read are kept as if the caller had read
-    // them; a value the worker cannot read is left for the caller, whose read reports it.
-    private const int AheadAfter = 16, AheadLead = 4, AheadValues = 4096, AheadBytes = 4 << 20;
+    // Reading ahead (ReadAhead): after 16 keys read one after the other in dict order, a worker on another core reads
+    // the values that follow, at most AheadValues values or AheadBytes bytes of pickle past the caller's. The values
+    // read are kept as if the caller had read them; a value the worker cannot read is left for the caller.
+    private const int AheadValues = 4096, AheadBytes = 4 << 20;
 
     /// <summary>How many values are read and kept (for tests).</summary>
     internal int ValuesHeld => _values.Count(v => v is not null);
 
     /// <summary>Whether no worker is reading ahead (for tests).</summary>
-    internal bool AheadIdle => Volatile.Read(ref _aheadBusy) == 0;
-
-    private void ReadAheadOf(int cursor)
-    {
-        // A worker that filled the window is started again only once the caller has used up a sixteenth of it, not
-        // for every value the caller reads.
-        if (Environment.ProcessorCount < 2 || AheadDone(cursor, AheadValues - AheadValues / 16, AheadBytes - AheadBytes / 16)
-            || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
-        ThreadPool.UnsafeQueueUserWorkItem(static index => index.AheadWorker(), this, preferLocal: false);
-    }
-
-    private bool AheadDone(int cursor, int values = AheadValues, int bytes = AheadBytes)
-    {
-        int next = Math.Max(Volatile.Read(ref _aheadNext), cursor + AheadLead);
-        return next >= _keys.Length || next - cursor > values || _start[next] - _end[cursor] > bytes;
-    }
-
-    private void AheadWorker()
-    {
-        while (true)
-        {
-            try
-            {
-                while (!_aheadOff)
-                {
-                    int cursor = Volatile.Read(ref _lastRead);
-                    if (cursor < 0 || AheadDone(cursor)) break;
-                    int next = Math.Max(_aheadNext, cursor + AheadLead);
-                    if (Volatile.Read(ref _values[next]) is null) Value(next);
-                    Volatile.Write(ref _aheadNext, next + 1);
-                }
-            }
-            catch (Exception)
-            {
-                // Whatever went wrong (a damaged value, a limit), the caller's own read of that value reports it; an
-                // exception must not leave this thread-pool item, which would end the process.
-                _aheadOff = true;
-            }
-            Volatile.Write(ref _aheadBusy, 0);
-            // A caller that moved on while the worker was stopping found it busy: look again.
-            int c = Volatile.Read(ref _lastRead);
-            if (_aheadOff || c < 0 || AheadDone(c) || Interlocked.CompareExchange(ref _aheadBusy, 1, 0) != 0) return;
-        }
-    }
+    internal bool AheadIdle => _ahead.Idle;
 
     /// <summary>What <paramref name="value"/> (a value of the dict) says of its item <paramref name="name"/>.</summary>
     public static AttributeRead ItemOf(object value, string name, out object? result)
