@@ -149,8 +149,16 @@ internal sealed class Lz4Target : FuzzTarget
             }
             try { managed = PyLz4.Decompress(b.Data.Span, Lz4Impl.Managed, InputName); }
             catch (InvalidDataException) { managed = null; }
+            byte[]? builtin;
+            try { builtin = PyLz4.Decompress(b.Data.Span, Lz4Impl.Builtin, InputName); }
+            catch (InvalidDataException) { builtin = null; }
+            string head = Convert.ToHexString(b.Data.Span[..Math.Min(b.Length, 64)]);
             if (NativeLz4.IsAvailable && native is not null && managed is not null)
-                Assert.True(native.AsSpan().SequenceEqual(managed), $"liblz4 and K4os decode a block differently: {Convert.ToHexString(b.Data.Span[..Math.Min(b.Length, 64)])}");
+                Assert.True(native.AsSpan().SequenceEqual(managed), $"liblz4 and K4os decode a block differently: {head}");
+            // Our decoder accepts what K4os accepts (and liblz4, which the codec tests hold to the same), to the same bytes.
+            Assert.True((builtin is null) == (managed is null), $"our decoder {(builtin is null ? "refuses" : "decodes")} a block K4os {(managed is null ? "refuses" : "decodes")}: {head}");
+            if (builtin is not null && managed is not null)
+                Assert.True(builtin.AsSpan().SequenceEqual(managed), $"our decoder and K4os decode a block differently: {head}");
         }
         var a = Lz4List.Decode(chunks, dt, sh, InputName);
         Assert.Equal(a.Size * a.DType.ItemSize, a.Data.Length);

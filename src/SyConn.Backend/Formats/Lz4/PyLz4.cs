@@ -15,12 +15,13 @@ namespace SyConn.Backend.Formats.Lz4;
 /// and requires the block to produce exactly that many bytes.
 /// </para>
 /// <para>
-/// Two codecs do the work: the native liblz4 (<c>liblz4.so.1</c>, <see cref="NativeLz4"/>) when it is
-/// installed, and the managed K4os.Compression.LZ4 otherwise. Which one serves each direction is chosen once
-/// per process (<see cref="Encoder"/>, <see cref="Decoder"/>); the environment variable <c>SYCONN_LZ4</c>
-/// overrides it: <c>managed</c> uses K4os for both directions, <c>native</c> uses liblz4 for both where it
-/// is available, anything else (or unset) the defaults. Decoded bytes are the same with either codec;
-/// compressed blocks may differ between them but are valid python-lz4 blocks either way.
+/// Compression is done by the native liblz4 (<c>liblz4.so.1</c>, <see cref="NativeLz4"/>) when it is installed,
+/// and by the managed K4os.Compression.LZ4 otherwise; decompression by our own decoder
+/// (<see cref="Lz4BlockDecoder"/>), which also refuses a match at distance 0 in the same pass. Which codec serves
+/// each direction is chosen once per process (<see cref="Encoder"/>, <see cref="Decoder"/>); the environment
+/// variable <c>SYCONN_LZ4</c> overrides it: <c>managed</c> uses K4os for both directions, <c>native</c> uses
+/// liblz4 for both where it is available, anything else (or unset) the defaults. Decoded bytes are the same with
+/// every codec; compressed blocks may differ between them but are valid python-lz4 blocks either way.
 /// </para>
 /// All members are pure functions and thread-safe.
 /// </remarks>
@@ -37,10 +38,11 @@ public static class PyLz4
     internal const Lz4Impl DefaultEncoder = Lz4Impl.Native;
 
     /// <summary>
-    /// The codec that decompresses when liblz4 is available and <c>SYCONN_LZ4</c> is not set: liblz4, 1.5x K4os on
-    /// W5 masks in every round, level with it (within 10%, never consistently slower) on W1 and W3 (docs/benchmarks.md).
+    /// The codec that decompresses when <c>SYCONN_LZ4</c> is not set: our own decoder. liblz4 and K4os need a
+    /// separate walk over the block to refuse a match at distance 0, which costs as much as the decode on W1's
+    /// coordinates (docs/benchmarks.md, "LZ4: our decoder").
     /// </summary>
-    internal const Lz4Impl DefaultDecoder = Lz4Impl.Native;
+    internal const Lz4Impl DefaultDecoder = Lz4Impl.Builtin;
 
     /// <summary>The codec <see cref="Compress(ReadOnlySpan{byte})"/> and its overload use in this process.</summary>
     internal static Lz4Impl Encoder { get; } = Choose(DefaultEncoder);
@@ -52,12 +54,21 @@ public static class PyLz4
     internal static string Implementation => $"encode: {Name(Encoder)}, decode: {Name(Decoder)}";
 
     /// <summary>The name of a codec for reports.</summary>
-    internal static string Name(Lz4Impl impl) => impl == Lz4Impl.Native ? $"liblz4 {NativeLz4.VersionText}" : "K4os";
+    internal static string Name(Lz4Impl impl) => impl switch
+    {
+        Lz4Impl.Native => $"liblz4 {NativeLz4.VersionText}",
+        Lz4Impl.Builtin => "SyConn.Backend",
+        _ => "K4os",
+    };
 
     private static Lz4Impl Choose(Lz4Impl preferred) =>
         Choose(preferred, Environment.GetEnvironmentVariable(SwitchVariable), () => NativeLz4.IsAvailable);
 
-    /// <summary>The codec for one direction: <paramref name="forced"/> (the switch's value) over <paramref name="preferred"/>, native only when <paramref name="nativeAvailable"/> (asked only then).</summary>
+    /// <summary>
+    /// The codec for one direction: <paramref name="forced"/> (the switch's value) over <paramref name="preferred"/>,
+    /// native only when <paramref name="nativeAvailable"/> (asked only then); without it, <paramref name="preferred"/>
+    /// if that is not native, else K4os.
+    /// </summary>
     internal static Lz4Impl Choose(Lz4Impl preferred, string? forced, Func<bool> nativeAvailable)
     {
         var want = forced?.Trim().ToLowerInvariant() switch
@@ -66,7 +77,9 @@ public static class PyLz4
             "native" => Lz4Impl.Native,
             _ => preferred,
         };
-        return want == Lz4Impl.Native && nativeAvailable() ? Lz4Impl.Native : Lz4Impl.Managed;
+        if (want != Lz4Impl.Native) return want;
+        if (nativeAvailable()) return Lz4Impl.Native;
+        return preferred == Lz4Impl.Native ? Lz4Impl.Managed : preferred;
     }
 
     /// <summary>
@@ -228,7 +241,7 @@ public static class PyLz4
     /// therefore gets a zeroed buffer, so that such a block cannot hand back stale memory.
     /// </summary>
     internal static byte[] NewOutput(int size, Lz4Impl impl) =>
-        impl == Lz4Impl.Native ? GC.AllocateUninitializedArray<byte>(size) : new byte[size];
+        impl != Lz4Impl.Managed ? GC.AllocateUninitializedArray<byte>(size) : new byte[size];
 
     /// <summary>Decodes into exactly <paramref name="size"/> bytes: neither codec can write past <paramref name="destination"/>.</summary>
     private static void DecodeExact(ReadOnlySpan<byte> block, Span<byte> destination, int size, string? where, Lz4Impl impl)
@@ -243,10 +256,17 @@ public static class PyLz4
                 throw Corrupt($"LZ4 block of {body.Length} bytes for an empty output is not the single empty token", where);
             return;
         }
-        if (ZeroOffsetAt(body) is int bad and >= 0)
-            throw Corrupt($"corrupt LZ4 block of {body.Length} bytes: the match at offset {PrefixLength + bad} has distance 0, which the LZ4 format forbids "
-                + "(liblz4 would copy the destination's previous bytes, K4os would skip them)", where);
-        int n = impl == Lz4Impl.Native ? NativeLz4.Decompress(body, destination) : LZ4Codec.Decode(body, destination);
+        int n;
+        if (impl == Lz4Impl.Builtin)
+        {
+            n = Lz4BlockDecoder.Decode(body, destination, out int zero);
+            if (n == Lz4BlockDecoder.ZeroDistance) throw ZeroDistance(body.Length, zero, where);
+        }
+        else
+        {
+            if (ZeroOffsetAt(body) is int bad and >= 0) throw ZeroDistance(body.Length, bad, where);
+            n = impl == Lz4Impl.Native ? NativeLz4.Decompress(body, destination) : LZ4Codec.Decode(body, destination);
+        }
         if (n < 0)
             throw Corrupt($"corrupt LZ4 block of {body.Length} bytes (expected to produce {size} bytes)", where);
         if (n != size)
@@ -292,11 +312,15 @@ public static class PyLz4
 
     private static string Where(string? where) => string.IsNullOrEmpty(where) ? "" : $" ({where})";
 
+    private static InvalidDataException ZeroDistance(int bodyLength, int at, string? where) =>
+        Corrupt($"corrupt LZ4 block of {bodyLength} bytes: the match at offset {PrefixLength + at} has distance 0, which the LZ4 format forbids "
+            + "(liblz4 would copy the destination's previous bytes, K4os would skip them)", where);
+
     private static InvalidDataException Corrupt(string what, string? where) =>
         new($"python-lz4 block: {what}{Where(where)}");
 }
 
-/// <summary>The two LZ4 codecs behind <see cref="PyLz4"/>.</summary>
+/// <summary>The LZ4 codecs behind <see cref="PyLz4"/>.</summary>
 internal enum Lz4Impl
 {
     /// <summary>K4os.Compression.LZ4, always available.</summary>
@@ -304,6 +328,9 @@ internal enum Lz4Impl
 
     /// <summary>liblz4 through P/Invoke (<see cref="NativeLz4"/>), when installed.</summary>
     Native,
+
+    /// <summary>Our own decoder (<see cref="Lz4BlockDecoder"/>): decompression only, always available.</summary>
+    Builtin,
 }
 
 /// <summary>The input of an LZ4 block is larger than LZ4 can compress (<see cref="PyLz4.MaxInputSize"/>).</summary>
