@@ -9,7 +9,10 @@ namespace SyConn.Backend.Cli.Bench;
 
 /// <summary>
 /// K4os against liblz4 (and python-lz4 beside them) on the bytes of W1, W3 and W5: encode and decode, one core and
-/// both cores, alternating the codecs within each round so that both see the same machine load.
+/// both cores, alternating the codecs within each round so that both see the same machine load. Our own decoder
+/// (<see cref="Lz4Impl.Builtin"/>, the default) is timed in the decode phases of the same rounds ("ours"). Every
+/// decode goes through <see cref="PyLz4"/>, so liblz4's and K4os's include the walk that refuses a match at
+/// distance 0 before they run, as a store's read does with them.
 /// </summary>
 internal static class Lz4Compare
 {
@@ -77,7 +80,7 @@ internal static class Lz4Compare
                 packed += b.Length;
                 if (impl == Lz4Impl.Managed && b.AsSpan().SequenceEqual(blocks[i])) identical++;
                 // Each codec decodes each codec's block to the input.
-                foreach (var dec in Impls)
+                foreach (var dec in Impls.Append(Lz4Impl.Builtin))
                 {
                     if (!PyLz4.Decompress(b, dec).AsSpan().SequenceEqual(chunks[i]) || !PyLz4.Decompress(blocks[i], dec).AsSpan().SequenceEqual(chunks[i]))
                         throw new InvalidOperationException($"{name} chunk {i}: {dec} did not decode a {impl} block to its input");
@@ -88,6 +91,7 @@ internal static class Lz4Compare
 
         var runs = Phases.ToDictionary(p => p, _ => Impls.ToDictionary(i => i, _ => new List<double>()));
         var pyRuns = Phases.ToDictionary(p => p, _ => new List<double>());
+        var oursRuns = Phases.ToDictionary(p => p, _ => new List<double>());
         var firstPass = Phases.ToDictionary(p => p, _ => new Dictionary<Lz4Impl, double>());
         var fresh = new byte[blocks.Length][];
         string? chunkFile = py ? WriteChunks(chunks, Path.Combine(dir, $"lz4-compare-{name}")) : null;
@@ -100,7 +104,10 @@ internal static class Lz4Compare
             var order = round % 2 == 0 ? Impls : Impls.Reverse().ToArray();
             foreach (var phase in Phases)
             {
-                foreach (var impl in order)
+                bool decode = phase.StartsWith("decode", StringComparison.Ordinal);
+                // Ours runs first in odd rounds and last in even ones.
+                var timed = decode ? (round % 2 == 1 ? order.Prepend(Lz4Impl.Builtin) : order.Append(Lz4Impl.Builtin)).ToArray() : order;
+                foreach (var impl in timed)
                 {
                     if (phase.StartsWith("decode_new", StringComparison.Ordinal)) Quiesce();
                     double t = phase switch
@@ -113,7 +120,8 @@ internal static class Lz4Compare
                         _ => Time(() => Parallel.For(0, blocks.Length, i => fresh[i] = PyLz4.Decompress(blocks[i], impl))),
                     };
                     Array.Clear(fresh);
-                    if (warmup) firstPass[phase][impl] = t;
+                    if (impl == Lz4Impl.Builtin) { if (!warmup) oursRuns[phase].Add(t); }
+                    else if (warmup) firstPass[phase][impl] = t;
                     else runs[phase][impl].Add(t);
                 }
             }
@@ -132,6 +140,7 @@ internal static class Lz4Compare
         var timings = new JsonObject();
         var mbps = new JsonObject();
         var speedup = new JsonObject();
+        var oursSpeedup = new JsonObject();
         foreach (var phase in Phases)
         {
             var t = new JsonObject();
@@ -142,6 +151,18 @@ internal static class Lz4Compare
                 m[Key(impl)] = Math.Round(raw / 1e6 / Median(runs[phase][impl]), 0);
             }
             t["first_pass"] = new JsonObject { ["k4os"] = Math.Round(firstPass[phase][Lz4Impl.Managed], 5), ["liblz4"] = Math.Round(firstPass[phase][Lz4Impl.Native], 5) };
+            if (oursRuns[phase].Count > 0)
+            {
+                t["ours"] = Series(oursRuns[phase]);
+                m["ours"] = Math.Round(raw / 1e6 / Median(oursRuns[phase]), 0);
+                var byRound = runs[phase][Lz4Impl.Native].Zip(oursRuns[phase], (n, o) => n / o).ToList();
+                oursSpeedup[phase] = new JsonObject
+                {
+                    ["over_liblz4_of_medians"] = Math.Round(Median(runs[phase][Lz4Impl.Native]) / Median(oursRuns[phase]), 3),
+                    ["paired_min"] = Math.Round(byRound.Min(), 3),
+                    ["paired_max"] = Math.Round(byRound.Max(), 3),
+                };
+            }
             if (pyRuns[phase].Count > 0)
             {
                 t["python_lz4"] = Series(pyRuns[phase]);
@@ -170,6 +191,7 @@ internal static class Lz4Compare
             ["timings_s"] = timings,
             ["mb_per_s_median"] = mbps,
             ["native_speedup"] = speedup,
+            ["ours_speedup"] = oursSpeedup,
         };
     }
 
@@ -254,8 +276,8 @@ print(json.dumps(out))
     public static string Table(JsonObject result)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| data | phase | K4os MB/s | liblz4 MB/s | python-lz4 MB/s | liblz4 / K4os (of medians; paired min–max) | rounds >10% faster: liblz4 / K4os | warm-up round K4os / liblz4 MB/s |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("| data | phase | K4os MB/s | liblz4 MB/s | ours MB/s | python-lz4 MB/s | liblz4 / K4os (of medians; paired min–max) | liblz4 time / ours (paired min–max) | rounds >10% faster: liblz4 / K4os | warm-up round K4os / liblz4 MB/s |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (name, node) in result["datasets"]!.AsObject())
         {
             var d = node!.AsObject();
@@ -264,11 +286,15 @@ print(json.dumps(out))
                 var m = d["mb_per_s_median"]![phase]!.AsObject();
                 var s = d["native_speedup"]![phase]!.AsObject();
                 string pyText = m["python_lz4"] is JsonNode pyNode ? ((double)pyNode).ToString("F0", CultureInfo.InvariantCulture) : "—";
+                string oursText = m["ours"] is JsonNode oursNode ? ((double)oursNode).ToString("F0", CultureInfo.InvariantCulture) : "—";
+                string oursRatio = d["ours_speedup"]?[phase] is JsonObject o
+                    ? string.Create(CultureInfo.InvariantCulture, $"{(double)o["over_liblz4_of_medians"]!:F2} ({(double)o["paired_min"]!:F2}–{(double)o["paired_max"]!:F2})")
+                    : "—";
                 var first = d["timings_s"]![phase]!["first_pass"]!;
                 long raw = (long)d["raw_bytes"]!;
                 double firstK4os = raw / 1e6 / (double)first["k4os"]!, firstNative = raw / 1e6 / (double)first["liblz4"]!;
                 sb.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {name.ToUpperInvariant()} | {phase.Replace('_', ' ')} | {(double)m["k4os"]!:F0} | {(double)m["liblz4"]!:F0} | {pyText} | {(double)s["of_medians"]!:F2} ({(double)s["paired_min"]!:F2}–{(double)s["paired_max"]!:F2}) | {(int)s["rounds_native_faster_by_10pct"]!} / {(int)s["rounds_k4os_faster_by_10pct"]!} | {firstK4os:F0} / {firstNative:F0} |");
+                    $"| {name.ToUpperInvariant()} | {phase.Replace('_', ' ')} | {(double)m["k4os"]!:F0} | {(double)m["liblz4"]!:F0} | {oursText} | {pyText} | {(double)s["of_medians"]!:F2} ({(double)s["paired_min"]!:F2}–{(double)s["paired_max"]!:F2}) | {oursRatio} | {(int)s["rounds_native_faster_by_10pct"]!} / {(int)s["rounds_k4os_faster_by_10pct"]!} | {firstK4os:F0} / {firstNative:F0} |");
             }
         }
         return sb.ToString();

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace SyConn.Backend.Formats.Lz4;
 
@@ -228,6 +229,19 @@ internal static class Lz4BlockDecoder
         return true;
     }
 
+    /// <summary>Row p (2 to 7): the indices 0, 1, ..., p - 1, 0, 1, ... of a 16-byte shuffle that repeats a period of p bytes.</summary>
+    private static ReadOnlySpan<byte> PeriodIndices =>
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+        0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0,
+        0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3,
+        0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0,
+        0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3,
+        0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1,
+    ];
+
     /// <summary>Copies <paramref name="length"/> bytes from <paramref name="offset"/> back, overlapping as LZ4 means it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyMatch(ref byte dst, nint op, nint offset, nint length, nint oend)
@@ -273,7 +287,25 @@ internal static class Lz4BlockDecoder
         }
         else
         {
-            // A short period: copy it once, then twice as much each time (each copy reads only what is final).
+            if (Ssse3.IsSupported && oend - op >= length + 15)
+            {
+                // A period of 2 to 7 bytes (W5's masks put most of their bytes here): the period spread over a
+                // register once, then stored every `step` bytes, the largest multiple of the period up to 16, so each
+                // store starts at the pattern's phase 0. Nothing is read back from the output. The 16-byte load may
+                // take bytes past the match's start, which the shuffle never picks (indices below the period only).
+                var indices = Unsafe.ReadUnaligned<Vector128<byte>>(ref Unsafe.Add(ref MemoryMarshal.GetReference(PeriodIndices), (int)offset * 16));
+                var pattern = Ssse3.Shuffle(Unsafe.ReadUnaligned<Vector128<byte>>(ref from), indices);
+                nint step = 16 - 16 % offset;
+                nint k = 0;
+                do
+                {
+                    Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, k), pattern);
+                    k += step;
+                }
+                while (k < length);
+                return;
+            }
+            // Elsewhere: the period copied once, then twice as much each time (each copy reads only what is final).
             nint done = 0, period = offset;
             while (done < length)
             {
