@@ -167,8 +167,6 @@ internal static class Workloads
             foreach (bool durable in new[] { true, false })
             {
                 string sfx = durable ? "" : "_nosync";
-                // The previous store's arrays are garbage now (Python frees them when the store is dropped): see W3.
-                Quiesce();
                 using var cs = new CompressedStorage(Fresh(dir, durable ? "w1.pkl" : "w1_nosync.pkl"), W(durable));
                 // Bulk assignment through Update encodes on all cores; the indexer encodes on the caller's thread.
                 double set = Time(() => cs.Update(data.Select(d => new KeyValuePair<StoreKey, NdArray>(d.Key, d.Value))));
@@ -353,11 +351,6 @@ internal static class Workloads
                 foreach (bool durable in new[] { true, false })
                 {
                     string sfx = durable ? "" : "_nosync";
-                    // The previous store's arrays (0.5-0.65 GB) are garbage now; Python frees them when the store is
-                    // dropped. Left to the collector, this set takes new memory, and the page cache of the push that
-                    // follows has to come from pages the guest has not touched yet, which this machine's hypervisor
-                    // backs on first touch: pushes of 0.15 s took up to 1.8 s (docs/benchmarks.md, "W3's pushes").
-                    Quiesce();
                     using var ms = new MeshStorage(Fresh(dir, $"mesh_{pre}{(durable ? "" : "nosync")}.pkl"), W(durable), compress: compress);
                     double set = Time(() => ms.Update(data.Select(d => new KeyValuePair<StoreKey, NdArray[]>(d.Item1, d.Item2))));
                     double push = Time(() => ms.Push());
@@ -463,8 +456,6 @@ internal static class Workloads
         foreach (bool durable in new[] { true, false })
         {
             string sfx = durable ? "" : "_nosync";
-            // The previous store's values are garbage now (Python frees them when the store is dropped): see W3.
-            Quiesce();
             using var s = open(new Open(Fresh(dir, durable ? name + ".pkl" : name + "_nosync.pkl"), W(durable)));
             double set = Time(() => setAll(s));
             double push = Time(() => s.Push());
