@@ -109,15 +109,7 @@ internal static class Lz4BlockDecoder
                 }
                 if (offset > op) return Malformed;
                 if (offset >= 8 && length <= 18)
-                {
-                    // The common sequence: three 8-byte copies, each reading only bytes already written (8-byte reads,
-                    // as liblz4 does: see CopyMatch); 64 bytes of room are left.
-                    ref byte to = ref Unsafe.Add(ref dst, op);
-                    ref byte from = ref Unsafe.Subtract(ref to, offset);
-                    Unsafe.WriteUnaligned(ref to, Unsafe.ReadUnaligned<ulong>(ref from));
-                    Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, 8), Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref from, 8)));
-                    Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, 16), Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref from, 16)));
-                }
+                    CopyShortMatch(ref dst, op, offset); // the common sequence; 64 bytes of room are left
                 else
                 {
                     CopyMatch(ref dst, op, offset, length, oend);
@@ -139,12 +131,7 @@ internal static class Lz4BlockDecoder
                 length = (nint)(token & 15);
                 if (length != 15 && offset >= 8 && offset <= op)
                 {
-                    // At most 18 bytes, and op <= oend - 18 here.
-                    ref byte to = ref Unsafe.Add(ref dst, op);
-                    ref byte from = ref Unsafe.Subtract(ref to, offset);
-                    Unsafe.WriteUnaligned(ref to, Unsafe.ReadUnaligned<ulong>(ref from));
-                    Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, 8), Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref from, 8)));
-                    Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, 16), Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref from, 16)));
+                    CopyShortMatch(ref dst, op, offset); // op <= oend - 18 here
                     op += length + MinMatch;
                     continue;
                 }
@@ -241,6 +228,20 @@ internal static class Lz4BlockDecoder
         0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3,
         0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1,
     ];
+
+    /// <summary>
+    /// A match of at most 18 bytes from at least 8 back, as 18 bytes (8 + 8 + 2): each read covers only bytes already
+    /// written, and 8-byte reads forward from the stores before them (see <see cref="CopyMatch"/>). Needs 18 bytes of room.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyShortMatch(ref byte dst, nint op, nint offset)
+    {
+        ref byte to = ref Unsafe.Add(ref dst, op);
+        ref byte from = ref Unsafe.Subtract(ref to, offset);
+        Unsafe.WriteUnaligned(ref to, Unsafe.ReadUnaligned<ulong>(ref from));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, 8), Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref from, 8)));
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref to, 16), Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref from, 16)));
+    }
 
     /// <summary>Copies <paramref name="length"/> bytes from <paramref name="offset"/> back, overlapping as LZ4 means it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
