@@ -317,6 +317,39 @@ public class PickleFileWriterTests
         return d;
     }
 
+    /// <summary>
+    /// The writer's buffers come from a pool shared by all threads and are given back when a dump ends: a dump after
+    /// a larger one (whose bytes are still in the pooled arrays) and dumps on many threads at once write exactly their
+    /// own bytes, to files, streams and gathered outputs alike.
+    /// </summary>
+    [Fact]
+    public void Pooled_buffers_carry_nothing_from_one_dump_into_another()
+    {
+        var big = ManyRuns(60);
+        var small = new PyDict { [1L] = new PyBytes(Pattern(5000, 9)), [2L] = "tail", [3L] = new PyList { 1L, 2L } };
+        foreach (int protocol in new[] { 2, 5 })
+        {
+            var expectedSmall = PickleApi.Dump(small, protocol);
+            Assert.Equal(PickleApi.Dump(big, protocol), DumpToFile(big, protocol));
+            Assert.Equal(expectedSmall, DumpToFile(small, protocol));
+            Assert.Equal(expectedSmall, DumpToStream(small, protocol));
+            var output = new SlowOutput();
+            PickleApi.Dump(small, output, protocol);
+            Assert.Equal(expectedSmall, output.Bytes.ToArray());
+        }
+
+        var values = Enumerable.Range(0, 8).Select(i => (object)(i % 2 == 0 ? ManyRuns(10 + i) : Payloads())).ToArray();
+        var expected = values.Select(v => PickleApi.Dump(v, 5)).ToArray();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            int j = i % values.Length;
+            var got = i % 3 == 0 ? DumpToStream(values[j], 5) : DumpToFile(values[j], 5);
+            if (!got.AsSpan().SequenceEqual(expected[j])) failures.Add($"dump {i} of value {j}");
+        });
+        Assert.Empty(failures);
+    }
+
     [Fact]
     public void Runs_written_while_the_pickler_goes_on_give_the_buffered_writers_bytes()
     {
