@@ -92,7 +92,7 @@ internal static class Lz4BlockDecoder
                 }
                 ip += literals;
                 op += literals;
-                offset = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref src, ip));
+                offset = Offset(ref src, ip);
                 if (offset == 0) goto ZeroOffset;
                 ip += 2;
                 length = (nint)(token & 15);
@@ -125,7 +125,7 @@ internal static class Lz4BlockDecoder
                 Unsafe.WriteUnaligned(ref Unsafe.Add(ref dst, op), Unsafe.ReadUnaligned<Vector128<byte>>(ref Unsafe.Add(ref src, ip)));
                 ip += literals;
                 op += literals;
-                offset = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref src, ip));
+                offset = Offset(ref src, ip);
                 if (offset == 0) goto ZeroOffset;
                 ip += 2;
                 length = (nint)(token & 15);
@@ -164,7 +164,7 @@ internal static class Lz4BlockDecoder
             ip += literals;
             op += literals;
             // At least 8 bytes of input are left: the offset can be read.
-            offset = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref src, ip));
+            offset = Offset(ref src, ip);
             if (offset == 0) goto ZeroOffset;
             ip += 2;
             length = (nint)(token & 15);
@@ -183,6 +183,14 @@ internal static class Lz4BlockDecoder
             at = (int)ip;
             return ZeroDistance;
         }
+    }
+
+    /// <summary>The little-endian 16-bit match offset at <paramref name="ip"/> (the caller has checked it is inside the input).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static nint Offset(ref byte src, nint ip)
+    {
+        ushort v = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref src, ip));
+        return BitConverter.IsLittleEndian ? v : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(v);
     }
 
     /// <summary>Adds a literal run's length bytes; each must leave 15 bytes of input (liblz4's limit).</summary>
