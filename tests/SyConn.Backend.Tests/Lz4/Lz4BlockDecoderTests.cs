@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using SyConn.Backend.Formats.Lz4;
-using SyConn.Backend.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace SyConn.Backend.Tests.Lz4;
@@ -12,9 +11,6 @@ namespace SyConn.Backend.Tests.Lz4;
 /// </summary>
 public sealed class Lz4BlockDecoderTests(ITestOutputHelper output)
 {
-    private static void RequireNative() =>
-        Requires.That(NativeLz4.IsAvailable, $"the native LZ4 library ({NativeLz4.Unavailable}; apt-get install liblz4-1)");
-
     /// <summary>Data whose matches have distance <paramref name="period"/>: random bytes, then a repeating pattern, then random bytes.</summary>
     private static byte[] Periodic(int period, int length, int head, int tail, int seed)
     {
@@ -102,7 +98,7 @@ public sealed class Lz4BlockDecoderTests(ITestOutputHelper output)
     [SkippableFact]
     public void Random_token_streams_are_refused_or_decoded_as_liblz4_does_and_never_write_past_the_size()
     {
-        RequireNative();
+        NativeLz4Tests.RequireNative();
         var rng = new Random(20261202);
         int decoded = 0, refused = 0, zero = 0;
         for (int iter = 0; iter < 60_000; iter++)

@@ -19,7 +19,7 @@ public class NativeLz4Tests(ITestOutputHelper output)
     private static readonly Lz4Impl[] Both = [Lz4Impl.Managed, Lz4Impl.Native, Lz4Impl.Builtin];
 
     /// <summary>Skips (fails under CI) unless liblz4 is loaded.</summary>
-    private static void RequireNative() =>
+    internal static void RequireNative() =>
         Requires.That(NativeLz4.IsAvailable, $"the native LZ4 library ({NativeLz4.Unavailable}; apt-get install liblz4-1)");
 
     /// <summary>The codec named in a theory's data (the enum is internal, so theories take its name).</summary>

@@ -96,12 +96,9 @@ internal static class Lz4BlockDecoder
                 if (offset == 0) goto ZeroOffset;
                 ip += 2;
                 length = (nint)(token & 15);
-                if (length == 15)
-                {
-                    if (!MatchLength(ref src, ref ip, iend, ref length)) return Malformed;
-                    if (offset > op) return Malformed;
-                }
+                if (length == 15 && !MatchLength(ref src, ref ip, iend, ref length)) return Malformed;
                 length += MinMatch;
+                // Both ways check the offset (CheckedMatch does): liblz4 refuses one past the start on either path.
                 if (length >= oend - op - FarFromEnd)
                 {
                     far = false;

@@ -70,7 +70,7 @@ internal sealed class PickleWriter
     private int _pieceStart;
     private long _pendingExternal;
     private long _frameExternal;
-    private byte[] _buf = new byte[4096];
+    private byte[] _buf;
     // With an output, the buffer and its spare are rented at OutputBuffer, which a run (GatherBatch or FlushThreshold,
     // plus an open frame and a payload below FrameTarget) never outgrows, and given back when Dump ends: a push of
     // W5's 11.6 MB otherwise grew its buffer from 4 KiB by doubling and allocated its spare, 5.8 MB of fresh arrays,
@@ -100,6 +100,8 @@ internal sealed class PickleWriter
         _out = output;
         _gather = output as IGatherOutput;
         _overlap = _gather is not null && Environment.ProcessorCount >= 2;
+        // Without an output the pickle stays in this buffer, which grows as needed; with one, Dump rents its buffers.
+        _buf = output is null ? new byte[4096] : [];
     }
 
     /// <summary>A piece of output in gather mode: <see cref="Start"/>/<see cref="Length"/> in the buffer, or (Start -1) an external payload.</summary>
