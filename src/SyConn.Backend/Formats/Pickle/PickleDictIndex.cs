@@ -108,6 +108,28 @@ internal sealed class PickleDictIndex
     /// <summary>How many values are read and kept (for tests).</summary>
     internal int ValuesHeld => _values.Count(v => v is not null);
 
+    /// <summary>
+    /// Entry <paramref name="entry"/>'s value read by <see cref="PickleReader.TryReadPlainDict"/> (null when it does not
+    /// take it) and by the reader, each on a fresh reader with the bytes it counted; the reader's error in place of
+    /// its value (for tests: the two must agree wherever the first takes a value).
+    /// </summary>
+    internal (object? Plain, long PlainBytes, object ByReader, long ReaderBytes) ReadBothWays(int entry)
+    {
+        var plain = new PickleReader(_data, _options, _source);
+        var p = plain.TryReadPlainDict(_start[entry], _end[entry], _memoBase[entry], _shared);
+        var reader = new PickleReader(_data, _options, _source);
+        object r;
+        try
+        {
+            r = reader.RunRange(_start[entry], _end[entry], _memoBase[entry], _shared, _refetched);
+        }
+        catch (InvalidDataException e)
+        {
+            r = e;
+        }
+        return (p, p is null ? 0 : plain.MaterializedBytes, r, reader.MaterializedBytes);
+    }
+
     /// <summary>Whether no worker is reading ahead (for tests).</summary>
     internal bool AheadIdle => _ahead.Idle;
 
@@ -459,7 +481,10 @@ internal sealed class PickleDictIndex
         try
         {
             reader.MaxMaterializedBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
-            var v = reader.RunRange(start, end, memoBase, _shared, _refetched);
+            // A value no other value fetches from (shareTo < 0) and that has the common attribute-dict layout is read
+            // without the stack machine; anything else, or anything the direct read does not take, by the reader.
+            var v = (shareTo < 0 ? reader.TryReadPlainDict(start, end, memoBase, _shared) : null)
+                ?? reader.RunRange(start, end, memoBase, _shared, _refetched);
             if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
             for (int m = memoBase; m < shareTo; m++)
                 if ((_crossFetched[m >> 6] & (1UL << (m & 63))) != 0 && reader.TryGetRangeMemo(m, out var e)) _shared.Set(m, e);

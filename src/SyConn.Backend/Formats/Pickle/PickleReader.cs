@@ -14,7 +14,7 @@ namespace SyConn.Backend.Formats.Pickle;
 /// The safe unpickler: an opcode interpreter that builds the Python value model and refuses every
 /// global outside <see cref="PickleGlobals"/>. One instance reads one pickle; not thread-safe.
 /// </summary>
-internal sealed class PickleReader
+internal sealed partial class PickleReader
 {
     private static readonly object True = true;
     private static readonly object False = false;
