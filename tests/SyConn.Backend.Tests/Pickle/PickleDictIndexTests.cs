@@ -83,6 +83,33 @@ public sealed class PickleDictIndexTests : IDisposable
             TypedJsonAssert.Equal(TypedJson.ToJson(d), TypedJson.ToJson(ad[k]), $"key {k}");
     }
 
+    // Int keys are found by value; any key Python takes as equal to one (True, 1.0, a numpy integer) finds it too, and
+    // a file mixing int and other keys, or holding 1 and True as two keys, is read as Python reads it.
+    [Fact]
+    public void Int_keys_are_found_by_every_key_Python_takes_as_equal()
+    {
+        var ints = PickleDictIndex.TryBuild(Formats.Pickle.Pickle.Dump(new PyDict { [1L] = "one", [5L] = "five", [-3L] = "minus" }), PickleReadOptions.Default, "ints")!;
+        Assert.True(ints.TryGetValue(1L, out var v1) && (string)v1 == "one");
+        Assert.True(ints.TryGetValue(true, out var vt) && (string)vt == "one");
+        Assert.True(ints.TryGetValue(5.0, out var vf) && (string)vf == "five");
+        Assert.True(ints.TryGetValue(NpScalar.Int64(-3), out var vs) && (string)vs == "minus");
+        Assert.True(ints.TryGetValue(new System.Numerics.BigInteger(5), out _));
+        Assert.False(ints.TryGetValue(2L, out _));
+        Assert.False(ints.TryGetValue("1", out _));
+        Assert.False(ints.ContainsKey(false));
+        Assert.True(ints.ContainsKey(1L));
+
+        var mixed = PickleDictIndex.TryBuild(Formats.Pickle.Pickle.Dump(new PyDict { [1L] = "a", [2L] = "b", ["x"] = "c", [3L] = "d" }), PickleReadOptions.Default, "mixed")!;
+        Assert.Equal(4, mixed.Count);
+        Assert.Equal(["a", "b", "c", "d"], new object[] { 1L, 2L, "x", 3L }.Select(k => mixed.TryGetValue(k, out var v) ? (string)v : "?"));
+        Assert.True(mixed.TryGetValue(true, out var mt) && (string)mt == "a");
+
+        // {1: 'a', True: 'b'} is {1: 'b'} to Python: not indexed (read whole), so the second value wins as there.
+        byte[] twice = [0x80, 4, 0x7d, 0x28, 0x4b, 1, 0x8c, 1, (byte)'a', 0x88, 0x8c, 1, (byte)'b', 0x75, 0x2e];
+        Assert.Null(PickleDictIndex.TryBuild(twice, PickleReadOptions.Default, "twice"));
+        Assert.Equal("{1: 'b'}", PyRepr.Repr(Formats.Pickle.Pickle.Load(twice)));
+    }
+
     [Fact]
     public void Values_sharing_a_mutable_object_are_read_whole_and_stay_apart()
     {

@@ -38,7 +38,11 @@ internal sealed class PickleDictIndex
     private readonly int[] _memoBase;
     private readonly object?[] _values;
     private readonly int[]?[] _layouts;
-    private readonly Dictionary<object, int> _lookup;
+    // Where each key is: by value while every key is an int that fits in a long (SyConn's object ids; no boxed key to
+    // follow and no general comparer per probe), else by Python equality. A lookup by anything but a long (True,
+    // 1.0, a numpy integer) builds the general table once, so such keys still find the ints they equal.
+    private Dictionary<long, int>? _longs;
+    private Dictionary<object, int>? _lookup;
     private readonly SharedMemo _shared;
     private readonly ulong[] _refetched;
     private readonly ulong[] _crossFetched;
@@ -63,7 +67,7 @@ internal sealed class PickleDictIndex
         _memoBase = scan.ValueMemo;
         _values = new object?[n];
         _layouts = new int[]?[n];
-        _lookup = new Dictionary<object, int>(n, PyEquality.Comparer);
+        _longs = new Dictionary<long, int>(n);
         _shared = new SharedMemo();
         _refetched = scan.Refetched;
         _crossFetched = scan.CrossFetched;
@@ -72,7 +76,7 @@ internal sealed class PickleDictIndex
     }
 
     /// <summary>Number of keys.</summary>
-    public int Count => _lookup.Count;
+    public int Count => _keys.Length;
 
     /// <summary>The keys in dict order (the order of first appearance, as Python's dict keeps them).</summary>
     public IEnumerable<object> Keys
@@ -84,13 +88,34 @@ internal sealed class PickleDictIndex
     }
 
     /// <summary>True if <paramref name="key"/> (a Python value) is a key of the dict.</summary>
-    public bool ContainsKey(object key) => _lookup.ContainsKey(key);
+    public bool ContainsKey(object key) => Find(key) >= 0;
+
+    /// <summary>The entry of <paramref name="key"/>, or -1.</summary>
+    private int Find(object key)
+    {
+        if (_longs is { } longs)
+        {
+            if (key is long l) return longs.TryGetValue(l, out int at) ? at : -1;
+            return ByEquality().TryGetValue(key, out int eq) ? eq : -1;
+        }
+        return _lookup!.TryGetValue(key, out int i) ? i : -1;
+    }
+
+    // The general table over int keys, built on the first lookup by another type (thread-safe: one table is kept).
+    private Dictionary<object, int> ByEquality()
+    {
+        if (Volatile.Read(ref _lookup) is { } built) return built;
+        var d = new Dictionary<object, int>(_keys.Length, PyEquality.Comparer);
+        for (int i = 0; i < _keys.Length; i++) d.Add(_keys[i], i);
+        return Interlocked.CompareExchange(ref _lookup, d, null) ?? d;
+    }
 
     /// <summary>The value of <paramref name="key"/>, read on first use.</summary>
     /// <exception cref="InvalidDataException">The value's bytes are damaged (the message names the file, key and offset).</exception>
     public bool TryGetValue(object key, [MaybeNullWhen(false)] out object value)
     {
-        if (!_lookup.TryGetValue(key, out int i))
+        int i = Find(key);
+        if (i < 0)
         {
             value = null;
             return false;
@@ -163,7 +188,8 @@ internal sealed class PickleDictIndex
     public AttributeRead ReadAttributeTransient(object key, string name, out object? result)
     {
         result = null;
-        if (!_lookup.TryGetValue(key, out int i)) return AttributeRead.NoKey;
+        int i = Find(key);
+        if (i < 0) return AttributeRead.NoKey;
         var whole = Volatile.Read(ref _values[i]);
         if (whole is null)
         {
@@ -422,7 +448,7 @@ internal sealed class PickleDictIndex
     public PyDict Materialize()
     {
         ReadAhead(0, _keys.Length);
-        var d = new PyDict(_lookup.Count);
+        var d = new PyDict(_keys.Length);
         for (int i = 0; i < _keys.Length; i++)
             d.Add(_keys[i], Value(i));
         return d;
@@ -528,7 +554,7 @@ internal sealed class PickleDictIndex
                 throw new InvalidDataException($"{_source ?? "pickle"}: unhashable dict key or member of type {PickleReader.TypeName(bad)} at byte offset {ks}");
             // A repeated key (CPython's pickler never writes one) would leave the first value unread, though
             // Python reads it, and refuses the file if it is damaged: such a file is read whole.
-            if (!_lookup.TryAdd(key, i)) return false;
+            if (!AddKey(key, i)) return false;
             _keys[i] = key;
             if (scan.IsDefiner(i)) _values[i] = ReadRange(i, vs, ve, scan.ValueMemo[i], kept: true, shareTo: scan.ValueMemoEnd[i]);
         }
@@ -536,6 +562,20 @@ internal sealed class PickleDictIndex
         foreach (var v in _shared.Values)
             if (!Immutable(v, 0)) return false;
         return true;
+    }
+
+    // False for a key equal to an earlier one.
+    private bool AddKey(object key, int entry)
+    {
+        if (_longs is { } longs)
+        {
+            if (key is long l) return longs.TryAdd(l, entry);
+            // The first key of another type: every key from here on by Python equality.
+            _lookup = new Dictionary<object, int>(_keys.Length, PyEquality.Comparer);
+            foreach (var (_, at) in longs) _lookup.Add(_keys[at], at);
+            _longs = null;
+        }
+        return _lookup!.TryAdd(key, entry);
     }
 
     private static bool Immutable(object v, int depth) => v switch
@@ -722,17 +762,8 @@ internal sealed class PickleDictIndex
             int memo = 0;
             bool root = false;
 
-            void PushItem(int p, int m, ref int[] st, ref int[] ma)
-            {
-                if (sp == st.Length)
-                {
-                    Array.Resize(ref st, sp * 2);
-                    Array.Resize(ref ma, sp * 2);
-                }
-                st[sp] = p;
-                ma[sp] = m;
-                sp++;
-            }
+            // The stack and mark arrays are locals the loop keeps in registers: they grow by assignment, never
+            // through a ref or a captured variable (which would keep them in memory for the whole loop).
 
             while (true)
             {
@@ -745,17 +776,16 @@ internal sealed class PickleDictIndex
                     case Op.EmptyDict when !root:
                         if (sp != 0) return false;
                         root = true;
-                        PushItem(p, memo, ref start, ref memoAt);
+                        if (sp == start.Length) (start, memoAt) = (Grown(start), Grown(memoAt));
+                        start[sp] = p;
+                        memoAt[sp] = memo;
+                        sp++;
                         continue;
                     case Op.BinGet or Op.LongBinGet:
                     {
                         long idx = op == Op.BinGet ? span[pos] : BinaryPrimitives.ReadUInt32LittleEndian(span[pos..]);
                         if (idx >= memo) return false;
-                        if (_gets == _getPos.Length)
-                        {
-                            Array.Resize(ref _getPos, _gets * 2);
-                            Array.Resize(ref _getIdx, _gets * 2);
-                        }
+                        if (_gets == _getPos.Length) (_getPos, _getIdx) = (Grown(_getPos), Grown(_getIdx));
                         _getPos[_gets] = p;
                         _getIdx[_gets] = (int)idx;
                         _gets++;
@@ -785,12 +815,7 @@ internal sealed class PickleDictIndex
                         continue;
                     }
                     case Op.Mark:
-                        if (mp == markSp.Length)
-                        {
-                            Array.Resize(ref markSp, mp * 2);
-                            Array.Resize(ref markPos, mp * 2);
-                            Array.Resize(ref markMemo, mp * 2);
-                        }
+                        if (mp == markSp.Length) (markSp, markPos, markMemo) = (Grown(markSp), Grown(markPos), Grown(markMemo));
                         if (mp >= depthLimit) return false;
                         markSp[mp] = sp;
                         markPos[mp] = p;
@@ -804,7 +829,10 @@ internal sealed class PickleDictIndex
                         if (mp == 0 || markSp[mp - 1] < 1) return false;
                         mp--;
                         sp = markSp[mp];
-                        PushItem(markPos[mp], markMemo[mp], ref start, ref memoAt);
+                        if (sp == start.Length) (start, memoAt) = (Grown(start), Grown(memoAt));
+                        start[sp] = markPos[mp];
+                        memoAt[sp] = markMemo[mp];
+                        sp++;
                         continue;
                     }
                     case Op.Tuple1:
@@ -867,8 +895,18 @@ internal sealed class PickleDictIndex
                 }
                 pos += (int)len;
                 if (sp >= depthLimit * 4) return false;
-                PushItem(p, memo, ref start, ref memoAt);
+                if (sp == start.Length) (start, memoAt) = (Grown(start), Grown(memoAt));
+                start[sp] = p;
+                memoAt[sp] = memo;
+                sp++;
             }
+        }
+
+        private static int[] Grown(int[] a)
+        {
+            var b = new int[a.Length * 2];
+            a.CopyTo(b, 0);
+            return b;
         }
 
         // Assigns the memo fetches since the last batch to the ranges of the entries just closed (key i is range 2i,
