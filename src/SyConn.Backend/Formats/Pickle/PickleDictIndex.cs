@@ -140,8 +140,7 @@ internal sealed class PickleDictIndex
     /// </summary>
     internal (object? Plain, long PlainBytes, object ByReader, long ReaderBytes) ReadBothWays(int entry)
     {
-        var plain = new PickleReader(_data, _options, _source);
-        var p = plain.TryReadPlainDict(_start[entry], _end[entry], _memoBase[entry], _shared);
+        var p = PickleReader.TryReadPlainDict(_data, _options, long.MaxValue, _start[entry], _end[entry], _memoBase[entry], _shared, out long plainBytes);
         var reader = new PickleReader(_data, _options, _source);
         object r;
         try
@@ -152,7 +151,7 @@ internal sealed class PickleDictIndex
         {
             r = e;
         }
-        return (p, p is null ? 0 : plain.MaterializedBytes, r, reader.MaterializedBytes);
+        return (p, plainBytes, r, reader.MaterializedBytes);
     }
 
     /// <summary>Whether no worker is reading ahead (for tests).</summary>
@@ -196,7 +195,7 @@ internal sealed class PickleDictIndex
             switch (FindItem(i, name, out int vs, out int ve, out int vm))
             {
                 case 1:
-                    result = TryPlainItem(_data.Span, vs, ve, _maxStoreBytes, out var plain) ? plain : ReadRange(i, vs, ve, vm, kept: false);
+                    result = TryPlainItem(_data.Span, vs, ve, _maxStoreBytes, out var plain) ? plain : ReadRange(i, vs, ve, vm, kept: false, item: true);
                     return AttributeRead.Found;
                 case 0:
                     return AttributeRead.NoAttribute;
@@ -220,9 +219,14 @@ internal sealed class PickleDictIndex
             var layout = Volatile.Read(ref _layouts[entry]) ?? Layout(span, entry);
             if (layout.Length == 0) return -1;
             int memoBase = _memoBase[entry], found = 0;
+            // A column asks for one name key after key: its UTF-8 is made once and kept for the next call.
+            var asked = Volatile.Read(ref _lastName);
+            if (asked is null || !string.Equals(asked.Name, name, StringComparison.Ordinal))
+                Volatile.Write(ref _lastName, asked = new AskedName(name, System.Text.Encoding.UTF8.GetBytes(name)));
+            ReadOnlySpan<byte> utf8 = asked.Utf8;
             for (int k = 0; k < layout.Length; k += 4)
             {
-                int r = layout[k] >= 0 ? StrIs(span, layout[k], name) : SharedStrIs(-layout[k] - 1, name);
+                int r = layout[k] >= 0 ? StrIs(span, layout[k], utf8) : SharedStrIs(-layout[k] - 1, name);
                 if (r < 0) return -1;
                 if (r == 0) continue;
                 (valueStart, valueEnd, valueMemo) = (layout[k + 1], layout[k + 2], layout[k + 3]);
@@ -409,7 +413,11 @@ internal sealed class PickleDictIndex
         return false;
     }
 
-    private static int StrIs(ReadOnlySpan<byte> span, int at, string name)
+    private sealed record AskedName(string Name, byte[] Utf8);
+
+    private AskedName? _lastName;
+
+    private static int StrIs(ReadOnlySpan<byte> span, int at, ReadOnlySpan<byte> utf8)
     {
         ReadOnlySpan<byte> text;
         switch (span[at])
@@ -425,9 +433,6 @@ internal sealed class PickleDictIndex
             default:
                 return 0; // not a str: an int, a tuple, bytes, ...
         }
-        if (text.Length != System.Text.Encoding.UTF8.GetByteCount(name)) return 0;
-        Span<byte> utf8 = text.Length <= 256 ? stackalloc byte[text.Length] : new byte[text.Length];
-        System.Text.Encoding.UTF8.GetBytes(name, utf8);
         return text.SequenceEqual(utf8) ? 1 : 0;
     }
 
@@ -501,16 +506,29 @@ internal sealed class PickleDictIndex
     // (ReadLimits.MaxStoreBytes); a value read for one look is only held to that limit by itself.
     // shareTo: while the index is built, the memo entries the range put (memoBase up to shareTo) that other ranges
     // fetch are copied into the shared memo.
-    private object ReadRange(int entry, int start, int end, int memoBase, bool kept, int shareTo = -1)
+    // item: the range is one item value of a dict value (ReadAttributeTransient), not a whole value.
+    private object ReadRange(int entry, int start, int end, int memoBase, bool kept, int shareTo = -1, bool item = false)
     {
+        // A value no other value fetches from (shareTo < 0) and that has the common attribute-dict layout is read
+        // without the stack machine (and without a reader); anything else, or anything the direct read does not take,
+        // by the reader.
+        if (shareTo < 0)
+        {
+            long maxBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
+            var plain = item
+                ? PickleReader.TryReadPlainItem(_data, _options, maxBytes, start, end, memoBase, _shared, out long bytes)
+                : PickleReader.TryReadPlainDict(_data, _options, maxBytes, start, end, memoBase, _shared, out bytes);
+            if (plain is not null)
+            {
+                if (kept) Interlocked.Add(ref _storeBytes, bytes);
+                return plain;
+            }
+        }
         var reader = Interlocked.Exchange(ref _spare, null) ?? Interlocked.Exchange(ref _spare2, null) ?? new PickleReader(_data, _options, _source);
         try
         {
             reader.MaxMaterializedBytes = kept ? Math.Max(0, _maxStoreBytes - Volatile.Read(ref _storeBytes)) : _maxStoreBytes;
-            // A value no other value fetches from (shareTo < 0) and that has the common attribute-dict layout is read
-            // without the stack machine; anything else, or anything the direct read does not take, by the reader.
-            var v = (shareTo < 0 ? reader.TryReadPlainDict(start, end, memoBase, _shared) : null)
-                ?? reader.RunRange(start, end, memoBase, _shared, _refetched);
+            var v = reader.RunRange(start, end, memoBase, _shared, _refetched);
             if (kept) Interlocked.Add(ref _storeBytes, reader.MaterializedBytes);
             for (int m = memoBase; m < shareTo; m++)
                 if ((_crossFetched[m >> 6] & (1UL << (m & 63))) != 0 && reader.TryGetRangeMemo(m, out var e)) _shared.Set(m, e);

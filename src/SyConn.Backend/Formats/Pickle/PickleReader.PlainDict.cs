@@ -9,8 +9,6 @@ namespace SyConn.Backend.Formats.Pickle;
 // The attribute-dict value read straight from its opcodes, without the stack machine.
 internal sealed partial class PickleReader
 {
-    // Key/value pairs of the dict being read (at most PlainMaxItems pairs), reused from value to value.
-    private object[]? _plainPairs;
     private const int PlainMaxItems = 64, PlainMaxList = 64, PlainMaxDims = 8;
 
     /// <summary>
@@ -19,21 +17,24 @@ internal sealed partial class PickleReader
     /// str another value put, and items that are ints, floats, None, bools, str, lists of up to 64 ints or floats,
     /// immutable objects another value put, numpy scalars and numpy arrays written by <c>_frombuffer</c> from a bytearray, whose globals, dtypes and order
     /// strings come from the shared memo. The result is the object <see cref="RunRange"/> returns, and
-    /// <see cref="MaterializedBytes"/> counts the same bytes. Null, with nothing changed, for anything else, including
-    /// anything damaged and anything the reader's limits refuse: the caller then runs the reader, which reads it or
-    /// reports it as it always does. The value's memo entries are not kept: the caller only asks for values whose memo
+    /// <paramref name="bytes"/> the payload bytes it counts (<see cref="MaterializedBytes"/>). Null for anything else,
+    /// including anything damaged and anything the reader's limits (<paramref name="options"/>, at most
+    /// <paramref name="maxBytes"/> payload bytes) refuse: the caller then runs the reader, which reads it or reports it
+    /// as it always does. No reader is needed, so threads reading values at once share nothing. The value's memo entries are not kept: the caller only asks for values whose memo
     /// entries no other value fetches, and a fetch of one of its own entries gives null.
     /// </summary>
-    internal object? TryReadPlainDict(int start, int end, long memoBase, SharedMemo? shared)
+    internal static object? TryReadPlainDict(ReadOnlyMemory<byte> data, PickleReadOptions options, long maxBytes, int start, int end, long memoBase, SharedMemo? shared, out long bytes)
     {
-        if (shared is null || _opt.MaxDepth < 8 || _opt.MaxTotalElements < 1 << 16) return null;
-        var span = _data.Span[..end];
-        var pairs = _plainPairs ??= new object[2 * PlainMaxItems];
-        var cur = new PlainCursor { Pos = start, Memo = memoBase, MemoBase = memoBase, Limit = Math.Min(_opt.MaxMemoEntries, int.MaxValue) };
+        bytes = 0;
+        if (shared is null || options.MaxDepth < 8 || options.MaxTotalElements < 1 << 16) return null;
+        var span = data.Span[..end];
+        var cur = new PlainCursor(data, options, start, memoBase);
         if (Peek(span, ref cur) != Op.EmptyDict) return null;
         cur.Pos++;
         if (!PlainPut(span, ref cur)) return null;
-        int n = 0;
+        // A repeated key: the last value counts, in the first key's place, as in Python (the dict's indexer).
+        var dict = new PyDict(8);
+        int pairs = 0;
         for (int op; (op = Peek(span, ref cur)) >= 0;)
         {
             if (op == Op.Mark)
@@ -48,35 +49,47 @@ internal sealed partial class PickleReader
                         cur.Pos++;
                         break;
                     }
-                    if (n == PlainMaxItems || !PlainKey(span, ref cur, shared, out pairs[2 * n]) || PlainItem(span, ref cur, shared) is not { } v) return null;
-                    pairs[2 * n + 1] = v;
-                    n++;
+                    if (pairs++ == PlainMaxItems || !PlainKey(span, ref cur, shared, out var k) || PlainItem(span, ref cur, shared) is not { } v) return null;
+                    dict[k] = v;
                 }
             }
             else
             {
-                if (n == PlainMaxItems || !PlainKey(span, ref cur, shared, out pairs[2 * n]) || PlainItem(span, ref cur, shared) is not { } v) return null;
-                pairs[2 * n + 1] = v;
-                n++;
+                if (pairs++ == PlainMaxItems || !PlainKey(span, ref cur, shared, out var k) || PlainItem(span, ref cur, shared) is not { } v) return null;
                 if (Peek(span, ref cur) != Op.SetItem) return null;
+                dict[k] = v;
                 cur.Pos++;
             }
         }
-        if (cur.Pos != end || cur.Bytes > MaxMaterializedBytes) return null;
-        var dict = new PyDict(n);
-        for (int i = 0; i < n; i++)
-        {
-            dict[pairs[2 * i]] = pairs[2 * i + 1]; // a repeated key: the last value counts, in the first key's place, as in Python
-            pairs[2 * i] = pairs[2 * i + 1] = null!;
-        }
-        _materialized = cur.Bytes;
+        if (cur.Pos != end || cur.Bytes > maxBytes) return null;
+        bytes = cur.Bytes;
         return dict;
     }
 
-    private struct PlainCursor
+    /// <summary>
+    /// Reads the one item value in [<paramref name="start"/>, <paramref name="end"/>) of an attribute dict (as
+    /// <see cref="RunRange"/> would) when it is of a kind <see cref="TryReadPlainDict"/> takes; null, with nothing
+    /// changed, for anything else.
+    /// </summary>
+    internal static object? TryReadPlainItem(ReadOnlyMemory<byte> data, PickleReadOptions options, long maxBytes, int start, int end, long memoBase, SharedMemo? shared, out long bytes)
     {
-        public int Pos;
-        public long Memo, MemoBase, Limit, Bytes;
+        bytes = 0;
+        if (shared is null || options.MaxDepth < 8 || options.MaxTotalElements < 1 << 16) return null;
+        var span = data.Span[..end];
+        var cur = new PlainCursor(data, options, start, memoBase);
+        var v = PlainItem(span, ref cur, shared);
+        if (v is null || Peek(span, ref cur) >= 0 || cur.Pos != end || cur.Bytes > maxBytes) return null;
+        bytes = cur.Bytes;
+        return v;
+    }
+
+    private struct PlainCursor(ReadOnlyMemory<byte> data, PickleReadOptions options, int start, long memoBase)
+    {
+        public readonly ReadOnlyMemory<byte> Data = data;
+        public readonly PickleReadOptions Opt = options;
+        public readonly long MemoBase = memoBase, Limit = Math.Min(options.MaxMemoEntries, int.MaxValue);
+        public int Pos = start;
+        public long Memo = memoBase, Bytes;
     }
 
     // The opcode at the cursor, past any FRAME opcodes (a pickler may start a frame between any two objects; the
@@ -129,7 +142,7 @@ internal sealed partial class PickleReader
         return true;
     }
 
-    private bool PlainKey(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared, out object key)
+    private static bool PlainKey(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared, out object key)
     {
         key = null!;
         int op = Peek(span, ref c);
@@ -144,14 +157,14 @@ internal sealed partial class PickleReader
     }
 
     // SHORT_BINUNICODE of ASCII text (anything else is left to the reader), with its optional memo put.
-    private string? PlainStr(ReadOnlySpan<byte> span, ref PlainCursor c)
+    private static string? PlainStr(ReadOnlySpan<byte> span, ref PlainCursor c)
     {
         if (c.Pos + 1 >= span.Length) return null;
         int n = span[c.Pos + 1];
         if (n > span.Length - c.Pos - 2) return null;
         var text = span.Slice(c.Pos + 2, n);
         string s;
-        if (_opt.ShareShortStrings && n <= SharedStrings.MaxBytes && SharedStrings.Get(text) is { } sh) s = sh;
+        if (c.Opt.ShareShortStrings && n <= SharedStrings.MaxBytes && SharedStrings.Get(text) is { } sh) s = sh;
         else if (n == 0) s = "";
         else if (System.Text.Ascii.IsValid(text)) s = Encoding.ASCII.GetString(text);
         else return null;
@@ -199,7 +212,7 @@ internal sealed partial class PickleReader
         return PlainInt(span, ref c);
     }
 
-    private object? PlainItem(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared)
+    private static object? PlainItem(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared)
     {
         switch (Peek(span, ref c))
         {
@@ -276,7 +289,7 @@ internal sealed partial class PickleReader
         PlainShared(span, ref c, shared, out var v) ? v switch { DType d => d, DTypeProxy p => p.Current, _ => null } : null;
 
     // _frombuffer(bytearray, dtype, shape, order) after its global: MARK, BYTEARRAY8, dtype, shape tuple, order, TUPLE, REDUCE.
-    private NdArray? PlainFromBuffer(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared)
+    private static NdArray? PlainFromBuffer(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared)
     {
         if (Peek(span, ref c) != Op.Mark) return null;
         c.Pos++;
@@ -284,7 +297,7 @@ internal sealed partial class PickleReader
         ulong len = BinaryPrimitives.ReadUInt64LittleEndian(span[(c.Pos + 1)..]);
         int at = c.Pos + 9;
         if (len > (ulong)(span.Length - at)) return null;
-        var data = MemoryMarshal.AsMemory(_data.Slice(at, (int)len));
+        var data = MemoryMarshal.AsMemory(c.Data.Slice(at, (int)len));
         c.Bytes += (long)len;
         c.Pos = at + (int)len;
         if (!PlainPut(span, ref c) || PlainDType(span, ref c, shared) is not { } dtype || dtype.Kind == 'O' || dtype.ItemSize == 0) return null;
@@ -323,7 +336,7 @@ internal sealed partial class PickleReader
                 size = 0;
                 continue;
             }
-            if (nonZero > _opt.MaxTotalElements / d) return null;
+            if (nonZero > c.Opt.MaxTotalElements / d) return null;
             nonZero *= d;
             size *= d;
         }
@@ -332,7 +345,7 @@ internal sealed partial class PickleReader
     }
 
     // scalar(dtype, bytes) after its global: dtype, SHORT_BINBYTES, TUPLE2, REDUCE.
-    private NpScalar? PlainScalar(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared)
+    private static NpScalar? PlainScalar(ReadOnlySpan<byte> span, ref PlainCursor c, SharedMemo shared)
     {
         if (PlainDType(span, ref c, shared) is not { } dtype || dtype.Kind is 'O' or 'U') return null;
         if (Peek(span, ref c) != Op.ShortBinBytes || c.Pos + 1 >= span.Length) return null;
