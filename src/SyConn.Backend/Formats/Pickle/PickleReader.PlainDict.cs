@@ -13,15 +13,16 @@ internal sealed partial class PickleReader
 
     /// <summary>
     /// Reads the dict value in [<paramref name="start"/>, <paramref name="end"/>) (as <see cref="RunRange"/> would, same
-    /// memo numbering) when it has the layout CPython writes for SyConn's attribute dicts: str keys, each a new str or a
-    /// str another value put, and items that are ints, floats, None, bools, str, lists of up to 64 ints or floats,
-    /// immutable objects another value put, numpy scalars and numpy arrays written by <c>_frombuffer</c> from a bytearray, whose globals, dtypes and order
-    /// strings come from the shared memo. The result is the object <see cref="RunRange"/> returns, and
-    /// <paramref name="bytes"/> the payload bytes it counts (<see cref="MaterializedBytes"/>). Null for anything else,
-    /// including anything damaged and anything the reader's limits (<paramref name="options"/>, at most
-    /// <paramref name="maxBytes"/> payload bytes) refuse: the caller then runs the reader, which reads it or reports it
-    /// as it always does. No reader is needed, so threads reading values at once share nothing. The value's memo entries are not kept: the caller only asks for values whose memo
-    /// entries no other value fetches, and a fetch of one of its own entries gives null.
+    /// memo numbering) when it has the layout CPython writes for SyConn's attribute dicts: str keys, each a new str or
+    /// a str another value put, and items that are ints, floats, None, bools, str, lists of up to 64 ints or floats,
+    /// immutable objects another value put, numpy scalars, and numpy arrays written by <c>_frombuffer</c> from a
+    /// bytearray whose globals, dtypes and order strings come from the shared memo. The result is the object
+    /// <see cref="RunRange"/> returns, and <paramref name="bytes"/> the payload bytes it counts
+    /// (<see cref="MaterializedBytes"/>). Null for anything else, including anything damaged and anything the reader's
+    /// limits (<paramref name="options"/>, at most <paramref name="maxBytes"/> payload bytes) refuse: the caller then
+    /// runs the reader, which reads it or reports it as it always does. No reader is needed, so threads reading values
+    /// at once share nothing. The value's memo entries are not kept: the caller only asks for values whose memo entries
+    /// no other value fetches, and a fetch of one of its own entries gives null.
     /// </summary>
     internal static object? TryReadPlainDict(ReadOnlyMemory<byte> data, PickleReadOptions options, long maxBytes, int start, int end, long memoBase, SharedMemo? shared, out long bytes)
     {
