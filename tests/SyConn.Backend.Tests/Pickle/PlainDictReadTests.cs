@@ -242,6 +242,59 @@ public class PlainDictReadTests(ITestOutputHelper output)
         Assert.Contains("MaxStoreBytes", e.Message);
     }
 
+    [Theory]
+    [InlineData(5)] // _frombuffer(bytearray, dtype, shape, order): the direct read's layout
+    [InlineData(4)] // _reconstruct, then BUILD with (1, shape, dtype, fortran, bytes)
+    public void A_shape_whose_bytes_overflow_is_refused_by_both_reads_under_the_highest_element_limit(int protocol)
+    {
+        // Under the highest element limit, 2^20 * 2^20 * 2^21 int64 elements pass the element count, and their bytes
+        // (2^64) wrap to 0 in 64 bits: an empty buffer must not pass for them.
+        var options = PickleReadOptions.Default with { MaxTotalElements = long.MaxValue };
+        var index = PickleDictIndex.TryBuild(OverflowingArrayStore(protocol), options, "overflow");
+        Assert.NotNull(index);
+        var (plain, _, byReader, _) = index.ReadBothWays(1);
+        Assert.Null(plain);
+        var e = Assert.IsType<InvalidDataException>(byReader);
+        Assert.Contains("more bytes than an array can hold", e.Message);
+    }
+
+    // A store whose second value holds an int64 array of shape (1048576, 1048576, 2097152) and no data: written as a
+    // (2, 2, 2) array is, with its 64 data bytes dropped and the shape's three ints patched in.
+    private static byte[] OverflowingArrayStore(int protocol)
+    {
+        var bytes = P.Dump(new PyDict
+        {
+            [1L] = new PyDict { ["a"] = NdArray.Create(new long[] { 7, 8, 9, 10, 11, 12, 13, 14 }, 2, 2, 2) },
+            [2L] = new PyDict { ["a"] = NdArray.Create(new long[] { 1, 2, 3, 4, 5, 6, 7, 8 }, 2, 2, 2) },
+        }, protocol).ToList();
+        // The second value's data: BYTEARRAY8 (u64 length) at protocol 5, SHORT_BINBYTES (u8 length) at 4.
+        int at, lengthBytes;
+        if (protocol == 5)
+        {
+            at = bytes.LastIndexOf(0x96);
+            lengthBytes = 8;
+        }
+        else
+        {
+            at = bytes.FindLastIndex(i => i == 0x43);
+            while (bytes[at + 1] != 64) at = bytes.FindLastIndex(at - 1, i => i == 0x43);
+            lengthBytes = 1;
+        }
+        bytes.RemoveRange(at + 1 + lengthBytes, 64);
+        for (int i = 1; i <= lengthBytes; i++) bytes[at + i] = 0;
+        // The shape: BININT1 2 three times, then TUPLE3 (after the data at protocol 5, before it at 4).
+        int k = protocol == 5 ? bytes.IndexOf(0x87, at) : bytes.FindLastIndex(at, b => b == 0x87);
+        Assert.True(bytes[k - 6] == 0x4b && bytes[k - 5] == 2 && bytes[k - 4] == 0x4b && bytes[k - 2] == 0x4b);
+        bytes.RemoveRange(k - 6, 6);
+        bytes.InsertRange(k - 6, [0x4a, 0, 0, 0x10, 0, 0x4a, 0, 0, 0x10, 0, 0x4a, 0, 0, 0x20, 0]);
+        // The one frame (PROTO, FRAME length) is 64 - 9 bytes shorter.
+        var result = bytes.ToArray();
+        Assert.Equal(0x95, result[2]);
+        ulong frame = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(result.AsSpan(3));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(result.AsSpan(3), frame - 64 + 9);
+        return result;
+    }
+
     [SkippableFact]
     public void Mutated_attribute_dicts_read_directly_only_as_the_reader_reads_them()
     {

@@ -341,7 +341,8 @@ internal sealed partial class PickleReader
             nonZero *= d;
             size *= d;
         }
-        if ((ulong)data.Length != (ulong)size * (ulong)dtype.ItemSize) return null;
+        // (Under a MaxTotalElements raised near long.MaxValue the byte count could overflow: left to the reader.)
+        if ((ulong)size > (ulong)(long.MaxValue / dtype.ItemSize) || data.Length != size * dtype.ItemSize) return null;
         return new NdArray(dtype, shape, data, order == "F" ? ArrayOrder.F : ArrayOrder.C);
     }
 

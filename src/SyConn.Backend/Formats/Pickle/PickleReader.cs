@@ -1550,6 +1550,8 @@ internal sealed partial class PickleReader
                     _ => throw Error($"numpy.ndarray state: data must be bytes, got {TypeName(data)}"),
                 };
                 if (dtype.ItemSize == 0) CountElements(size);
+                else if (size > long.MaxValue / dtype.ItemSize)
+                    throw Error($"numpy.ndarray state: shape ({string.Join(", ", shape)}) of {dtype.Str} needs more bytes than an array can hold");
                 if (mem.Length != size * dtype.ItemSize)
                     throw Error($"numpy.ndarray state: {mem.Length} data bytes for shape ({string.Join(", ", shape)}) of {dtype.Str}, expected {size * dtype.ItemSize}");
                 if (!dtype.IsNativeByteOrder)
@@ -1591,6 +1593,8 @@ internal sealed partial class PickleReader
         if (args[3] is not string order || order is not ("C" or "F" or "K" or "A"))
             throw Error($"{g.FullName}: order must be 'C', 'F' or 'K', got {PyRepr.Repr(args[3] as string ?? TypeName(args[3]))}");
         long size = SizeOf(shape);
+        if (size > long.MaxValue / dtype.ItemSize)
+            throw Error($"{g.FullName}: shape ({string.Join(", ", shape.ToArray())}) of {dtype.Str} needs more bytes than an array can hold");
         if (mem.Length != size * dtype.ItemSize)
             throw Error($"{g.FullName}: buffer of {mem.Length} bytes for shape ({string.Join(", ", shape.ToArray())}) of {dtype.Str}, expected {size * dtype.ItemSize}");
         try
