@@ -52,6 +52,8 @@ internal sealed class PickleDictIndex
     private readonly ReadAhead _ahead;
     private readonly long _maxStoreBytes;
     private long _storeBytes;
+    // The attribute name asked for last, with its UTF-8 (FindItem).
+    private AskedName? _lastName;
 
     private PickleDictIndex(ReadOnlyMemory<byte> data, PickleReadOptions options, string? source, Scan scan, long maxStoreBytes)
     {
@@ -135,8 +137,8 @@ internal sealed class PickleDictIndex
 
     /// <summary>
     /// Entry <paramref name="entry"/>'s value read by <see cref="PickleReader.TryReadPlainDict"/> (null when it does not
-    /// take it) and by the reader, each on a fresh reader with the bytes it counted; the reader's error in place of
-    /// its value (for tests: the two must agree wherever the first takes a value).
+    /// take it) and by a fresh reader, each with the bytes it counted; the reader's error in place of its value (for
+    /// tests: the two must agree wherever the first takes a value).
     /// </summary>
     internal (object? Plain, long PlainBytes, object ByReader, long ReaderBytes) ReadBothWays(int entry)
     {
@@ -414,8 +416,6 @@ internal sealed class PickleDictIndex
     }
 
     private sealed record AskedName(string Name, byte[] Utf8);
-
-    private AskedName? _lastName;
 
     private static int StrIs(ReadOnlySpan<byte> span, int at, ReadOnlySpan<byte> utf8)
     {
