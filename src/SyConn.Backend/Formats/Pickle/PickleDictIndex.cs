@@ -197,7 +197,7 @@ internal sealed class PickleDictIndex
             switch (FindItem(i, name, out int vs, out int ve, out int vm))
             {
                 case 1:
-                    result = TryPlainItem(_data.Span, vs, ve, _maxStoreBytes, out var plain) ? plain : ReadRange(i, vs, ve, vm, kept: false, item: true);
+                    result = ReadRange(i, vs, ve, vm, kept: false, item: true);
                     return AttributeRead.Found;
                 case 0:
                     return AttributeRead.NoAttribute;
@@ -676,45 +676,6 @@ internal sealed class PickleDictIndex
             case Op.BinInt when len == 5:
                 value = (long)BinaryPrimitives.ReadInt32LittleEndian(span[(start + 1)..]);
                 return true;
-            default:
-                return false;
-        }
-    }
-
-    /// <summary>
-    /// An item value that is one scalar opcode (an int up to 8 bytes, a float, None, True, False, or an ASCII str,
-    /// possibly memoized) is read without a reader, as the reader would read it.
-    /// </summary>
-    private static bool TryPlainItem(ReadOnlySpan<byte> span, int start, int end, long maxBytes, out object value)
-    {
-        if (TryPlainInt(span, start, end, out value)) return true;
-        int len = end - start;
-        switch (span[start])
-        {
-            case Op.None when len == 1:
-                value = PyNone.Value;
-                return true;
-            case Op.NewTrue when len == 1:
-                value = true;
-                return true;
-            case Op.NewFalse when len == 1:
-                value = false;
-                return true;
-            case Op.BinFloat when len == 9:
-                value = BinaryPrimitives.ReadDoubleBigEndian(span[(start + 1)..]);
-                return true;
-            case Op.Long1 when len >= 2 && span[start + 1] <= 8 && len == 2 + span[start + 1]:
-                value = PickleReader.DecodeLong(span.Slice(start + 2, span[start + 1]));
-                return true;
-            case Op.ShortBinUnicode when len >= 2:
-            {
-                int n = span[start + 1];
-                if (n > maxBytes || (len != 2 + n && !(len == 3 + n && span[start + 2 + n] == Op.Memoize))) return false;
-                var text = span.Slice(start + 2, n);
-                if (!System.Text.Ascii.IsValid(text)) return false;
-                value = System.Text.Encoding.ASCII.GetString(text);
-                return true;
-            }
             default:
                 return false;
         }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using System.Text;
 using SyConn.Backend.Arrays;
@@ -27,7 +28,7 @@ internal sealed partial class PickleReader
     internal static object? TryReadPlainDict(ReadOnlyMemory<byte> data, PickleReadOptions options, long maxBytes, int start, int end, long memoBase, SharedMemo? shared, out long bytes)
     {
         bytes = 0;
-        if (shared is null || options.MaxDepth < 8 || options.MaxTotalElements < 1 << 16) return null;
+        if (!PlainAllowed(options, shared)) return null;
         var span = data.Span[..end];
         var cur = new PlainCursor(data, options, start, memoBase);
         if (Peek(span, ref cur) != Op.EmptyDict) return null;
@@ -75,7 +76,7 @@ internal sealed partial class PickleReader
     internal static object? TryReadPlainItem(ReadOnlyMemory<byte> data, PickleReadOptions options, long maxBytes, int start, int end, long memoBase, SharedMemo? shared, out long bytes)
     {
         bytes = 0;
-        if (shared is null || options.MaxDepth < 8 || options.MaxTotalElements < 1 << 16) return null;
+        if (!PlainAllowed(options, shared)) return null;
         var span = data.Span[..end];
         var cur = new PlainCursor(data, options, start, memoBase);
         var v = PlainItem(span, ref cur, shared);
@@ -83,6 +84,11 @@ internal sealed partial class PickleReader
         bytes = cur.Bytes;
         return v;
     }
+
+    // The bounds of the direct read (64 items, 64 list items, 8 dimensions) stay far inside limits this loose, so
+    // under them the reader could refuse nothing the direct read takes; tighter limits leave every value to the reader.
+    private static bool PlainAllowed(PickleReadOptions options, [NotNullWhen(true)] SharedMemo? shared) =>
+        shared is not null && options.MaxDepth >= 8 && options.MaxTotalElements >= 1 << 16;
 
     private struct PlainCursor(ReadOnlyMemory<byte> data, PickleReadOptions options, int start, long memoBase)
     {
