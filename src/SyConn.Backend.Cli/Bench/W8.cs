@@ -10,10 +10,34 @@ namespace SyConn.Backend.Cli.Bench;
 
 /// <summary>
 /// W8: locking. Sequential open-set-push cycles on a 100-entry and a 1-entry store, locked and unlocked,
-/// durable and not; and 4 processes doing locked read-modify-write increments of one counter.
+/// durable, not (<c>_nosync</c>) and, on files, not and with deferred write-back (<c>_deferred</c>,
+/// <see cref="StoreOptions.DeferWriteBack"/>); and 4 processes doing locked read-modify-write increments of one counter.
 /// </summary>
 internal static class W8
 {
+    /// <summary>How a cycle's push ends: fsynced, not fsynced (as upstream), or not fsynced and not written back at once.</summary>
+    internal enum PushMode { Durable, NoSync, Deferred }
+
+    private static readonly PushMode[] FileModes = [PushMode.Durable, PushMode.NoSync, PushMode.Deferred];
+    private static readonly PushMode[] BtModes = [PushMode.Durable, PushMode.NoSync];
+
+    /// <summary>The suffix of a phase's name: "", "_nosync", "_deferred".</summary>
+    internal static string Suffix(PushMode m) => m switch { PushMode.Durable => "", PushMode.NoSync => "_nosync", _ => "_deferred" };
+
+    /// <summary>The mode word of the worker's command line: durable, nosync, deferred.</summary>
+    internal static string Word(PushMode m) => m switch { PushMode.Durable => "durable", PushMode.NoSync => "nosync", _ => "deferred" };
+
+    /// <summary>The mode of a worker's mode word; an unknown word is an error.</summary>
+    internal static PushMode ParseWord(string word) => word switch
+    {
+        "durable" => PushMode.Durable,
+        "nosync" => PushMode.NoSync,
+        "deferred" => PushMode.Deferred,
+        _ => throw new ArgumentException($"w8 worker: mode must be durable, nosync or deferred, not '{word}'", nameof(word)),
+    };
+
+    private static StoreOptions With(StoreOptions o, PushMode m) => o with { Durable = m == PushMode.Durable, DeferWriteBack = m == PushMode.Deferred };
+
     public static JsonObject Run(double scale, int reps, string outDir, TextWriter progress)
     {
         string dir = Path.Combine(outDir, "w8");
@@ -27,7 +51,7 @@ internal static class W8
         {
             foreach (int fill in new[] { 100, 1 })
                 foreach (bool locked in new[] { true, false })
-                    foreach (bool durable in new[] { true, false })
+                    foreach (var mode in FileModes)
                     {
                         var path = Path.Combine(dir, $"seq_f{fill}.pkl");
                         if (File.Exists(path)) File.Delete(path);
@@ -36,7 +60,7 @@ internal static class W8
                             for (int i = 0; i < fill; i++) init[i] = values[i];
                             init.Push();
                         }
-                        var opts = new StoreOptions { ReadOnly = false, DisableLocking = !locked, Durable = durable };
+                        var opts = With(new StoreOptions { ReadOnly = false, DisableLocking = !locked }, mode);
                         double total = Time(() =>
                         {
                             for (int c = 0; c < cycles; c++)
@@ -47,7 +71,7 @@ internal static class W8
                             }
                         });
                         fileBytes[$"f{fill}"] = FileSize(path);
-                        rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
+                        rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{Suffix(mode)}", total);
                     }
         }, t, progress, "w8");
         // A cycle must at least read the store file and write it again (with fsync when durable).
@@ -60,10 +84,11 @@ internal static class W8
             {
                 floors.Map($"seq_f{fill}_{lk}_total", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_fsync");
                 floors.Map($"seq_f{fill}_{lk}_total_nosync", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_nosync");
+                floors.Map($"seq_f{fill}_{lk}_total_deferred", $"{cycles}*f{fill}file_read_fresh", $"{cycles}*f{fill}file_write_nosync");
             }
         }
         var extra = floors.ToJson(t);
-        var parallel = ParallelRuns(reps, progress, "w8", null, durable => ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, durable));
+        var parallel = ParallelRuns(reps, progress, "w8", null, FileModes, mode => ParallelRun(Path.Combine(dir, "counter.pkl"), 4, perProcess, mode));
         extra["parallel"] = parallel;
         return Line("w8", scale, reps, new JsonObject { ["cycles"] = cycles, ["processes"] = 4, ["increments_per_process"] = perProcess, ["seq_file_entries"] = new JsonObject { ["f100"] = 100, ["f1"] = 1 } }, t,
             new JsonObject { ["seq_file_bytes"] = fileBytes }, extra);
@@ -108,7 +133,7 @@ internal static class W8
         {
             foreach (int fill in new[] { 100, 1 })
                 foreach (bool locked in new[] { true, false })
-                foreach (bool durable in new[] { true, false })
+                foreach (var mode in BtModes)
                 {
                     string id = $"bench/w8/seq_f{fill}";
                     server.DeleteStore(id);
@@ -118,7 +143,7 @@ internal static class W8
                         init.Push();
                     }
                     server.Settle("syconn.entries", "syconn.stores");
-                    var opts = server.Options(new StoreOptions { ReadOnly = false, DisableLocking = !locked, Durable = durable });
+                    var opts = server.Options(With(new StoreOptions { ReadOnly = false, DisableLocking = !locked }, mode));
                     double total = Time(() =>
                     {
                         for (int c = 0; c < cycles; c++)
@@ -128,11 +153,11 @@ internal static class W8
                             cs.Push();
                         }
                     });
-                    rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{(durable ? "" : "_nosync")}", total);
+                    rec.Add($"seq_f{fill}_{(locked ? "locked" : "unlocked")}_total{Suffix(mode)}", total);
                 }
         }, t, progress, "w8 (bt)");
         var parallel = ParallelRuns(reps, progress, "w8 (bt)", () => server.Settle("syconn.entries", "syconn.stores"),
-            durable => BtParallelRun("bt:bench/w8/counter", 4, perProcess, durable, server.ConnectionString));
+            BtModes, mode => BtParallelRun("bt:bench/w8/counter", 4, perProcess, mode, server.ConnectionString));
         var perCycle = new JsonObject();
         foreach (var p in new[] { "seq_f100_locked_total", "seq_f100_unlocked_total", "seq_f1_locked_total", "seq_f1_unlocked_total" })
             foreach (var suffix in new[] { "", "_nosync" })
@@ -150,7 +175,7 @@ internal static class W8
     /// starts, warms up, says <c>ready</c> and waits for <c>go</c> on its standard input. <c>wall_s</c> is that time;
     /// <c>wall_with_start_s</c> also counts starting the processes and their warm-up, as the file run's <c>wall_s</c>.
     /// </summary>
-    private static JsonObject BtParallelRun(string path, int processes, int perProcess, bool durable, string connectionString)
+    private static JsonObject BtParallelRun(string path, int processes, int perProcess, PushMode mode, string connectionString)
     {
         var writable = StoreOptions.Writable with { ConnectionString = connectionString };
         using (var init = CompressedStorage.Open(path, writable))
@@ -165,7 +190,7 @@ internal static class W8
         {
             var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
             foreach (var a in prefix) psi.ArgumentList.Add(a);
-            foreach (var a in new[] { "_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync", "--bt", connectionString })
+            foreach (var a in new[] { "_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), Word(mode), "--bt", connectionString })
                 psi.ArgumentList.Add(a);
             psi.Environment[BtBarrierVariable] = "1";
             foreach (var (name, value) in BtWorkerEnvironment)
@@ -226,20 +251,24 @@ internal static class W8
         if (Console.In.ReadLine() != "go") throw new InvalidOperationException("w8 worker: the runner did not say go");
     }
 
-    /// <summary>The 4-process runs, durable (<c>locked</c>) and not (<c>locked_nosync</c>), <paramref name="reps"/> of each.</summary>
-    private static JsonObject ParallelRuns(int reps, TextWriter progress, string label, Action? beforeEach, Func<bool, JsonNode> run)
+    /// <summary>
+    /// The 4-process runs of each of <paramref name="modes"/>, <paramref name="reps"/> of each: durable (<c>locked</c>),
+    /// not (<c>locked_nosync</c>), not and deferred (<c>locked_deferred</c>).
+    /// </summary>
+    private static JsonObject ParallelRuns(int reps, TextWriter progress, string label, Action? beforeEach, PushMode[] modes, Func<PushMode, JsonNode> run)
     {
         var parallel = new JsonObject();
-        foreach (bool durable in new[] { true, false })
+        foreach (var mode in modes)
         {
+            string key = "locked" + Suffix(mode);
             var runs = new JsonArray();
             for (int r = 0; r < Math.Max(1, reps); r++)
             {
-                progress.WriteLine($"bench {label}: parallel {(durable ? "locked" : "locked_nosync")} run {r + 1}");
+                progress.WriteLine($"bench {label}: parallel {key} run {r + 1}");
                 beforeEach?.Invoke();
-                runs.Add(run(durable));
+                runs.Add(run(mode));
             }
-            parallel[durable ? "locked" : "locked_nosync"] = runs;
+            parallel[key] = runs;
         }
         return parallel;
     }
@@ -320,7 +349,7 @@ internal static class W8
     /// Starts <paramref name="processes"/> workers doing locked increments; checks the final count. With
     /// <paramref name="connectionString"/>, <paramref name="path"/> is a <c>bt:</c> address in that database.
     /// </summary>
-    public static JsonObject ParallelRun(string path, int processes, int perProcess, bool durable, string? connectionString = null)
+    public static JsonObject ParallelRun(string path, int processes, int perProcess, PushMode mode, string? connectionString = null)
     {
         var writable = StoreOptions.Writable with { ConnectionString = connectionString };
         if (connectionString is null && File.Exists(path)) File.Delete(path);
@@ -332,7 +361,7 @@ internal static class W8
         string[] bt = connectionString is null ? [] : ["--bt", connectionString];
         var sw = Stopwatch.StartNew();
         var procs = Enumerable.Range(0, processes)
-            .Select(_ => SelfProcess.Start(connectionString is null ? WorkerEnvironment : [], ["_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), durable ? "durable" : "nosync", .. bt]))
+            .Select(_ => SelfProcess.Start(connectionString is null ? WorkerEnvironment : [], ["_w8-worker", path, perProcess.ToString(CultureInfo.InvariantCulture), Word(mode), .. bt]))
             .ToList();
         double maxWait = 0;
         foreach (var p in procs)
@@ -351,9 +380,9 @@ internal static class W8
     /// The worker: <paramref name="n"/> locked read-modify-write increments of key 0; prints the longest wait. With
     /// <paramref name="connectionString"/>, <paramref name="path"/> is a <c>bt:</c> address in that database.
     /// </summary>
-    public static int Worker(string path, int n, bool durable, TextWriter stdout, string? connectionString = null)
+    public static int Worker(string path, int n, PushMode mode, TextWriter stdout, string? connectionString = null)
     {
-        var opts = new StoreOptions { ReadOnly = false, DisableLocking = false, Durable = durable, Timeout = 600, ConnectionString = connectionString };
+        var opts = With(new StoreOptions { ReadOnly = false, DisableLocking = false, Timeout = 600, ConnectionString = connectionString }, mode);
         WarmUp(opts);
         if (connectionString is not null) BtStartBarrier(stdout);
         double maxWait = 0;

@@ -31,17 +31,19 @@ public static class AtomicWriteLoopCommand
     {
         var file = new Argument<string>("file") { Description = "The file to rewrite." };
         var noSync = new Option<bool>("--no-sync") { Description = "Do not fsync (durable: false)." };
+        var defer = new Option<bool>("--defer-write-back") { Description = "With --no-sync: replace the file by swapping names (deferWriteBack: true)." };
         var max = new Option<long>("--max") { Description = "Stop after this many writes (0 = never).", DefaultValueFactory = _ => 0 };
         var store = new Option<bool>("--store") { Description = "Rewrite FILE as a CompressedStorage through pull/set/push cycles." };
         var cmd = new Command("_atomic-write-loop", "Test helper: rewrite FILE with alternating versions until killed.")
         {
-            file, noSync, max, store,
+            file, noSync, defer, max, store,
         };
         cmd.Hidden = true;
         cmd.SetAction((ParseResult r) =>
         {
             string path = r.GetValue(file)!;
             bool durable = !r.GetValue(noSync);
+            bool deferWriteBack = r.GetValue(defer);
             long limit = r.GetValue(max);
             byte[] a = Version(false), b = Version(true);
             bool asStore = r.GetValue(store);
@@ -53,13 +55,13 @@ public static class AtomicWriteLoopCommand
             // The store loop announces itself after its first cycle, when its code paths are warm, so that
             // kills land inside later pull/set/push cycles rather than during start-up.
             if (!asStore) Ready();
-            var options = StoreOptions.Writable with { Durable = durable };
+            var options = StoreOptions.Writable with { Durable = durable, DeferWriteBack = deferWriteBack };
             for (long i = 0; limit == 0 || i < limit; i++)
             {
                 var version = (i & 1) == 0 ? b : a;
                 if (!asStore)
                 {
-                    AtomicFile.Write(path, version, durable);
+                    AtomicFile.Write(path, version, durable, deferWriteBack: deferWriteBack);
                     continue;
                 }
                 using var cs = new CompressedStorage(path, options);

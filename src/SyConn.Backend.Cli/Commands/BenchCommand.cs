@@ -115,11 +115,11 @@ public static class BenchCommand
     {
         var path = new Argument<string>("path");
         var n = new Argument<int>("n");
-        var mode = new Argument<string>("mode") { Description = "durable or nosync" };
+        var mode = new Argument<string>("mode") { Description = "durable, nosync or deferred (no fsync, deferred write-back)" };
         var bt = new Option<string?>("--bt") { Description = "The BT database (Npgsql connection string) of a bt: PATH." };
         var cmd = new Command("_w8-worker", "internal: locked counter increments") { path, n, mode, bt };
         cmd.Hidden = true;
-        cmd.SetAction((ParseResult r) => W8.Worker(r.GetValue(path)!, r.GetValue(n), r.GetValue(mode) != "nosync", r.InvocationConfiguration.Output, r.GetValue(bt)));
+        cmd.SetAction((ParseResult r) => W8.Worker(r.GetValue(path)!, r.GetValue(n), W8.ParseWord(r.GetValue(mode)!), r.InvocationConfiguration.Output, r.GetValue(bt)));
         return cmd;
     }
 }

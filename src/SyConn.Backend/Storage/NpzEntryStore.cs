@@ -202,7 +202,7 @@ public sealed class NpzEntryStore : IEntryStore
         ArgumentNullException.ThrowIfNull(options);
         EnsureWritable();
         // Unchanged members are read from the current file while the new one is written beside it.
-        AtomicFile.Write(Path, s => Npz.Write(s, members, compress: true, CompressionLevel), options.Durable);
+        AtomicFile.Write(Path, s => Npz.Write(s, members, compress: true, CompressionLevel), options.Durable, deferWriteBack: options.DeferWriteBack);
         Load(options);
     }
 

@@ -178,7 +178,7 @@ public sealed class PickleFileEntryStore : IEntryStore, IEntryItemReader
     {
         EnsureWritable();
         // Positional writes of about 1 MiB straight from the entries' bytes: no stream buffer, no copy of the payloads.
-        AtomicFile.WritePositional(Path, h => PickleFile.Dump(entries, h, 0, options.PickleProtocol), options.Durable);
+        AtomicFile.WritePositional(Path, h => PickleFile.Dump(entries, h, 0, options.PickleProtocol), options.Durable, deferWriteBack: options.DeferWriteBack);
         Exists = true;
     }
 

@@ -34,12 +34,13 @@ internal static unsafe partial class Posix
     internal const int EAGAIN = 11;
     internal const int EACCES = 13;
     internal const int EEXIST = 17;
+    internal const int EISDIR = 21;
     internal const int EINVAL = 22;
     internal const int ENOSYS = 38;
     internal const int ENOTSUP = 95;
 
     private const int AT_FDCWD = -100;
-    private const uint RENAME_NOREPLACE = 1;
+    private const uint RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2;
 
     /// <summary>
     /// <c>struct flock</c> on Linux x86-64 and arm64: <c>short l_type; short l_whence; long l_start;
@@ -107,6 +108,29 @@ internal static unsafe partial class Posix
             return ENOSYS; // libc older than glibc 2.28
         }
     }
+
+    /// <summary>
+    /// <c>renameat2(…, RENAME_EXCHANGE)</c>: swaps the two names in one step (both must exist). Returns 0 or the
+    /// errno: <see cref="ENOENT"/> when either is missing, <see cref="EINVAL"/> or <see cref="ENOSYS"/> when the
+    /// file system, kernel or libc cannot do it.
+    /// </summary>
+    internal static int RenameExchange(string a, string b)
+    {
+        try
+        {
+            return Renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return ENOSYS;
+        }
+    }
+
+    [LibraryImport(Libc, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int UnlinkRaw(string path);
+
+    /// <summary><c>unlink(2)</c>: 0 or the errno (<see cref="EISDIR"/> for a folder).</summary>
+    internal static int Unlink(string path) => UnlinkRaw(path) == 0 ? 0 : Marshal.GetLastPInvokeError();
 
     [LibraryImport(Libc, EntryPoint = "realpath", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial nint Realpath(string path, nint resolved);

@@ -76,6 +76,16 @@ public sealed record StoreOptions
     /// </summary>
     public bool Durable { get; init; } = true;
 
+    /// <summary>
+    /// With <see cref="Durable"/> false, file stores only: replace the store file without making the file system
+    /// start writing the new one back (ext4 does that inside the rename Python and a plain push use). The data then
+    /// reach the disk on the kernel's schedule, about 30 s later, or never if the store is pushed again before that:
+    /// a small push costs several times less (see <see cref="AtomicFile"/>). A power cut within that delay may leave
+    /// the store empty, so this is for stores that can be rebuilt. Default false; ignored by durable pushes, whose
+    /// fsync writes the data anyway.
+    /// </summary>
+    public bool DeferWriteBack { get; init; }
+
     /// <summary>Allow <see cref="StorageBase.Push"/> on a read-only store (upstream always allows it; we refuse by default).</summary>
     public bool AllowReadOnlyPush { get; init; }
 

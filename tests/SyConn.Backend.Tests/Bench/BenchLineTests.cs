@@ -65,7 +65,12 @@ public class BenchLineTests
         AssertFloors("w8", line);
         Assert.Equal("10*f100file_read_fresh+10*f100file_write_fsync", (string)line["floor_map"]!["seq_f100_locked_total"]!);
         Assert.Equal("10*f1file_read_fresh+10*f1file_write_nosync", (string)line["floor_map"]!["seq_f1_unlocked_total_nosync"]!);
-        Assert.Equal(0, (long)line["parallel"]!["locked"]![0]!["lost_updates"]!);
+        Assert.Equal("10*f1file_read_fresh+10*f1file_write_nosync", (string)line["floor_map"]!["seq_f1_locked_total_deferred"]!);
+        foreach (var key in new[] { "locked", "locked_nosync", "locked_deferred" })
+        {
+            Assert.Equal(0, (long)line["parallel"]![key]![0]!["lost_updates"]!);
+            Assert.Equal((long)line["parallel"]![key]![0]!["expected"]!, (long)line["parallel"]![key]![0]!["final_counter"]!);
+        }
     }
 
     private static void AssertFloors(string workload, JsonObject line)

@@ -45,10 +45,11 @@ public class AtomicFileCrashTests(ITestOutputHelper output)
         for (int i = 0; i < kills; i++)
         {
             // Every other child rewrites the store; every third runs without fsync so that kills also land
-            // in the cheap-write window.
+            // in the cheap-write window, and half of those replace the file by swapping names (deferred write-back).
             bool store = i % 2 == 1;
             var args = new List<string> { "_atomic-write-loop", store ? storePath : path };
             if (i % 3 == 2) args.Add("--no-sync");
+            if (i % 3 == 2 && i % 12 >= 8) args.Add("--defer-write-back"); // i % 12 of 8 (file) and 11 (store)
             if (store) args.Add("--store");
             using (var child = ChildProcess.Cli([.. args]))
             {

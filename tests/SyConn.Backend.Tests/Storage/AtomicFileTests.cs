@@ -166,6 +166,59 @@ public class AtomicFileTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void A_non_durable_replace_swaps_the_names_and_unlinks_the_old_file()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("x.pkl"), temp = dir.File(".x.pkl.tmp.test");
+        File.WriteAllText(p, "old");
+        File.WriteAllText(temp, "new");
+        Assert.True(AtomicFile.Exchange(temp, p));
+        Assert.Equal("new", File.ReadAllText(p));
+        Assert.False(File.Exists(temp));
+        // No target: nothing to swap with; the caller renames.
+        File.WriteAllText(temp, "newer");
+        Assert.False(AtomicFile.Exchange(temp, dir.File("missing.pkl")));
+        Assert.Equal("newer", File.ReadAllText(temp));
+        File.Delete(temp);
+
+        // Through Write: a reader that opened the old file keeps its content, the mode is kept, a symbolic link at
+        // the target is replaced and the file it pointed to is left alone.
+        File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using (var reader = new FileStream(p, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        {
+            AtomicFile.Write(p, "third"u8, durable: false, deferWriteBack: true);
+            Assert.Equal("new", new StreamReader(reader).ReadToEnd());
+        }
+        Assert.Equal("third", File.ReadAllText(p));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(p));
+        string link = dir.File("link.pkl");
+        File.CreateSymbolicLink(link, p);
+        AtomicFile.Write(link, "via link"u8, durable: false, deferWriteBack: true);
+        Assert.Null(new FileInfo(link).LinkTarget);
+        Assert.Equal("via link", File.ReadAllText(link));
+        Assert.Equal("third", File.ReadAllText(p));
+        Assert.Empty(Strays(dir, "x.pkl"));
+        Assert.Empty(Strays(dir, "link.pkl"));
+    }
+
+    [Fact]
+    public void A_swap_that_meets_a_folder_puts_the_folder_back()
+    {
+        // A folder that takes the target's name after the writer looked: rename(2) would refuse it, so the swap is undone.
+        using var dir = new TempDir();
+        string target = dir.File("d.pkl"), temp = dir.File(".d.pkl.tmp.test");
+        Directory.CreateDirectory(target);
+        File.WriteAllText(Path.Combine(target, "inside"), "x");
+        File.WriteAllText(temp, "new");
+        var e = Assert.Throws<IOException>(() => AtomicFile.Exchange(temp, target));
+        Assert.Contains("is a folder", e.Message);
+        Assert.Equal("x", File.ReadAllText(Path.Combine(target, "inside")));
+        Assert.False(File.Exists(temp));
+        Assert.False(Directory.Exists(temp));
+    }
+
+    [Fact]
     public void Missing_folder_is_an_error_and_missing_file_reads_as_null()
     {
         using var dir = new TempDir();

@@ -55,6 +55,7 @@ print('done')
             ChildProcess.Python(PythonWorker, path, each.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             ChildProcess.Cli("_w8-worker", path, each.ToString(System.Globalization.CultureInfo.InvariantCulture), "durable"),
             ChildProcess.Python(PythonWorker, path, each.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ChildProcess.Cli("_w8-worker", path, each.ToString(System.Globalization.CultureInfo.InvariantCulture), "deferred"),
         };
         try
         {
@@ -66,7 +67,7 @@ print('done')
             foreach (var c in children) c.Dispose();
         }
         using var r = new CompressedStorage(path);
-        Assert.Equal(4 * each, r[0].ToArray<long>()[0]);
+        Assert.Equal(children.Count * each, r[0].ToArray<long>()[0]);
         Assert.Equal(new long[] { 42, 43 }, r[1].ToArray<long>());
     }
 
