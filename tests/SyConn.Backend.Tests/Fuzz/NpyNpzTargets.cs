@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using SyConn.Backend.Arrays;
 using SyConn.Backend.Formats.Npy;
+using SyConn.Backend.Storage;
 using NpyCodec = SyConn.Backend.Formats.Npy.Npy;
 
 namespace SyConn.Backend.Tests.Fuzz;
@@ -217,14 +218,69 @@ internal sealed class NpzTarget : FuzzTarget
         return ZipBuilder.Build(measured, entries);
     }
 
+    private string? _file;
+
+    public override void Setup(string shared, string scratch)
+    {
+        _file = Path.Combine(scratch, InputName);
+        base.Setup(shared, scratch);
+    }
+
+    // Every member read as a stream's reader does (one at a time, through streams) or a file's (positional reads, a
+    // one-shot inflate): the array, or the exception that refused it; the archive's own refusal ends the list.
+    private static List<(string Key, NdArray? Array, Exception? Error)> ReadEach(Func<NpzReader> open)
+    {
+        var outcomes = new List<(string, NdArray?, Exception?)>();
+        NpzReader r;
+        try
+        {
+            r = open();
+        }
+        catch (Exception e)
+        {
+            outcomes.Add(("(archive)", null, e));
+            return outcomes;
+        }
+        using (r)
+        {
+            foreach (var k in r.Keys)
+            {
+                Assert.False(k.Contains('/') || k.Contains('\\') || k.Contains('\0') || k is "." or "..", $"member key '{k}' could name a path");
+                try
+                {
+                    var a = r.Read(k);
+                    NpyTarget.Check(a);
+                    outcomes.Add((k, a, null));
+                }
+                catch (InvalidDataException e)
+                {
+                    outcomes.Add((k, null, e));
+                }
+            }
+        }
+        return outcomes;
+    }
+
     public override bool Run(byte[] data)
     {
-        using var r = new NpzReader(new MemoryStream(data), InputName, leaveOpen: false, null);
-        foreach (var k in r.Keys)
+        var streamed = ReadEach(() => new NpzReader(new MemoryStream(data), InputName, leaveOpen: false, null));
+        File.WriteAllBytes(_file!, data);
+        var fromFile = ReadEach(() => NpzFile.OpenRead(_file!));
+        // The two ways agree: the same members read to the same arrays, the same ones are refused.
+        Assert.Equal(streamed.Select(o => o.Key), fromFile.Select(o => o.Key));
+        for (int i = 0; i < streamed.Count; i++)
         {
-            Assert.False(k.Contains('/') || k.Contains('\\') || k.Contains('\0') || k is "." or "..", $"member key '{k}' could name a path");
-            NpyTarget.Check(r.Read(k));
+            var (key, a, ea) = streamed[i];
+            var (_, b, eb) = fromFile[i];
+            Assert.True((ea is null) == (eb is null), $"member '{key}': the stream's reader {(ea is null ? "read it" : "refused it: " + ea.Message)}, the file's {(eb is null ? "read it" : "refused it: " + eb.Message)}");
+            if (a is null || b is null) continue;
+            Assert.Equal(a.DType, b.DType);
+            Assert.Equal(a.ShapeArray, b.ShapeArray);
+            Assert.Equal(a.Order, b.Order);
+            Assert.True(a.Data.Span.SequenceEqual(b.Data.Span), $"member '{key}': the file's reader gives other bytes");
         }
+        var refusal = fromFile.FirstOrDefault(o => o.Error is not null).Error;
+        if (refusal is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refusal);
         return true;
     }
 }

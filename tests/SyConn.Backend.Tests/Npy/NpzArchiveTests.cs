@@ -10,6 +10,38 @@ namespace SyConn.Backend.Tests.Npy;
 /// <summary>The npz writer's own zip records: many members (ZIP64 end records), both levels, read by numpy and by us.</summary>
 public class NpzArchiveTests
 {
+    [Fact]
+    public void Members_of_a_file_read_in_order_are_read_ahead_once_and_equal_the_streamed_ones()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("ahead.npz");
+        const int n = 400;
+        var arrays = Enumerable.Range(0, n).Select(i => NdArray.Create(Enumerable.Range(0, 30 + i).Select(j => (long)(i * 1000 + j)).ToArray())).ToArray();
+        NpzFile.Write(path, arrays.Select((a, i) => new KeyValuePair<string, NdArray>(i.ToString(System.Globalization.CultureInfo.InvariantCulture), a)));
+        using var streamed = new NpzReader(new MemoryStream(File.ReadAllBytes(path)), path);
+        Assert.Equal((0, true), streamed.Ahead); // a stream's archive is not read ahead
+        using var r = NpzFile.OpenRead(path);
+        var first = new NdArray[n];
+        bool sawAhead = false;
+        for (int i = 0; i < n; i++)
+        {
+            string k = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            first[i] = r.Read(k);
+            Assert.Equal(arrays[i].ToArray<long>(), first[i].ToArray<long>());
+            Assert.Equal(streamed.Read(k).ToArray<long>(), first[i].ToArray<long>());
+            if (i == 40)
+            {
+                SpinWait.SpinUntil(() => r.Ahead.Idle, 10_000);
+                sawAhead = r.Ahead.Held > 0;
+            }
+        }
+        Assert.True(sawAhead || Environment.ProcessorCount < 2, "after 40 reads in order, members that follow are read ahead");
+        // Each read hands out its own array: changing one leaves the next read of that key alone.
+        first[100].Data.Span.Fill(0xff);
+        Assert.Equal(arrays[100].ToArray<long>(), r.Read("100").ToArray<long>());
+        Assert.Equal(arrays[399].ToArray<long>(), r.Read("399.npy").ToArray<long>());
+    }
+
     [SkippableFact]
     public void More_than_65535_members_need_zip64_end_records_and_numpy_reads_them()
     {

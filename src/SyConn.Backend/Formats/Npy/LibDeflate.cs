@@ -5,16 +5,17 @@ namespace SyConn.Backend.Formats.Npy;
 
 /// <summary>
 /// The few calls of libdeflate (Debian's <c>libdeflate0</c>, loaded by the exact file name
-/// <c>libdeflate.so.0</c>) that one-shot deflate needs. Optional: <see cref="IsAvailable"/> is false when the
-/// library (or one of its functions) is missing, on other systems, or when the environment variable
+/// <c>libdeflate.so.0</c>) that one-shot deflate and inflate need. Optional: <see cref="IsAvailable"/> is false when
+/// the library (or one of its functions) is missing, on other systems, or when the environment variable
 /// <c>SYCONN_NPZ_LIBDEFLATE</c> is <c>0</c>; callers then use System.IO.Compression.
 /// </summary>
-/// <remarks>A compressor is not thread-safe: one per thread. The API used exists unchanged in every libdeflate 1.x.</remarks>
+/// <remarks>A compressor or decompressor is not thread-safe: one per thread. The API used exists unchanged in every
+/// libdeflate 1.x.</remarks>
 internal static unsafe partial class LibDeflate
 {
     internal const string Library = "libdeflate.so.0";
 
-    /// <summary>The environment variable that turns libdeflate off (<c>0</c>) for npz writes.</summary>
+    /// <summary>The environment variable that turns libdeflate off (<c>0</c>) for npz writes and reads.</summary>
     internal const string EnvironmentSwitch = "SYCONN_NPZ_LIBDEFLATE";
 
     private static readonly Lazy<bool> Available = new(Probe);
@@ -27,7 +28,8 @@ internal static unsafe partial class LibDeflate
         if (!OperatingSystem.IsLinux()) return false;
         if (Environment.GetEnvironmentVariable(EnvironmentSwitch) == "0") return false;
         if (!NativeLibrary.TryLoad(Library, typeof(LibDeflate).Assembly, null, out var lib)) return false;
-        foreach (var f in new[] { "libdeflate_alloc_compressor", "libdeflate_deflate_compress", "libdeflate_deflate_compress_bound", "libdeflate_free_compressor" })
+        foreach (var f in new[] { "libdeflate_alloc_compressor", "libdeflate_deflate_compress", "libdeflate_deflate_compress_bound", "libdeflate_free_compressor",
+                     "libdeflate_alloc_decompressor", "libdeflate_deflate_decompress", "libdeflate_free_decompressor" })
             if (!NativeLibrary.TryGetExport(lib, f, out _)) return false;
         // The handle stays loaded: the generated stubs resolve the same library by the same name.
         return true;
@@ -57,6 +59,57 @@ internal static unsafe partial class LibDeflate
         fixed (byte* o = output)
             return checked((int)libdeflate_deflate_compress(c, i, (nuint)input.Length, o, (nuint)output.Length));
     }
+
+    [ThreadStatic] private static DecompressorHandle? t_decompressor;
+
+    /// <summary>
+    /// Inflates the raw deflate stream <paramref name="input"/> into exactly <paramref name="output"/>: true if the
+    /// stream is valid and decodes to exactly <c>output.Length</c> bytes, false if it is damaged, decodes to fewer
+    /// bytes, or to more (libdeflate stops at the end of <paramref name="output"/>, so no input can make it write
+    /// past it). Bytes after the end of the deflate stream in <paramref name="input"/> are ignored.
+    /// Thread-safe (one decompressor per thread).
+    /// </summary>
+    /// <exception cref="OutOfMemoryException">libdeflate could not allocate a decompressor.</exception>
+    public static bool DecompressExact(ReadOnlySpan<byte> input, Span<byte> output)
+    {
+        var d = t_decompressor;
+        if (d is null)
+        {
+            d = libdeflate_alloc_decompressor();
+            if (d.IsInvalid)
+            {
+                d.Dispose();
+                throw new OutOfMemoryException("libdeflate_alloc_decompressor failed");
+            }
+            t_decompressor = d;
+        }
+        fixed (byte* i = input)
+        fixed (byte* o = output)
+            return libdeflate_deflate_decompress(d, i, (nuint)input.Length, o, (nuint)output.Length, null) == 0; // LIBDEFLATE_SUCCESS
+    }
+
+    /// <summary>A libdeflate decompressor, freed with <c>libdeflate_free_decompressor</c>.</summary>
+    internal sealed class DecompressorHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        public DecompressorHandle() : base(ownsHandle: true) { }
+
+        protected override bool ReleaseHandle()
+        {
+            libdeflate_free_decompressor(handle);
+            return true;
+        }
+    }
+
+    [LibraryImport(Library)]
+    private static partial DecompressorHandle libdeflate_alloc_decompressor();
+
+    // With actual_out_nbytes_ret null the stream must fill out_nbytes_avail exactly (else LIBDEFLATE_SHORT_OUTPUT or
+    // LIBDEFLATE_INSUFFICIENT_SPACE).
+    [LibraryImport(Library)]
+    private static partial int libdeflate_deflate_decompress(DecompressorHandle decompressor, byte* input, nuint in_nbytes, byte* output, nuint out_nbytes_avail, nuint* actual_out_nbytes_ret);
+
+    [LibraryImport(Library)]
+    private static partial void libdeflate_free_decompressor(nint decompressor);
 
     /// <summary>A libdeflate compressor, freed with <c>libdeflate_free_compressor</c>.</summary>
     internal sealed class CompressorHandle : SafeHandleZeroOrMinusOneIsInvalid

@@ -45,8 +45,14 @@ public static class Npy
     public static NdArray Read(byte[] data, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(data);
+        return ReadShared(data, name, ReadLimits.Default);
+    }
+
+    /// <summary>As <see cref="Read(byte[], string)"/> (the array shares <paramref name="data"/>) within <paramref name="limits"/>.</summary>
+    internal static NdArray ReadShared(byte[] data, string? name, ReadLimits limits)
+    {
         var header = ParsePreamble(data, name, out int dataOffset);
-        CheckLimit(header, ReadLimits.Default, name);
+        CheckLimit(header, limits, name);
         long need = header.DataLength;
         if (data.Length - dataOffset < need)
             throw Corrupt($"array data is truncated: {data.Length - dataOffset} bytes after the header at offset {dataOffset}, {need} needed", name);

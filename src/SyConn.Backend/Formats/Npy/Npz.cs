@@ -8,8 +8,11 @@ namespace SyConn.Backend.Formats.Npy;
 /// ZIP64 local extra fields) like numpy's lazy <c>NpzFile</c>, with O(1) member lookup.
 /// </summary>
 /// <remarks>
-/// Thread-safety: <see cref="Read"/> may be called from several threads; calls are serialised
-/// internally because the underlying zip reader is not thread-safe. Dispose once, when no read runs.
+/// Thread-safety: <see cref="Read"/> may be called from several threads. Members of an archive opened from a
+/// <see cref="FileStream"/> are read and inflated in parallel (positional reads); those of another stream one at a
+/// time. A caller that reads the keys of a file archive one after the other in archive order gets the members that
+/// follow inflated on another core, at most 4,096 members or 16 MB ahead; each array is handed out once, as if
+/// read then. Dispose once, when no read runs.
 /// </remarks>
 public sealed class NpzReader : IDisposable
 {
@@ -23,6 +26,18 @@ public sealed class NpzReader : IDisposable
     private readonly ReadLimits _limits;
     private readonly Lock _gate = new();
     private long _decoded;
+
+    // Reading ahead of a caller that reads the keys in archive order (file archives only): the members in _keys order,
+    // the position of each central entry among them (-1: not a key's member), and the arrays read ahead, each handed
+    // to the first caller that asks for it.
+    private readonly ZipMember[] _ordered = [];
+    private readonly int[] _position = [];
+    private readonly long[] _sizesBefore = [];
+    private readonly NdArray?[] _kept = [];
+    private readonly Storage.ReadAhead? _ahead;
+
+    // At most this many members or inflated bytes are held ahead of the caller.
+    private const int AheadMembers = 4096, AheadBytes = 16 << 20;
 
     /// <summary>Opens an archive from <paramref name="stream"/> (must be seekable).</summary>
     /// <param name="stream">The archive.</param>
@@ -66,7 +81,37 @@ public sealed class NpzReader : IDisposable
             _byMember[member] = entry;
             _byKey[key] = entry;
         }
+        if (_zip.ReadsConcurrently && _keys.Count > Storage.ReadAhead.After)
+        {
+            _ordered = [.. _keys.Select(k => _byKey[k])];
+            _position = new int[_zip.Members.Count];
+            Array.Fill(_position, -1);
+            _sizesBefore = new long[_ordered.Length + 1];
+            for (int i = 0; i < _ordered.Length; i++)
+            {
+                _position[_ordered[i].Index] = i;
+                _sizesBefore[i + 1] = _sizesBefore[i] + _ordered[i].UncompressedSize;
+            }
+            _kept = new NdArray?[_ordered.Length];
+            _ahead = new Storage.ReadAhead(_ordered.Length, ReadAheadOf, AheadMembers,
+                (cursor, next) => _sizesBefore[next] - _sizesBefore[cursor + 1], AheadBytes);
+        }
     }
+
+    // The worker's read of member i: kept for the caller, who counts it against the limits when it takes it. Nothing
+    // is read that would bring the count over MaxStoreBytes; the caller's own read reports that.
+    private void ReadAheadOf(int i)
+    {
+        if (Volatile.Read(ref _kept[i]) is not null) return;
+        var entry = _ordered[i];
+        if (Volatile.Read(ref _decoded) + entry.UncompressedSize > _limits.MaxStoreBytes) throw new InvalidDataException("over the limit");
+        Volatile.Write(ref _kept[i], Npy.ReadShared(_zip.ReadWhole(entry), Where(entry), _limits));
+    }
+
+    /// <summary>How many arrays read ahead wait for a caller, and whether no worker reads ahead (for tests).</summary>
+    internal (int Held, bool Idle) Ahead => (_kept.Count(k => k is not null), _ahead?.Idle ?? true);
+
+    private string Where(ZipMember entry) => $"{_name ?? "(stream)"} member {ZipDirectory.Printable(entry.Name)}";
 
     /// <summary>
     /// Members become keys, and keys may become file names elsewhere (exports, side stores): a member whose name is
@@ -99,18 +144,31 @@ public sealed class NpzReader : IDisposable
         // numpy looks up the full member name first, then the name with .npy appended.
         if (!_byMember.TryGetValue(name, out var entry) && !_byKey.TryGetValue(name, out entry))
             throw new KeyNotFoundException($".npz {_name ?? "(stream)"}: no member '{name}' (or '{name}.npy')");
-        string where = $"{_name ?? "(stream)"} member {ZipDirectory.Printable(entry.Name)}";
+        string where = Where(entry);
         lock (_gate)
         {
             if (_decoded + entry.UncompressedSize > _limits.MaxStoreBytes)
                 throw new InvalidDataException($".npz {where}: " + ReadLimits.Exceeds("reading it would bring the bytes read through this reader to a total", _decoded + entry.UncompressedSize, _limits.MaxStoreBytes, nameof(ReadLimits.MaxStoreBytes)));
             _decoded += entry.UncompressedSize;
-            using var s = _zip.Open(entry);
-            var array = Npy.Read(s, where, _limits, entry.UncompressedSize);
-            // The rest of the member (numpy ignores it) is read too, so that its CRC-32 is checked.
-            s.CopyTo(Stream.Null);
-            return array;
+            if (!_zip.ReadsConcurrently) return ReadStreamed(entry, where);
         }
+        // A file archive: one positional read and a one-shot inflate per member, outside the lock; the array is a view
+        // of the inflated member. A member read ahead is handed out once and then read anew.
+        if (_ahead is not null && _position[entry.Index] is int i and >= 0)
+        {
+            _ahead.Noted(i);
+            if (Interlocked.Exchange(ref _kept[i], null) is { } kept) return kept;
+        }
+        return Npy.ReadShared(_zip.ReadWhole(entry), where, _limits);
+    }
+
+    private NdArray ReadStreamed(ZipMember entry, string where)
+    {
+        using var s = _zip.Open(entry);
+        var array = Npy.Read(s, where, _limits, entry.UncompressedSize);
+        // The rest of the member (numpy ignores it) is read too, so that its CRC-32 is checked.
+        s.CopyTo(Stream.Null);
+        return array;
     }
 
     /// <summary>Reads every member in archive order.</summary>
@@ -125,6 +183,7 @@ public sealed class NpzReader : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        _ahead?.Stop();
         if (!_leaveOpen) _stream.Dispose();
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.IO.Hashing;
@@ -27,16 +28,22 @@ internal sealed class ZipDirectory
     private const long MaxDeflateRatio = 1032;
 
     private readonly Stream _stream;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _file;
     private readonly string _name;
     private readonly long _centralOffset;
 
     private ZipDirectory(Stream stream, string name, List<ZipMember> members, long centralOffset)
     {
         _stream = stream;
+        _file = stream is FileStream { CanSeek: true } fs ? fs.SafeFileHandle : null;
         _name = name;
         Members = members;
         _centralOffset = centralOffset;
     }
+
+    /// <summary>True when the archive is a file, whose members <see cref="ReadWhole"/> reads with positional reads:
+    /// several threads may then call it at once.</summary>
+    public bool ReadsConcurrently => _file is not null;
 
     /// <summary>The members in central-directory order.</summary>
     public IReadOnlyList<ZipMember> Members { get; }
@@ -206,22 +213,42 @@ internal sealed class ZipDirectory
     /// <exception cref="InvalidDataException">The local header disagrees with the central directory or the data is damaged.</exception>
     public Stream Open(ZipMember m)
     {
-        string where = $"member '{Printable(m.Name)}' (local header at offset {m.LocalHeaderOffset})";
+        string where = Where(m);
         var h = new byte[30];
         ReadAt(_stream, m.LocalHeaderOffset, h, _name, where);
+        var rest = new byte[LocalRestLength(h, m, where)];
+        ReadAt(_stream, m.LocalHeaderOffset + 30, rest, _name, where);
+        long dataStart = CheckLocal(h, rest, m, where);
+        Stream raw = new Window(_stream, dataStart, m.CompressedSize);
+        if (m.Method == 8) raw = new DeflateStream(raw, CompressionMode.Decompress);
+        return new Verified(raw, m, _name);
+    }
+
+    private static string Where(ZipMember m) => $"member '{Printable(m.Name)}' (local header at offset {m.LocalHeaderOffset})";
+
+    // The length of the name and extra field after a local header h, checked against the central directory's end.
+    private int LocalRestLength(ReadOnlySpan<byte> h, ZipMember m, string where)
+    {
         if (BinaryPrimitives.ReadUInt32LittleEndian(h) != LocalSig) throw Bad(_name, $"{where}: no local header signature");
-        ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(h.AsSpan(6));
-        int method = BinaryPrimitives.ReadUInt16LittleEndian(h.AsSpan(8));
-        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(14));
-        long csize = BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(18));
-        long usize = BinaryPrimitives.ReadUInt32LittleEndian(h.AsSpan(22));
-        int nameLen = BinaryPrimitives.ReadUInt16LittleEndian(h.AsSpan(26));
-        int extraLen = BinaryPrimitives.ReadUInt16LittleEndian(h.AsSpan(28));
+        int nameLen = BinaryPrimitives.ReadUInt16LittleEndian(h[26..]);
+        int extraLen = BinaryPrimitives.ReadUInt16LittleEndian(h[28..]);
         long dataStart = m.LocalHeaderOffset + 30 + nameLen + extraLen;
         if (dataStart > _centralOffset || m.CompressedSize > _centralOffset - dataStart)
             throw Bad(_name, $"{where}: data ({m.CompressedSize} bytes after a {30 + nameLen + extraLen}-byte header) runs into the central directory at offset {_centralOffset}");
-        var rest = new byte[nameLen + extraLen];
-        ReadAt(_stream, m.LocalHeaderOffset + 30, rest, _name, where);
+        return nameLen + extraLen;
+    }
+
+    // Checks the local header h and the name and extra field after it (rest) against the central entry m; returns
+    // the offset of the member's data.
+    private long CheckLocal(ReadOnlySpan<byte> h, ReadOnlySpan<byte> rest, ZipMember m, string where)
+    {
+        ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(h[6..]);
+        int method = BinaryPrimitives.ReadUInt16LittleEndian(h[8..]);
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(h[14..]);
+        long csize = BinaryPrimitives.ReadUInt32LittleEndian(h[18..]);
+        long usize = BinaryPrimitives.ReadUInt32LittleEndian(h[22..]);
+        int nameLen = BinaryPrimitives.ReadUInt16LittleEndian(h[26..]);
+        int extraLen = BinaryPrimitives.ReadUInt16LittleEndian(h[28..]);
         if (method != m.Method) throw Disagree(where, "compression method", method, m.Method);
         if ((flags & 0x41) != (m.Flags & 0x41) || (flags & 0x8) != (m.Flags & 0x8)) throw Disagree(where, "flags", flags, m.Flags);
         if (nameLen != m.NameLength) throw Disagree(where, "name length", nameLen, m.NameLength);
@@ -229,17 +256,89 @@ internal sealed class ZipDirectory
         if ((flags & 0x8) == 0)
         {
             long dummy = 0;
-            ParseZip64(rest.AsSpan(nameLen, extraLen), ref usize, ref csize, ref dummy, _name, where);
+            ParseZip64(rest.Slice(nameLen, extraLen), ref usize, ref csize, ref dummy, _name, where);
             if (crc != m.Crc) throw Disagree(where, "CRC-32", crc, m.Crc);
             if (csize != m.CompressedSize) throw Disagree(where, "compressed size", csize, m.CompressedSize);
             if (usize != m.UncompressedSize) throw Disagree(where, "uncompressed size", usize, m.UncompressedSize);
         }
-        var localName = (m.Flags & 0x800) != 0 ? Encoding.UTF8.GetString(rest, 0, nameLen) : DecodeLegacyName(rest.AsSpan(0, nameLen));
+        var nameBytes = rest[..nameLen];
+        var localName = (m.Flags & 0x800) != 0 ? Encoding.UTF8.GetString(nameBytes) : DecodeLegacyName(nameBytes);
         if (!string.Equals(localName, m.Name, StringComparison.Ordinal))
             throw Bad(_name, $"{where}: local header names '{Printable(localName)}', the central directory '{Printable(m.Name)}'");
-        Stream raw = new Window(_stream, dataStart, m.CompressedSize);
-        if (m.Method == 8) raw = new DeflateStream(raw, CompressionMode.Decompress);
-        return new Verified(raw, m, _name);
+        return m.LocalHeaderOffset + 30 + nameLen + extraLen;
+    }
+
+    // numpy's zipfile writes a 20-byte ZIP64 extra field into every local header; one read takes that much more.
+    private const int ExtraGuess = 64;
+
+    /// <summary>
+    /// Reads the whole verified content of <paramref name="m"/> from a file archive (<see cref="ReadsConcurrently"/>):
+    /// one positional read of the local header and the data, checks as <see cref="Open"/>, one-shot inflate (libdeflate
+    /// where it is installed) into an array of exactly <see cref="ZipMember.UncompressedSize"/> bytes, CRC-32. Thread-safe.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The local header disagrees with the central directory or the data is damaged.</exception>
+    public byte[] ReadWhole(ZipMember m)
+    {
+        var file = _file ?? throw new InvalidOperationException("ReadWhole reads file archives only");
+        string where = Where(m);
+        if (m.UncompressedSize > Array.MaxLength)
+            throw Bad(_name, $"member '{Printable(m.Name)}' declares {m.UncompressedSize} bytes, more than one .NET array holds");
+        long span = 30 + m.NameLength + ExtraGuess + m.CompressedSize;
+        span = Math.Min(span, _centralOffset - m.LocalHeaderOffset);
+        if (span < 30 || span > Array.MaxLength)
+            throw Bad(_name, $"{where}: the local header at offset {m.LocalHeaderOffset} lies outside the archive's {_centralOffset} bytes before its central directory");
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)span);
+        try
+        {
+            ReadAt(file, m.LocalHeaderOffset, buffer.AsSpan(0, (int)span), _name, where);
+            int restLen = LocalRestLength(buffer, m, where); // also: the data ends before the central directory
+            long need = 30 + restLen + m.CompressedSize;
+            if (need > span)
+            {
+                // A longer extra field than guessed: read the rest.
+                var grown = ArrayPool<byte>.Shared.Rent((int)need);
+                buffer.AsSpan(0, (int)span).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = grown;
+                ReadAt(file, m.LocalHeaderOffset + span, buffer.AsSpan((int)span, (int)(need - span)), _name, where);
+            }
+            long dataStart = CheckLocal(buffer.AsSpan(0, 30), buffer.AsSpan(30, restLen), m, where);
+            var data = buffer.AsSpan((int)(dataStart - m.LocalHeaderOffset), (int)m.CompressedSize);
+            var output = m.UncompressedSize == 0 ? [] : GC.AllocateUninitializedArray<byte>((int)m.UncompressedSize);
+            if (m.Method == 0)
+            {
+                if (m.CompressedSize != m.UncompressedSize)
+                    throw Bad(_name, $"{where}: a stored member of {m.CompressedSize} bytes declares {m.UncompressedSize} uncompressed bytes");
+                data.CopyTo(output);
+            }
+            else Inflate(data, output, m);
+            uint crc = Crc32.HashToUInt32(output);
+            if (crc != m.Crc)
+                throw Bad(_name, $"member '{Printable(m.Name)}' fails its CRC-32 check (computed {crc:x8}, declared {m.Crc:x8}): the data is damaged");
+            return output;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void Inflate(ReadOnlySpan<byte> data, byte[] output, ZipMember m)
+    {
+        if (LibDeflate.IsAvailable)
+        {
+            if (LibDeflate.DecompressExact(data, output)) return;
+            // Damaged, short or long: the managed inflater says which, at which byte.
+        }
+        unsafe
+        {
+            fixed (byte* p = data)
+            {
+                using var s = new Verified(new DeflateStream(new UnmanagedMemoryStream(p, data.Length), CompressionMode.Decompress), m, _name);
+                s.ReadExactly(output);
+                s.ReadByte(); // the end: more data than declared, or a wrong CRC-32, raises here
+            }
+        }
     }
 
     /// <summary>Reads the whole verified content of <paramref name="m"/>.</summary>
@@ -258,6 +357,17 @@ internal sealed class ZipDirectory
         Bad(_name, $"{where}: local header {field} {local} disagrees with the central directory's {central}");
 
     private static InvalidDataException Bad(string name, string what) => new($"{name}: zip: {what}");
+
+    private static void ReadAt(Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, Span<byte> buffer, string name, string what)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int n = RandomAccess.Read(file, buffer[total..], offset + total);
+            if (n == 0) throw Bad(name, $"{what} at offset {offset}: file ends after {total} of {buffer.Length} bytes");
+            total += n;
+        }
+    }
 
     private static void ReadAt(Stream s, long offset, Span<byte> buffer, string name, string what)
     {
