@@ -24,7 +24,7 @@ public static class NpzFile
         var fs = ReadFiles.Open(path, 1 << 16);
         try
         {
-            return new NpzReader(fs, path, leaveOpen: false, limits);
+            return new NpzReader(fs, path, leaveOpen: false, limits, new HandleSource(fs.SafeFileHandle));
         }
         catch
         {
@@ -59,5 +59,11 @@ public static class NpzFile
     {
         ArgumentNullException.ThrowIfNull(arrays);
         AtomicFile.Write(path, s => Npz.Write(s, arrays, compress, level), durable);
+    }
+
+    // Positional reads of the open file (pread): thread-safe, and independent of the stream's position.
+    private sealed class HandleSource(Microsoft.Win32.SafeHandles.SafeFileHandle handle) : IPositionalSource
+    {
+        public int ReadAt(Span<byte> buffer, long offset) => RandomAccess.Read(handle, buffer, offset);
     }
 }

@@ -8,8 +8,8 @@ namespace SyConn.Backend.Formats.Npy;
 /// ZIP64 local extra fields) like numpy's lazy <c>NpzFile</c>, with O(1) member lookup.
 /// </summary>
 /// <remarks>
-/// Thread-safety: <see cref="Read"/> may be called from several threads. Members of an archive opened from a
-/// <see cref="FileStream"/> are read and inflated in parallel (positional reads); those of another stream one at a
+/// Thread-safety: <see cref="Read"/> may be called from several threads. Members of an archive opened from a file
+/// (<c>NpzFile.OpenRead</c>) are read and inflated in parallel (positional reads); those of a stream one at a
 /// time. A caller that reads the keys of a file archive one after the other in archive order gets the members that
 /// follow inflated on another core, at most 4,096 members or 16 MB ahead; each array is handed out once, as if
 /// read then. Dispose once, when no read runs.
@@ -55,7 +55,13 @@ public sealed class NpzReader : IDisposable
     /// <param name="leaveOpen">Keep <paramref name="stream"/> open on dispose.</param>
     /// <param name="limits">Size limits (member and total inflated sizes, array sizes, bytes read); null for <see cref="ReadLimits.Default"/>.</param>
     /// <exception cref="InvalidDataException">The stream is not a readable zip archive, a member name could name a path, or a limit is exceeded.</exception>
-    public NpzReader(Stream stream, string? name, bool leaveOpen, ReadLimits? limits)
+    public NpzReader(Stream stream, string? name, bool leaveOpen, ReadLimits? limits) : this(stream, name, leaveOpen, limits, null)
+    {
+    }
+
+    /// <summary>As the public constructor; <paramref name="positional"/> (the same bytes, for positional reads from
+    /// several threads, such as a file's) lets members be read in one go, in parallel and ahead of the caller.</summary>
+    internal NpzReader(Stream stream, string? name, bool leaveOpen, ReadLimits? limits, IPositionalSource? positional)
     {
         ArgumentNullException.ThrowIfNull(stream);
         _name = name;
@@ -65,7 +71,7 @@ public sealed class NpzReader : IDisposable
         string label = ".npz " + (name ?? "(stream)");
         try
         {
-            _zip = ZipDirectory.Read(stream, label, _limits, m => CheckMemberName(m, label));
+            _zip = ZipDirectory.Read(stream, label, _limits, m => CheckMemberName(m, label), positional: positional);
         }
         catch
         {

@@ -6,6 +6,15 @@ using System.Text;
 
 namespace SyConn.Backend.Formats.Npy;
 
+/// <summary>
+/// Positional reads of an archive's bytes that several threads may make at once (a file, opened by the Storage layer):
+/// <see cref="ReadAt"/> fills as much of the buffer as it can from the offset on and returns how much (0 at the end).
+/// </summary>
+internal interface IPositionalSource
+{
+    int ReadAt(Span<byte> buffer, long offset);
+}
+
 /// <summary>One member of a zip archive as its central directory describes it.</summary>
 internal sealed record ZipMember(int Index, string Name, int Method, uint Crc, long CompressedSize, long UncompressedSize, long LocalHeaderOffset, ushort Flags,
     int NameLength);
@@ -28,22 +37,22 @@ internal sealed class ZipDirectory
     private const long MaxDeflateRatio = 1032;
 
     private readonly Stream _stream;
-    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _file;
+    private readonly IPositionalSource? _positional;
     private readonly string _name;
     private readonly long _centralOffset;
 
-    private ZipDirectory(Stream stream, string name, List<ZipMember> members, long centralOffset)
+    private ZipDirectory(Stream stream, string name, List<ZipMember> members, long centralOffset, IPositionalSource? positional)
     {
         _stream = stream;
-        _file = stream is FileStream { CanSeek: true } fs ? fs.SafeFileHandle : null;
+        _positional = positional;
         _name = name;
         Members = members;
         _centralOffset = centralOffset;
     }
 
-    /// <summary>True when the archive is a file, whose members <see cref="ReadWhole"/> reads with positional reads:
-    /// several threads may then call it at once.</summary>
-    public bool ReadsConcurrently => _file is not null;
+    /// <summary>True when the archive came with a positional source (a file), from which <see cref="ReadWhole"/> reads
+    /// members: several threads may then call it at once.</summary>
+    public bool ReadsConcurrently => _positional is not null;
 
     /// <summary>The members in central-directory order.</summary>
     public IReadOnlyList<ZipMember> Members { get; }
@@ -55,7 +64,9 @@ internal sealed class ZipDirectory
     /// <param name="check">Extra per-member check (member names), run before the sizes are summed.</param>
     /// <exception cref="InvalidDataException">The archive is damaged, not a zip, uses unsupported features or exceeds a limit.</exception>
     /// <param name="memberLimit">What the member limit is called in messages (the cube reader passes its own bound).</param>
-    public static ZipDirectory Read(Stream stream, string name, ReadLimits limits, Action<ZipMember>? check = null, string memberLimit = "ReadLimits." + nameof(ReadLimits.MaxNpzMemberBytes))
+    /// <param name="positional">The same bytes as <paramref name="stream"/>, for <see cref="ReadWhole"/> (null: none).</param>
+    public static ZipDirectory Read(Stream stream, string name, ReadLimits limits, Action<ZipMember>? check = null, string memberLimit = "ReadLimits." + nameof(ReadLimits.MaxNpzMemberBytes),
+        IPositionalSource? positional = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(limits);
@@ -158,7 +169,7 @@ internal sealed class ZipDirectory
             members.Add(m);
             pos += 46 + nameLen + extraLen + commentLen;
         }
-        return new ZipDirectory(stream, name, members, cdOffset);
+        return new ZipDirectory(stream, name, members, cdOffset, positional);
     }
 
     private static long Clamp(ulong v) => v > long.MaxValue ? long.MaxValue : (long)v;
@@ -272,21 +283,22 @@ internal sealed class ZipDirectory
     private const int ExtraGuess = 64;
 
     /// <summary>
-    /// Reads the whole verified content of <paramref name="m"/> from a file archive (<see cref="ReadsConcurrently"/>):
+    /// Reads the whole verified content of <paramref name="m"/> from the positional source (<see cref="ReadsConcurrently"/>):
     /// one positional read of the local header and the data, checks as <see cref="Open"/>, one-shot inflate (libdeflate
     /// where it is installed) into an array of exactly <see cref="ZipMember.UncompressedSize"/> bytes, CRC-32. Thread-safe.
     /// </summary>
     /// <exception cref="InvalidDataException">The local header disagrees with the central directory or the data is damaged.</exception>
     public byte[] ReadWhole(ZipMember m)
     {
-        var file = _file ?? throw new InvalidOperationException("ReadWhole reads file archives only");
+        var file = _positional ?? throw new InvalidOperationException("ReadWhole reads archives with a positional source only");
         string where = Where(m);
         if (m.UncompressedSize > Array.MaxLength)
             throw Bad(_name, $"member '{Printable(m.Name)}' declares {m.UncompressedSize} bytes, more than one .NET array holds");
-        long span = 30 + m.NameLength + ExtraGuess + m.CompressedSize;
-        span = Math.Min(span, _centralOffset - m.LocalHeaderOffset);
-        if (span < 30 || span > Array.MaxLength)
+        long span = Math.Min(30 + m.NameLength + ExtraGuess + m.CompressedSize, _centralOffset - m.LocalHeaderOffset);
+        if (span < 30)
             throw Bad(_name, $"{where}: the local header at offset {m.LocalHeaderOffset} lies outside the archive's {_centralOffset} bytes before its central directory");
+        if (span > Array.MaxLength)
+            throw Bad(_name, $"{where}: {m.CompressedSize} compressed bytes are more than one .NET array holds");
         byte[] buffer = ArrayPool<byte>.Shared.Rent((int)span);
         try
         {
@@ -358,12 +370,12 @@ internal sealed class ZipDirectory
 
     private static InvalidDataException Bad(string name, string what) => new($"{name}: zip: {what}");
 
-    private static void ReadAt(Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, Span<byte> buffer, string name, string what)
+    private static void ReadAt(IPositionalSource source, long offset, Span<byte> buffer, string name, string what)
     {
         int total = 0;
         while (total < buffer.Length)
         {
-            int n = RandomAccess.Read(file, buffer[total..], offset + total);
+            int n = source.ReadAt(buffer[total..], offset + total);
             if (n == 0) throw Bad(name, $"{what} at offset {offset}: file ends after {total} of {buffer.Length} bytes");
             total += n;
         }
