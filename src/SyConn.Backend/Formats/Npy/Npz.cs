@@ -111,8 +111,11 @@ public sealed class NpzReader : IDisposable
         if (Volatile.Read(ref _kept[i]) is not null) return;
         var entry = _ordered[i];
         if (Volatile.Read(ref _decoded) + entry.UncompressedSize > _limits.MaxStoreBytes) throw new InvalidDataException("over the limit");
-        Volatile.Write(ref _kept[i], Npy.ReadShared(_zip.ReadWhole(entry), Where(entry), _limits));
+        Volatile.Write(ref _kept[i], ReadWhole(entry, Where(entry)));
     }
+
+    // A member of a file archive: read and inflated in one go; the array is a view of the inflated member.
+    private NdArray ReadWhole(ZipMember entry, string where) => Npy.ReadShared(_zip.ReadWhole(entry), where, _limits);
 
     /// <summary>How many arrays read ahead wait for a caller, and whether no worker reads ahead (for tests).</summary>
     internal (int Held, bool Idle) Ahead => (_kept.Count(k => k is not null), _ahead?.Idle ?? true);
@@ -165,7 +168,7 @@ public sealed class NpzReader : IDisposable
             _ahead.Noted(i);
             if (Interlocked.Exchange(ref _kept[i], null) is { } kept) return kept;
         }
-        return Npy.ReadShared(_zip.ReadWhole(entry), where, _limits);
+        return ReadWhole(entry, where);
     }
 
     private NdArray ReadStreamed(ZipMember entry, string where)

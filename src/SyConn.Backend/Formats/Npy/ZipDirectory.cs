@@ -323,7 +323,7 @@ internal sealed class ZipDirectory
                     throw Bad(_name, $"{where}: a stored member of {m.CompressedSize} bytes declares {m.UncompressedSize} uncompressed bytes");
                 data.CopyTo(output);
             }
-            else Inflate(data, output, m);
+            else if (Inflate(data, output, m)) return output; // the managed inflater checked the CRC-32 as it read
             uint crc = Crc32.HashToUInt32(output);
             if (crc != m.Crc)
                 throw Bad(_name, $"member '{Printable(m.Name)}' fails its CRC-32 check (computed {crc:x8}, declared {m.Crc:x8}): the data is damaged");
@@ -335,11 +335,13 @@ internal sealed class ZipDirectory
         }
     }
 
-    private void Inflate(ReadOnlySpan<byte> data, byte[] output, ZipMember m)
+    // Inflates a member's data into output. False: libdeflate did it, and the CRC-32 is still to be checked; true: the
+    // managed inflater did, through Verified, which checked the length and the CRC-32 (and raised if either is wrong).
+    private bool Inflate(ReadOnlySpan<byte> data, byte[] output, ZipMember m)
     {
         if (LibDeflate.IsAvailable)
         {
-            if (LibDeflate.DecompressExact(data, output)) return;
+            if (LibDeflate.DecompressExact(data, output)) return false;
             // Damaged, short or long: the managed inflater says which, at which byte.
         }
         unsafe
@@ -351,6 +353,7 @@ internal sealed class ZipDirectory
                 s.ReadByte(); // the end: more data than declared, or a wrong CRC-32, raises here
             }
         }
+        return true;
     }
 
     /// <summary>Reads the whole verified content of <paramref name="m"/>.</summary>
